@@ -42,9 +42,9 @@ absl::StatusOr<SpeedCeilingVerdict> JudgeSpeedCeiling(double p_attn, double acti
   SpeedCeilingVerdict verdict;
   verdict.speedup = *speedup;
   verdict.pass = *speedup >= gate.min_speedup;
-  verdict.reason = absl::StrFormat("%.3fx %s %.3fx required at %.1f%% overhead", *speedup,
-                                   verdict.pass ? ">=" : "<", gate.min_speedup,
-                                   100.0 * gate.overhead);
+  verdict.reason =
+      absl::StrFormat("%.3fx %s %.3fx required at %.1f%% overhead", *speedup,
+                      verdict.pass ? ">=" : "<", gate.min_speedup, 100.0 * gate.overhead);
   return verdict;
 }
 

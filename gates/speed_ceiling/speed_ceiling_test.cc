@@ -29,9 +29,12 @@ double Rounded(double x) { return std::round(x * 100.0) / 100.0; }
 TEST(ProjectedSpeedupTest, ReproducesPublishedTable) {
   for (const PublishedRow& row : kPublished) {
     SCOPED_TRACE(row.active_fraction);
-    EXPECT_DOUBLE_EQ(Rounded(*ProjectedSpeedup(0.334, row.active_fraction, 0.00)), row.speedup_at_0);
-    EXPECT_DOUBLE_EQ(Rounded(*ProjectedSpeedup(0.334, row.active_fraction, 0.05)), row.speedup_at_5);
-    EXPECT_DOUBLE_EQ(Rounded(*ProjectedSpeedup(0.334, row.active_fraction, 0.10)), row.speedup_at_10);
+    EXPECT_DOUBLE_EQ(Rounded(*ProjectedSpeedup(0.334, row.active_fraction, 0.00)),
+                     row.speedup_at_0);
+    EXPECT_DOUBLE_EQ(Rounded(*ProjectedSpeedup(0.334, row.active_fraction, 0.05)),
+                     row.speedup_at_5);
+    EXPECT_DOUBLE_EQ(Rounded(*ProjectedSpeedup(0.334, row.active_fraction, 0.10)),
+                     row.speedup_at_10);
   }
 }
 
@@ -73,10 +76,11 @@ TEST(ProjectedSpeedupTest, RejectsInvalidInputs) {
     double p, f, h;
     const char* names;
   } cases[] = {
-      {-0.01, 0.5, 0.0, "p_attn"}, {1.01, 0.5, 0.0, "p_attn"},  {nan, 0.5, 0.0, "p_attn"},
-      {0.3, -0.1, 0.0, "active fraction"}, {0.3, 1.5, 0.0, "active fraction"},
-      {0.3, inf, 0.0, "active fraction"},  {0.3, 0.5, -0.05, "overhead"},
-      {0.3, 0.5, nan, "overhead"},         {1.0, 0.0, 0.0, "unbounded"},
+      {-0.01, 0.5, 0.0, "p_attn"},        {1.01, 0.5, 0.0, "p_attn"},
+      {nan, 0.5, 0.0, "p_attn"},          {0.3, -0.1, 0.0, "active fraction"},
+      {0.3, 1.5, 0.0, "active fraction"}, {0.3, inf, 0.0, "active fraction"},
+      {0.3, 0.5, -0.05, "overhead"},      {0.3, 0.5, nan, "overhead"},
+      {1.0, 0.0, 0.0, "unbounded"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<double> s = ProjectedSpeedup(c.p, c.f, c.h);
