@@ -2,8 +2,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -11,8 +13,26 @@
 namespace kvgate::gates {
 
 absl::StatusOr<Json> ParseJson(absl::string_view text) {
+  // nlohmann keeps the last of two equal keys; a document with one is rejected instead, so a row
+  // cannot say two things about one metric.
+  std::vector<std::set<std::string>> keys_of_open_objects;
+  std::string duplicate;
+  auto reject_duplicate_keys = [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) keys_of_open_objects.emplace_back();
+    if (event == Json::parse_event_t::object_end) keys_of_open_objects.pop_back();
+    if (event == Json::parse_event_t::key &&
+        !keys_of_open_objects.back().insert(parsed.get<std::string>()).second &&
+        duplicate.empty()) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    return Json::parse(text.begin(), text.end());
+    Json json = Json::parse(text.begin(), text.end(), reject_duplicate_keys);
+    if (!duplicate.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("duplicate key \"", duplicate, "\""));
+    }
+    return json;
   } catch (const Json::exception& e) {  // a syntax error, or a number out of range
     return absl::InvalidArgumentError(absl::StrCat("not JSON: ", e.what()));
   }
