@@ -15,6 +15,10 @@
 //   kv_ratio                     compressed KV bytes / dense KV bytes (0.28125 = 28% of dense)
 //   active_history_fraction      mean over heads of attended tokens / history length (f)
 //   reference_finite             1 if every value of the dense reference is finite, else 0
+//                                (AllFinite over the reference logits and o_proj outputs)
+//   p_attn                       share of the dense decode step spent in attention (measured,
+//                                not computed here; with active_history_fraction it feeds the
+//                                speed ceiling, gates/speed_ceiling)
 //
 // A non-finite input value (NaN, ±Inf) makes a measure NaN: the record keeps it and its verdict is
 // `invalid` (RECORDS.md). Errors are for misuse only: empty inputs, mismatched sizes, k out of
@@ -47,6 +51,7 @@ inline constexpr char kLayerMedianOProjRelL2[] = "layer_median_o_proj_rel_l2";
 inline constexpr char kKvRatio[] = "kv_ratio";
 inline constexpr char kActiveHistoryFraction[] = "active_history_fraction";
 inline constexpr char kReferenceFinite[] = "reference_finite";
+inline constexpr char kPAttn[] = "p_attn";
 
 using Values = absl::Span<const float>;
 
