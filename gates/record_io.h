@@ -1,6 +1,6 @@
 // Records files (JSON Lines, one record a line, each line ending in "\n"): a reader that rejects a
 // torn or malformed line with its line number, and writers that replace the whole file atomically
-// (atomic_file.h), so a file on disk only ever holds whole rows that were all written together.
+// (file_io.h), so a file on disk only ever holds whole rows that were all written together.
 //
 // Usage:
 //   absl::Status s = kvgate::gates::AppendRecords("reports/records/qwen_oracle.jsonl", rows);
@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "gates/atomic_file.h"
+#include "gates/file_io.h"
 #include "gates/record.h"
 
 namespace kvgate::gates {

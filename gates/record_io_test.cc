@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "gates/atomic_file.h"
+#include "gates/file_io.h"
 #include "gates/record_testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

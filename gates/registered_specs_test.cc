@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "gates/atomic_file.h"
+#include "gates/file_io.h"
 #include "gates/spec_registry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

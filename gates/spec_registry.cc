@@ -1,17 +1,12 @@
 #include "gates/spec_registry.h"
 
-#include <dirent.h>
-#include <errno.h>
-
-#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "gates/atomic_file.h"
+#include "gates/file_io.h"
 #include "gates/sha256.h"
 
 namespace kvgate::gates {
@@ -49,16 +44,9 @@ absl::StatusOr<SpecRegistry> LoadSpecFiles(const std::vector<std::string>& paths
 }
 
 absl::StatusOr<SpecRegistry> LoadSpecDir(const std::string& dir) {
-  DIR* folder = opendir(dir.c_str());
-  if (folder == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", dir));
-  std::vector<std::string> paths;
-  while (const dirent* entry = readdir(folder)) {
-    const std::string name = entry->d_name;
-    if (absl::EndsWith(name, ".json")) paths.push_back(absl::StrCat(dir, "/", name));
-  }
-  closedir(folder);
-  std::sort(paths.begin(), paths.end());
-  return LoadSpecFiles(paths);
+  absl::StatusOr<std::vector<std::string>> paths = ListFiles(dir, ".json");
+  if (!paths.ok()) return paths.status();
+  return LoadSpecFiles(*paths);
 }
 
 const RegisteredSpec* FindSpec(const SpecRegistry& specs, absl::string_view id, int version) {

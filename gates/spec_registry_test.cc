@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "gates/atomic_file.h"
+#include "gates/file_io.h"
 #include "gates/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,5 +1,6 @@
-// Reading a whole file, and replacing one atomically: the evidence files of gates/ (records, spec
-// files) are either the old bytes or the new bytes, never a mix, whatever happens to the writer.
+// The file I/O of gates/: reading a whole file, listing a folder, and replacing a file atomically,
+// so the evidence files (records, spec files) are either the old bytes or the new bytes, never a
+// mix, whatever happens to the writer.
 //
 // AtomicWriteFile writes a temporary file in the same folder, fsyncs it, renames it over the
 // target and fsyncs the folder. A process killed before the rename leaves the previous file
@@ -9,12 +10,14 @@
 // Usage:
 //   absl::Status s = kvgate::gates::AtomicWriteFile("reports/records/x.jsonl", bytes);
 //   absl::StatusOr<std::string> bytes = kvgate::gates::ReadFile("gates/specs/speed_ceiling.json");
+//   absl::StatusOr<std::vector<std::string>> specs = ListFiles("gates/specs", ".json");
 
-#ifndef KVGATE_GATES_ATOMIC_FILE_H_
-#define KVGATE_GATES_ATOMIC_FILE_H_
+#ifndef KVGATE_GATES_FILE_IO_H_
+#define KVGATE_GATES_FILE_IO_H_
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -31,6 +34,11 @@ struct AtomicWriteOptions {
 // The bytes of the file at `path`.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
+// The paths ("dir/name") of the files in `dir` whose names end in `suffix`, sorted; hidden files
+// (names starting with '.', like AtomicWriteFile's temporaries) are left out.
+absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir,
+                                                   absl::string_view suffix);
+
 // Replaces (or creates) `path` with `contents`, atomically and durably, with mode 0644.
 absl::Status AtomicWriteFile(const std::string& path, absl::string_view contents,
                              const AtomicWriteOptions& options = {});
@@ -41,4 +49,4 @@ absl::Status WriteFully(int fd, absl::string_view data, absl::string_view what);
 
 }  // namespace kvgate::gates
 
-#endif  // KVGATE_GATES_ATOMIC_FILE_H_
+#endif  // KVGATE_GATES_FILE_IO_H_

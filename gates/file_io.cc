@@ -1,5 +1,6 @@
-#include "gates/atomic_file.h"
+#include "gates/file_io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -7,10 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace kvgate::gates {
@@ -68,6 +72,25 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   }
   if (close(fd) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("closing ", path));
   return bytes;
+}
+
+absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir,
+                                                   absl::string_view suffix) {
+  DIR* folder = opendir(dir.c_str());
+  if (folder == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("opening folder ", dir));
+  std::vector<std::string> paths;
+  errno = 0;
+  while (const dirent* entry = readdir(folder)) {
+    const absl::string_view name = entry->d_name;
+    if (!absl::StartsWith(name, ".") && absl::EndsWith(name, suffix)) {
+      paths.push_back(absl::StrCat(dir, "/", name));
+    }
+  }
+  const int error = errno;
+  closedir(folder);
+  if (error != 0) return absl::ErrnoToStatus(error, absl::StrCat("listing folder ", dir));
+  std::sort(paths.begin(), paths.end());
+  return paths;
 }
 
 absl::Status WriteFully(int fd, absl::string_view data, absl::string_view what) {

@@ -1,4 +1,4 @@
-#include "gates/atomic_file.h"
+#include "gates/file_io.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -139,6 +139,16 @@ TEST(AtomicWriteFileTest, RenameErrorFailsAndLeavesNoTemporary) {
   EXPECT_FALSE(status.ok());
   EXPECT_THAT(status.message(), HasSubstr("renaming"));
   EXPECT_THAT(Temporaries(folder), IsEmpty());
+}
+
+TEST(ListFilesTest, SortedBySuffixWithoutHiddenFiles) {
+  const std::string folder = NewFolder();
+  for (const char* name : {"b.jsonl", "a.jsonl", "c.json", ".a.jsonl.tmp.x1", ".hidden.jsonl"}) {
+    ASSERT_TRUE(AtomicWriteFile(folder + "/" + name, "").ok());
+  }
+  EXPECT_THAT(*ListFiles(folder, ".jsonl"), ElementsAre(folder + "/a.jsonl", folder + "/b.jsonl"));
+  EXPECT_THAT(*ListFiles(folder, ".json"), ElementsAre(folder + "/c.json"));
+  EXPECT_EQ(ListFiles(folder + "/absent", ".json").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(ReadFileTest, MissingFileIsNotFound) {
