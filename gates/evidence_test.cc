@@ -1,7 +1,5 @@
 #include "gates/evidence.h"
 
-#include <stdlib.h>
-
 #include <string>
 #include <vector>
 
@@ -10,7 +8,7 @@
 #include "gates/file_io.h"
 #include "gates/record_io.h"
 #include "gates/record_testing.h"
-#include "gates/subprocess_testing.h"
+#include "gates/testing_util.h"
 #include "gates/verdict.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -18,7 +16,10 @@
 namespace kvgate::gates {
 namespace {
 
+using ::kvgate::gates::testing::CopyOfFolder;
 using ::kvgate::gates::testing::ExampleRecord;
+using ::kvgate::gates::testing::ListedFiles;
+using ::kvgate::gates::testing::NewTestFolder;
 using ::kvgate::gates::testing::RunCommand;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
@@ -29,16 +30,11 @@ using ::testing::SizeIs;
 constexpr char kFixtures[] = "gates/testdata/records";
 
 std::vector<std::string> SpecFiles(const std::string& dir = "gates/specs") {
-  absl::StatusOr<std::vector<std::string>> files = ListFiles(dir, ".json");
-  EXPECT_TRUE(files.ok()) << files.status();
-  return files.ok() ? *files : std::vector<std::string>();
+  return ListedFiles(dir, ".json");
 }
 
 std::vector<std::string> Fixture(const std::string& set) {
-  absl::StatusOr<std::vector<std::string>> files =
-      ListFiles(absl::StrCat(kFixtures, "/", set), ".jsonl");
-  EXPECT_TRUE(files.ok()) << files.status();
-  return files.ok() ? *files : std::vector<std::string>();
+  return ListedFiles(absl::StrCat(kFixtures, "/", set), ".jsonl");
 }
 
 Evidence Load(const std::vector<std::string>& records,
@@ -46,12 +42,6 @@ Evidence Load(const std::vector<std::string>& records,
   absl::StatusOr<Evidence> evidence = LoadEvidence(specs, records);
   EXPECT_TRUE(evidence.ok()) << evidence.status();
   return evidence.ok() ? *evidence : Evidence();
-}
-
-std::string NewFolder() {
-  std::string folder = std::string(getenv("TEST_TMPDIR")) + "/evidence.XXXXXX";
-  EXPECT_NE(mkdtemp(folder.data()), nullptr);
-  return folder;
 }
 
 TEST(CheckRecordsTest, CleanFixturesHaveNoProblems) {
@@ -87,19 +77,14 @@ TEST(CheckRecordsTest, ATornFileFailsWithItsLine) {
 // The issue's acceptance test: a spec edited after records pinned it is detected, even when the
 // edit happens to leave every verdict unchanged.
 TEST(CheckRecordsTest, ATamperedSpecIsDetected) {
-  const std::string dir = NewFolder();
-  for (const std::string& file : SpecFiles()) {
-    const std::string name = file.substr(file.rfind('/') + 1);
-    std::string bytes = *ReadFile(file);
-    if (name == "work_reduction_oracle.json") {
-      const std::string edited =
-          absl::StrReplaceAll(bytes, {{R"("top10_overlap", "op": ">=", "value": 0.8})",
-                                       R"("top10_overlap", "op": ">=", "value": 0.7})"}});
-      ASSERT_NE(edited, bytes);
-      bytes = edited;
-    }
-    ASSERT_TRUE(AtomicWriteFile(absl::StrCat(dir, "/", name), bytes).ok());
-  }
+  const std::string dir = CopyOfFolder("gates/specs", ".json");
+  const std::string path = dir + "/work_reduction_oracle.json";
+  const std::string bytes = *ReadFile(path);
+  const std::string edited =
+      absl::StrReplaceAll(bytes, {{R"("top10_overlap", "op": ">=", "value": 0.8})",
+                                   R"("top10_overlap", "op": ">=", "value": 0.7})"}});
+  ASSERT_NE(edited, bytes);
+  ASSERT_TRUE(AtomicWriteFile(path, edited).ok());
   const Evidence evidence = Load(Fixture("permitted"), SpecFiles(dir));
   ASSERT_THAT(evidence.problems, SizeIs(8));  // the 8 oracle rows; the speed ceiling rows are fine
   EXPECT_THAT(
@@ -127,7 +112,7 @@ TEST(CheckRecordsTest, ARecordWrittenRereadAndRejudged) {
     r.gate.failed = j.failed;
     run.push_back(r);
   }
-  const std::string path = NewFolder() + "/qwen_oracle.jsonl";
+  const std::string path = NewTestFolder() + "/qwen_oracle.jsonl";
   ASSERT_TRUE(AppendRecords(path, run).ok());
 
   Evidence evidence = Load({path});

@@ -13,23 +13,18 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "gates/testing_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace kvgate::gates {
 namespace {
 
+using ::kvgate::gates::testing::NewTestFolder;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-
-// A fresh folder under the test's temporary directory.
-std::string NewFolder() {
-  std::string templ = std::string(getenv("TEST_TMPDIR")) + "/atomic.XXXXXX";
-  EXPECT_NE(mkdtemp(templ.data()), nullptr);
-  return templ;
-}
 
 std::vector<std::string> Temporaries(const std::string& folder) {
   std::vector<std::string> names;
@@ -43,7 +38,7 @@ std::vector<std::string> Temporaries(const std::string& folder) {
 }
 
 TEST(AtomicWriteFileTest, CreatesAndReplaces) {
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   const std::string path = folder + "/r.jsonl";
   ASSERT_TRUE(AtomicWriteFile(path, "first\n").ok());
   EXPECT_EQ(*ReadFile(path), "first\n");
@@ -56,7 +51,7 @@ TEST(AtomicWriteFileTest, CreatesAndReplaces) {
 }
 
 TEST(AtomicWriteFileTest, WritesARelativePathInTheWorkingFolder) {
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   ASSERT_EQ(chdir(folder.c_str()), 0);
   ASSERT_TRUE(AtomicWriteFile("plain.txt", "x").ok());
   EXPECT_EQ(*ReadFile(folder + "/plain.txt"), "x");
@@ -64,7 +59,7 @@ TEST(AtomicWriteFileTest, WritesARelativePathInTheWorkingFolder) {
 
 // The acceptance test: the writer is killed between write and rename.
 TEST(AtomicWriteFileTest, KilledBetweenWriteAndRenameLeavesThePreviousFile) {
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   const std::string path = folder + "/r.jsonl";
   ASSERT_TRUE(AtomicWriteFile(path, "previous\n").ok());
 
@@ -101,7 +96,7 @@ TEST(WriteFullyTest, DeviceFullIsAnError) {
 // A real I/O error in the middle of AtomicWriteFile (EFBIG from a file-size limit, in a child so
 // the limit stays there) is returned, the temporary file is removed, the old file is intact.
 TEST(AtomicWriteFileTest, WriteErrorFailsAndKeepsThePreviousFile) {
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   const std::string path = folder + "/r.jsonl";
   ASSERT_TRUE(AtomicWriteFile(path, "previous\n").ok());
 
@@ -126,13 +121,13 @@ TEST(AtomicWriteFileTest, WriteErrorFailsAndKeepsThePreviousFile) {
 }
 
 TEST(AtomicWriteFileTest, MissingFolderIsAnError) {
-  absl::Status status = AtomicWriteFile(NewFolder() + "/no/such/folder/r.jsonl", "x");
+  absl::Status status = AtomicWriteFile(NewTestFolder() + "/no/such/folder/r.jsonl", "x");
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(), HasSubstr("creating a temporary file"));
 }
 
 TEST(AtomicWriteFileTest, RenameErrorFailsAndLeavesNoTemporary) {
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   const std::string path = folder + "/taken";
   ASSERT_EQ(mkdir(path.c_str(), 0755), 0);  // a folder cannot be replaced by a file
   absl::Status status = AtomicWriteFile(path, "x");
@@ -142,7 +137,7 @@ TEST(AtomicWriteFileTest, RenameErrorFailsAndLeavesNoTemporary) {
 }
 
 TEST(ListFilesTest, SortedBySuffixWithoutHiddenFiles) {
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   for (const char* name : {"b.jsonl", "a.jsonl", "c.json", ".a.jsonl.tmp.x1", ".hidden.jsonl"}) {
     ASSERT_TRUE(AtomicWriteFile(folder + "/" + name, "").ok());
   }
@@ -152,12 +147,12 @@ TEST(ListFilesTest, SortedBySuffixWithoutHiddenFiles) {
 }
 
 TEST(ReadFileTest, MissingFileIsNotFound) {
-  absl::StatusOr<std::string> bytes = ReadFile(NewFolder() + "/absent");
+  absl::StatusOr<std::string> bytes = ReadFile(NewTestFolder() + "/absent");
   EXPECT_EQ(bytes.status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(ReadFileTest, ReadsBytesExactly) {
-  const std::string path = NewFolder() + "/bin";
+  const std::string path = NewTestFolder() + "/bin";
   const std::string bytes("a\0b\nc", 5);
   ASSERT_TRUE(AtomicWriteFile(path, bytes).ok());
   EXPECT_EQ(*ReadFile(path), bytes);

@@ -17,14 +17,6 @@ absl::Status Invalid(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("gate spec: ", what));
 }
 
-bool IsSpecId(absl::string_view id) {
-  if (id.empty()) return false;
-  for (char c : id) {
-    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_') return false;
-  }
-  return true;
-}
-
 bool IsDate(absl::string_view date) {  // YYYY-MM-DD, digits only where digits go
   if (date.size() != 10 || date[4] != '-' || date[7] != '-') return false;
   for (int i : {0, 1, 2, 3, 5, 6, 8, 9}) {
@@ -152,7 +144,7 @@ absl::StatusOr<GateSpec> ParseGateSpec(absl::string_view bytes) {
        {id.status(), version.status(), created.status(), summary.status(), rule.status()}) {
     if (!s.ok()) return Invalid(s.message());
   }
-  if (!IsSpecId(*id)) return Invalid(absl::StrCat("id \"", *id, "\" must be [a-z0-9_]+"));
+  if (!IsSnakeCaseName(*id)) return Invalid(absl::StrCat("id \"", *id, "\" must be [a-z0-9_]+"));
   if (*version < 1 || *version > 1000000) return Invalid("version must be >= 1");
   if (!IsDate(*created))
     return Invalid(absl::StrCat("created \"", *created, "\" is not YYYY-MM-DD"));

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -36,6 +37,14 @@ absl::StatusOr<Json> ParseJson(absl::string_view text) {
   } catch (const Json::exception& e) {  // a syntax error, or a number out of range
     return absl::InvalidArgumentError(absl::StrCat("not JSON: ", e.what()));
   }
+}
+
+bool IsSnakeCaseName(absl::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_') return false;
+  }
+  return true;
 }
 
 FieldReader::FieldReader(const Json& object, std::string where)

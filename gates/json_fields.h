@@ -26,6 +26,9 @@ using Json = nlohmann::json;
 // Parses one JSON document; a syntax error is InvalidArgument with nlohmann's position.
 absl::StatusOr<Json> ParseJson(absl::string_view text);
 
+// Whether `name` is [a-z0-9_]+: what gate ids and metric names are made of.
+bool IsSnakeCaseName(absl::string_view name);
+
 // Typed access to the fields of one JSON object.
 class FieldReader {
  public:

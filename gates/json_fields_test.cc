@@ -27,6 +27,14 @@ TEST(ParseJsonTest, RejectsWhatIsNotJson) {
   }
 }
 
+TEST(IsSnakeCaseNameTest, LowercaseDigitsUnderscore) {
+  EXPECT_TRUE(IsSnakeCaseName("top10_overlap"));
+  EXPECT_TRUE(IsSnakeCaseName("_"));
+  for (const char* bad : {"", "Top10", "top-10", "top 10", "p.attn"}) {
+    EXPECT_FALSE(IsSnakeCaseName(bad)) << bad;
+  }
+}
+
 TEST(FieldReaderTest, CheckKeysNamesUnknownThenMissing) {
   const Json json = *ParseJson(R"({"model": "m", "contxt": 1})");
   FieldReader target(json, "target");

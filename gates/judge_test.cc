@@ -1,7 +1,7 @@
 // //gates:judge end to end: its --help, the speed-ceiling table, the verdict tables of records.
 #include <string>
 
-#include "gates/subprocess_testing.h"
+#include "gates/testing_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

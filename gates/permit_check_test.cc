@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gates/file_io.h"
-#include "gates/subprocess_testing.h"
+#include "gates/testing_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,31 +1,26 @@
 #include "gates/permit.h"
 
-#include <stdlib.h>
-
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gates/file_io.h"
+#include "gates/testing_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace kvgate::gates {
 namespace {
 
+using ::kvgate::gates::testing::CopyOfFolder;
+using ::kvgate::gates::testing::ListedFiles;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::vector<std::string> Files(const std::string& dir, const char* suffix) {
-  absl::StatusOr<std::vector<std::string>> files = ListFiles(dir, suffix);
-  EXPECT_TRUE(files.ok()) << files.status();
-  return files.ok() ? *files : std::vector<std::string>();
-}
-
 Evidence Load(const std::string& set, const std::string& spec_dir = "gates/specs") {
-  absl::StatusOr<Evidence> evidence =
-      LoadEvidence(Files(spec_dir, ".json"), Files("gates/testdata/records/" + set, ".jsonl"));
+  absl::StatusOr<Evidence> evidence = LoadEvidence(
+      ListedFiles(spec_dir, ".json"), ListedFiles("gates/testdata/records/" + set, ".jsonl"));
   EXPECT_TRUE(evidence.ok()) << evidence.status();
   return evidence.ok() ? *evidence : Evidence();
 }
@@ -97,7 +92,7 @@ TEST(DecidePermitTest, OnlyTheSameTargetCounts) {
 }
 
 TEST(DecidePermitTest, NoRecordsNoPermission) {
-  absl::StatusOr<Evidence> none = LoadEvidence(Files("gates/specs", ".json"), {});
+  absl::StatusOr<Evidence> none = LoadEvidence(ListedFiles("gates/specs", ".json"), {});
   ASSERT_TRUE(none.ok()) << none.status();
   const PermitDecision d = DecidePermit(*none, Request());
   EXPECT_FALSE(d.permitted);
@@ -122,18 +117,12 @@ TEST(DecidePermitTest, AnUnregisteredGateRefuses) {
 
 // A new version of a gate supersedes the old one: records judged by v1 no longer permit.
 TEST(DecidePermitTest, TheLatestSpecVersionGoverns) {
-  std::string dir = std::string(getenv("TEST_TMPDIR")) + "/specs.XXXXXX";
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
-  for (const std::string& file : Files("gates/specs", ".json")) {
-    const std::string bytes = *ReadFile(file);
-    const std::string name = file.substr(file.rfind('/') + 1);
-    ASSERT_TRUE(AtomicWriteFile(absl::StrCat(dir, "/", name), bytes).ok());
-    if (name == "work_reduction_oracle.json") {
-      const std::string v2 = absl::StrReplaceAll(
-          bytes, {{"\"version\": 1", "\"version\": 2"}, {"\"value\": 0.25}", "\"value\": 0.20}"}});
-      ASSERT_TRUE(AtomicWriteFile(dir + "/work_reduction_oracle.v2.json", v2).ok());
-    }
-  }
+  const std::string dir = CopyOfFolder("gates/specs", ".json");
+  const std::string v1 = *ReadFile(dir + "/work_reduction_oracle.json");
+  const std::string v2 = absl::StrReplaceAll(
+      v1, {{"\"version\": 1", "\"version\": 2"}, {"\"value\": 0.25}", "\"value\": 0.20}"}});
+  ASSERT_NE(v2, v1);
+  ASSERT_TRUE(AtomicWriteFile(dir + "/work_reduction_oracle.v2.json", v2).ok());
   const PermitDecision d = DecidePermit(Load("permitted", dir), Request());
   EXPECT_FALSE(d.permitted) << d.message;
   EXPECT_THAT(d.message, HasSubstr("work_reduction_oracle v2 no record"));

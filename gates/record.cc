@@ -17,14 +17,6 @@ using OrderedJson = nlohmann::ordered_json;
 
 absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }
 
-bool IsName(absl::string_view name) {  // metric names: [a-z0-9_]+
-  if (name.empty()) return false;
-  for (char c : name) {
-    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_') return false;
-  }
-  return true;
-}
-
 bool IsSha256(absl::string_view hex) {
   if (hex.size() != 64) return false;
   for (char c : hex) {
@@ -160,7 +152,7 @@ absl::Status ValidateRecord(const Record& r) {
   if (r.step.has_value() && *r.step < 0) return Invalid("step must be >= 0 or null");
   if (r.metrics.empty()) return Invalid("metrics is empty");
   for (const auto& [name, value] : r.metrics) {
-    if (!IsName(name))
+    if (!IsSnakeCaseName(name))
       return Invalid(absl::StrCat("metric name \"", name, "\" must be [a-z0-9_]+"));
   }
   if (r.gate.version < 1) return Invalid("gate.version must be >= 1");

@@ -10,6 +10,7 @@
 
 #include "gates/file_io.h"
 #include "gates/record_testing.h"
+#include "gates/testing_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -22,9 +23,7 @@ using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
 std::string NewPath(const std::string& name = "r.jsonl") {
-  std::string folder = std::string(getenv("TEST_TMPDIR")) + "/io.XXXXXX";
-  EXPECT_NE(mkdtemp(folder.data()), nullptr);
-  return folder + "/" + name;
+  return kvgate::gates::testing::NewTestFolder() + "/" + name;
 }
 
 std::vector<Record> FourSteps() {

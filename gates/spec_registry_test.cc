@@ -9,19 +9,15 @@
 #include "absl/strings/str_replace.h"
 #include "gates/file_io.h"
 #include "gates/sha256.h"
+#include "gates/testing_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace kvgate::gates {
 namespace {
 
+using ::kvgate::gates::testing::NewTestFolder;
 using ::testing::HasSubstr;
-
-std::string NewFolder() {
-  std::string templ = std::string(getenv("TEST_TMPDIR")) + "/specs.XXXXXX";
-  EXPECT_NE(mkdtemp(templ.data()), nullptr);
-  return templ;
-}
 
 std::string SpecText(const std::string& id, int version, double mse) {
   return absl::StrCat(R"({"id": ")", id, R"(", "version": )", version,
@@ -39,7 +35,7 @@ std::string Write(const std::string& folder, const std::string& name, const std:
 }
 
 TEST(SpecRegistryTest, LoadsAFolderWithHashesAndVersions) {
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   const std::string v1 = SpecText("g", 1, 0.25), v2 = SpecText("g", 2, 0.20);
   Write(folder, "g.json", v1);
   Write(folder, "g.v2.json", v2);
@@ -63,17 +59,17 @@ TEST(SpecRegistryTest, LoadsAFolderWithHashesAndVersions) {
 }
 
 TEST(SpecRegistryTest, TheHashIsOfTheExactBytes) {
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   const std::string text = SpecText("g", 1, 0.25);
   const std::string reformatted = absl::StrReplaceAll(text, {{"\n", " \n"}});
   absl::StatusOr<RegisteredSpec> a = LoadSpecFile(Write(folder, "g.json", text));
-  absl::StatusOr<RegisteredSpec> b = LoadSpecFile(Write(NewFolder(), "g.json", reformatted));
+  absl::StatusOr<RegisteredSpec> b = LoadSpecFile(Write(NewTestFolder(), "g.json", reformatted));
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE(a->sha256, b->sha256);  // same meaning, other bytes: another spec file
 }
 
 TEST(SpecRegistryTest, AFileMustBeNamedForItsIdAndVersion) {
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   absl::StatusOr<RegisteredSpec> spec =
       LoadSpecFile(Write(folder, "g.json", SpecText("g", 2, 0.2)));
   EXPECT_THAT(spec.status().message(), HasSubstr("must be named g.v2.json"));
@@ -84,11 +80,11 @@ TEST(SpecRegistryTest, AFileMustBeNamedForItsIdAndVersion) {
 }
 
 TEST(SpecRegistryTest, RejectsTwoFilesForOneVersionAndBrokenFiles) {
-  const std::string a = Write(NewFolder(), "g.json", SpecText("g", 1, 0.25));
-  const std::string b = Write(NewFolder(), "g.json", SpecText("g", 1, 0.3));
+  const std::string a = Write(NewTestFolder(), "g.json", SpecText("g", 1, 0.25));
+  const std::string b = Write(NewTestFolder(), "g.json", SpecText("g", 1, 0.3));
   EXPECT_THAT(LoadSpecFiles({a, b}).status().message(), HasSubstr("both hold g version 1"));
 
-  const std::string folder = NewFolder();
+  const std::string folder = NewTestFolder();
   Write(folder, "g.json", "{\"id\": \"g\"");
   EXPECT_THAT(LoadSpecDir(folder).status().message(), HasSubstr("g.json: gate spec: not JSON"));
   EXPECT_EQ(LoadSpecDir(folder + "/absent").status().code(), absl::StatusCode::kNotFound);
