@@ -29,8 +29,9 @@ std::pair<std::string, std::string> SplitPath(const std::string& path) {
 
 absl::Status SyncFolder(const std::string& folder) {
   const int fd = open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("opening folder ", folder, " to fsync it"));
+  }
   if (fsync(fd) != 0) {
     const int error = errno;
     close(fd);
@@ -43,12 +44,15 @@ absl::Status SyncFolder(const std::string& folder) {
 // Writes, syncs and closes the temporary file; closes `fd` whatever happens.
 absl::Status FillTemporary(int fd, const std::string& temp, absl::string_view contents) {
   absl::Status status = WriteFully(fd, contents, temp);
-  if (status.ok() && fchmod(fd, 0644) != 0)
+  if (status.ok() && fchmod(fd, 0644) != 0) {
     status = absl::ErrnoToStatus(errno, absl::StrCat("chmod ", temp));
-  if (status.ok() && fsync(fd) != 0)
+  }
+  if (status.ok() && fsync(fd) != 0) {
     status = absl::ErrnoToStatus(errno, absl::StrCat("fsync of ", temp));
-  if (close(fd) != 0 && status.ok())
+  }
+  if (close(fd) != 0 && status.ok()) {
     status = absl::ErrnoToStatus(errno, absl::StrCat("closing ", temp));
+  }
   return status;
 }
 
@@ -111,8 +115,9 @@ absl::Status AtomicWriteFile(const std::string& path, absl::string_view contents
   if (name.empty()) return absl::InvalidArgumentError(absl::StrCat("not a file path: ", path));
   std::string temp = absl::StrCat(folder, "/.", name, ".tmp.XXXXXX");
   const int fd = mkostemp(temp.data(), O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("creating a temporary file in ", folder));
+  }
   if (absl::Status s = FillTemporary(fd, temp, contents); !s.ok()) {
     unlink(temp.c_str());
     return s;

@@ -146,8 +146,9 @@ absl::StatusOr<GateSpec> ParseGateSpec(absl::string_view bytes) {
   }
   if (!IsSnakeCaseName(*id)) return Invalid(absl::StrCat("id \"", *id, "\" must be [a-z0-9_]+"));
   if (*version < 1 || *version > 1000000) return Invalid("version must be >= 1");
-  if (!IsDate(*created))
+  if (!IsDate(*created)) {
     return Invalid(absl::StrCat("created \"", *created, "\" is not YYYY-MM-DD"));
+  }
   spec.id = *id;
   spec.version = static_cast<int>(*version);
   spec.created = *created;

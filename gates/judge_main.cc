@@ -80,8 +80,9 @@ int main(int argc, char** argv) {
     return Fail("--p_attn, --f and --h take comma-separated numbers");
   }
   if (p_attns.empty() != fractions.empty()) return Fail("--p_attn and --f go together");
-  if (p_attns.empty() && args.size() < 2)
+  if (p_attns.empty() && args.size() < 2) {
     return Fail("name records, or give --p_attn and --f; see --help");
+  }
 
   const std::string specs_dir = absl::GetFlag(FLAGS_specs_dir).empty()
                                     ? "gates/specs"

@@ -152,8 +152,9 @@ absl::Status ValidateRecord(const Record& r) {
   if (r.step.has_value() && *r.step < 0) return Invalid("step must be >= 0 or null");
   if (r.metrics.empty()) return Invalid("metrics is empty");
   for (const auto& [name, value] : r.metrics) {
-    if (!IsSnakeCaseName(name))
+    if (!IsSnakeCaseName(name)) {
       return Invalid(absl::StrCat("metric name \"", name, "\" must be [a-z0-9_]+"));
+    }
   }
   if (r.gate.version < 1) return Invalid("gate.version must be >= 1");
   if (!IsSha256(r.gate.spec_sha256)) {

@@ -41,8 +41,9 @@ absl::StatusOr<std::vector<RecordAt>> ParseRecords(absl::string_view bytes,
     }
     const absl::string_view line = bytes.substr(0, end);
     bytes.remove_prefix(end + 1);
-    if (line.empty())
+    if (line.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(file, ":", number, ": empty line"));
+    }
     absl::StatusOr<Record> record = RecordFromJsonLine(line);
     if (!record.ok()) {
       return absl::InvalidArgumentError(

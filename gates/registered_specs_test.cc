@@ -67,8 +67,9 @@ TEST(RegisteredSpecsTest, VersionOneHoldsTheStudysThresholds) {
     const RegisteredSpec* spec = FindSpec(specs, id, 1);
     EXPECT_NE(spec, nullptr) << id;
     if (spec == nullptr) return out;
-    for (const Condition& c : spec->spec.validity)
+    for (const Condition& c : spec->spec.validity) {
       out.push_back("valid if " + DescribeCondition(c));
+    }
     for (const Condition& c : spec->spec.thresholds) out.push_back(DescribeCondition(c));
     return out;
   };

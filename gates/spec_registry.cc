@@ -15,8 +15,9 @@ absl::StatusOr<RegisteredSpec> LoadSpecFile(const std::string& path) {
   absl::StatusOr<std::string> bytes = ReadFile(path);
   if (!bytes.ok()) return bytes.status();
   absl::StatusOr<GateSpec> spec = ParseGateSpec(*bytes);
-  if (!spec.ok())
+  if (!spec.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", spec.status().message()));
+  }
   const std::string expected = SpecFileName(spec->id, spec->version);
   const size_t slash = path.rfind('/');
   const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);

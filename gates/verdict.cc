@@ -158,8 +158,9 @@ Judgement JudgeRun(const RegisteredSpec* registered, const RunJudgement& run) {
   std::vector<std::string> missing;
   for (int step = 0; step < *spec.target.decode_steps; ++step) {
     if (seen[step] == 0) missing.push_back(absl::StrCat(step));
-    if (seen[step] > 1)
+    if (seen[step] > 1) {
       invalid.push_back(absl::StrCat("step ", step, " appears ", seen[step], " times"));
+    }
   }
   if (!missing.empty()) {
     invalid.push_back(absl::StrCat("step ", absl::StrJoin(missing, ", "),
