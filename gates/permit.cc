@@ -1,0 +1,125 @@
+#include "gates/permit.h"
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gates/verdict.h"
+
+namespace kvgate::gates {
+namespace {
+
+bool OnTarget(const Target& t, const PermitRequest& r) {
+  return t.model == r.model && t.context == r.context && t.dtype == r.dtype && t.device == r.device;
+}
+
+// "pass", or "FAIL (reasons)" / "INVALID (reasons)".
+std::string Cell(const ConfigurationJudgement& c) {
+  if (c.judgement.verdict == Verdict::kPass) return "pass";
+  return absl::StrCat(c.judgement.verdict == Verdict::kFail ? "FAIL" : "INVALID", " (",
+                      absl::StrJoin(c.judgement.failed, "; "), ")");
+}
+
+}  // namespace
+
+PermitDecision DecidePermit(const Evidence& evidence, const PermitRequest& request) {
+  PermitDecision decision;
+  std::string& m = decision.message;
+  absl::StrAppend(&m, "permission to implement ", request.label, " on model ", request.model,
+                  ", context ", request.context, ", dtype ", request.dtype, ", device ",
+                  request.device, "\n");
+  if (!evidence.problems.empty()) {
+    absl::StrAppend(&m, "REFUSED: the committed evidence does not re-judge cleanly:\n");
+    for (const std::string& p : evidence.problems) absl::StrAppend(&m, "  ", p, "\n");
+    return decision;
+  }
+
+  // The latest version of each gate, and every configuration judged by it on this target.
+  std::vector<std::string> gate_names;  // "speed_ceiling v1"
+  std::vector<int> versions;
+  for (const std::string& id : request.gates) {
+    const RegisteredSpec* spec = LatestSpec(evidence.specs, id);
+    if (spec == nullptr) {
+      absl::StrAppend(&m, "REFUSED: no spec is registered for gate ", id, "\n");
+      return decision;
+    }
+    versions.push_back(spec->spec.version);
+    gate_names.push_back(absl::StrCat(id, " v", spec->spec.version));
+  }
+  const std::vector<ConfigurationJudgement> configs =
+      JudgeConfigurations(JudgeRuns(evidence.specs, evidence.rows));
+  std::map<std::string, std::vector<const ConfigurationJudgement*>> by_variant;  // one per gate
+  for (const ConfigurationJudgement& c : configs) {
+    if (!OnTarget(c.target, request)) continue;
+    for (size_t g = 0; g < request.gates.size(); ++g) {
+      if (c.gate_id != request.gates[g] || c.gate_version != versions[g]) continue;
+      auto& cells = by_variant[c.variant];
+      cells.resize(request.gates.size(), nullptr);
+      // Two weights files on one target make two configurations; both must pass.
+      if (cells[g] == nullptr || c.judgement.verdict != Verdict::kPass) cells[g] = &c;
+    }
+  }
+
+  std::vector<std::string> permitting;  // variants passing every gate
+  std::vector<bool> gate_passes(request.gates.size(), false);
+  for (const auto& [variant, cells] : by_variant) {
+    bool all = true;
+    std::vector<std::string> row;
+    for (size_t g = 0; g < cells.size(); ++g) {
+      const bool pass = cells[g] != nullptr && cells[g]->judgement.verdict == Verdict::kPass;
+      all = all && pass;
+      if (pass) gate_passes[g] = true;
+      row.push_back(absl::StrCat(gate_names[g], " ", cells[g] ? Cell(*cells[g]) : "no record"));
+    }
+    if (all) permitting.push_back(variant);
+    absl::StrAppend(&m, "  ", variant, ": ", absl::StrJoin(row, "; "), "\n");
+  }
+  if (by_variant.empty()) {
+    absl::StrAppend(&m, "  no record of ", absl::StrJoin(gate_names, " or "), " on this target\n");
+  }
+
+  std::vector<std::string> missing;
+  for (size_t g = 0; g < gate_names.size(); ++g) {
+    if (!gate_passes[g]) missing.push_back(gate_names[g]);
+  }
+  if (request.same_variant) {
+    decision.permitted = !permitting.empty();
+  } else {
+    decision.permitted = missing.empty();
+  }
+  const std::string gates = absl::StrJoin(gate_names, " and ");
+  if (decision.permitted && request.same_variant) {
+    absl::StrAppend(&m, "PERMITTED: ", absl::StrJoin(permitting, ", "), " passes ", gates, "\n");
+  } else if (decision.permitted) {
+    absl::StrAppend(&m, "PERMITTED: each of ", gates, " has a passing variant\n");
+  } else if (!missing.empty()) {
+    absl::StrAppend(&m, "REFUSED: no passing ", absl::StrJoin(missing, ", no passing "),
+                    " on this target\n");
+  } else {
+    absl::StrAppend(&m, "REFUSED: no single variant passes ", gates, " on this target\n");
+  }
+  return decision;
+}
+
+std::string PermitHeader(const std::string& label, const std::string& message) {
+  std::string id;
+  for (char c : label) {
+    const bool word = absl::ascii_isalnum(c) || c == '_';
+    if (word || (!id.empty() && id.back() != '_')) id.push_back(word ? c : '_');
+  }
+  while (!id.empty() && id.back() == '_') id.pop_back();
+  if (id.empty() || absl::ascii_isdigit(id[0])) id.insert(0, "p_");
+  const std::string guard = absl::StrCat("KVGATE_PERMITS_", absl::AsciiStrToUpper(id), "_H_");
+  return absl::StrCat(
+      "// Generated by //gates:permit_check for ", label,
+      ": the committed records permit it (gates/gated.bzl).\n// Do not edit.\n#ifndef ", guard,
+      "\n#define ", guard, "\n\nnamespace kvgate::permits::", id,
+      " {\n\ninline constexpr char kEvidence[] = R\"kvgate_permit(", message,
+      ")kvgate_permit\";\n\n}  // namespace kvgate::permits::", id, "\n\n#endif  // ", guard, "\n");
+}
+
+}  // namespace kvgate::gates
