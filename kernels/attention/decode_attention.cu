@@ -278,6 +278,220 @@ __global__ void __launch_bounds__(kThreads)
       static_cast<std::int64_t>(splits) * kHeadDim);
 }
 
+// kernel3: tensor cores. Per warp and 16 history rows, S = Q K^T is 16 mma.m16n8k16 (query
+// heads as the 16 rows, of which `group` are real; 8 head_dim steps; 2 tiles of 8 tokens) and
+// O += P V another 16; S's accumulator fragment is P's operand fragment as it stands (the
+// FlashAttention-2 layout), so the softmax needs no shuffles beyond 2 per row maximum. Each warp
+// keeps its own online softmax over its rows; K and V come in 64-row tiles by cp.async into a
+// double buffer (swizzled so ldmatrix is conflict-free), and the 4 warps merge at the end.
+constexpr int kTileRows = 64;     // rows a CTA loads per stage: 16 per warp
+constexpr int kChunks = 128 / 8;  // 16-byte pieces of a 128-wide bf16 row
+
+// The 16-byte piece `piece` of row `row` in a swizzled tile, in uint4 units.
+__device__ __forceinline__ int Swizzled(int row, int piece) {
+  return row * kChunks + (piece ^ (row & 7));
+}
+
+__device__ __forceinline__ void CpAsync16Zfill(void* shared, const void* global, bool valid) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  const int bytes = valid ? 16 : 0;  // 0: the 16 bytes are zero-filled
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global),
+               "r"(bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void LdMatrixX4(const void* shared, unsigned (&r)[4]) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
+__device__ __forceinline__ void LdMatrixX4Trans(const void* shared, unsigned (&r)[4]) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
+// c += a * b, bf16 operands, float32 accumulators (m16n8k16, row.col).
+__device__ __forceinline__ void Mma16816(float (&c)[4], const unsigned (&a)[4], unsigned b0,
+                                         unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned PackBf16x2(float lo, float hi) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const unsigned*>(&pair);
+}
+
+// Grid (splits, kv_heads), 128 threads; head_dim 128. Shared memory: two stages of a K and a V
+// tile ([64][128] bf16 each, 64 KB in all), reused at the end for the warps' merge.
+template <int kGroup>
+__global__ void __launch_bounds__(kThreads)
+    decode_attention_kernel3(const std::uint16_t* __restrict__ q, const uint4* __restrict__ k,
+                             const uint4* __restrict__ v, float* __restrict__ partial_out,
+                             float2* __restrict__ partial_ml, int kv_heads, std::int64_t tokens,
+                             int chunk, int splits, float scale_log2) {
+  constexpr int kHeadDim = 128;
+  constexpr int kTileVectors = kTileRows * kChunks;
+  extern __shared__ uint4 stages[];  // [stage][K tile, V tile]
+  const int split = blockIdx.x, kv_head = blockIdx.y;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const std::int64_t first = static_cast<std::int64_t>(split) * chunk;
+  const int n = static_cast<int>(min(static_cast<std::int64_t>(chunk), tokens - first));
+  const int tiles = (n + kTileRows - 1) / kTileRows;
+  const std::int64_t row_stride = static_cast<std::int64_t>(kv_heads) * kChunks;  // uint4s
+  const uint4* k_rows = k + (first * kv_heads + kv_head) * kChunks;
+  const uint4* v_rows = v + (first * kv_heads + kv_head) * kChunks;
+
+  const auto issue = [&](int tile, int stage) {
+    uint4* k_tile = stages + stage * 2 * kTileVectors;
+    uint4* v_tile = k_tile + kTileVectors;
+    for (int idx = threadIdx.x; idx < kTileVectors; idx += kThreads) {
+      const int row = idx / kChunks, piece = idx % kChunks;
+      const int j = tile * kTileRows + row;
+      const bool valid = j < n;
+      const std::int64_t offset = valid ? j * row_stride + piece : 0;
+      CpAsync16Zfill(k_tile + Swizzled(row, piece), k_rows + offset, valid);
+      CpAsync16Zfill(v_tile + Swizzled(row, piece), v_rows + offset, valid);
+    }
+    CpAsyncCommit();
+  };
+  if (tiles > 0) issue(0, 0);
+
+  // Q as the A operand, for each of the 8 head_dim steps: row lane/4 is query head lane/4 of
+  // this kv head (zero beyond the group); rows 8..15 are zero.
+  const int h = lane >> 2;
+  const int quad = lane & 3;
+  unsigned qa[8][4];
+#pragma unroll
+  for (int step = 0; step < 8; ++step) {
+    const int d = step * 16 + quad * 2;
+    const std::uint16_t* row = q + (kv_head * kGroup + h) * kHeadDim;
+    const bool real = h < kGroup;
+    qa[step][0] =
+        real ? (static_cast<unsigned>(row[d]) | (static_cast<unsigned>(row[d + 1]) << 16)) : 0u;
+    qa[step][1] = 0u;
+    qa[step][2] =
+        real ? (static_cast<unsigned>(row[d + 8]) | (static_cast<unsigned>(row[d + 9]) << 16)) : 0u;
+    qa[step][3] = 0u;
+  }
+
+  float m = -INFINITY;  // running max of row h (log2 units), the same in the 4 lanes of a quad
+  float l = 0.0f;       // this lane's share of the running sum of row h
+  float acc[16][4];     // O for row h (and the zero row h + 8), 16 tiles of 8 coordinates
+#pragma unroll
+  for (int t = 0; t < 16; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
+
+  for (int tile = 0; tile < tiles; ++tile) {
+    if (tile + 1 < tiles) {
+      issue(tile + 1, (tile + 1) & 1);
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
+    }
+    __syncthreads();
+    const uint4* k_tile = stages + (tile & 1) * 2 * kTileVectors;
+    const uint4* v_tile = k_tile + kTileVectors;
+    const int row0 = warp * 16;  // this warp's 16 rows of the tile
+
+    // S = Q K^T: two tiles of 8 tokens.
+    float s[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+#pragma unroll
+    for (int step = 0; step < 8; ++step) {
+      // Matrices: (tokens 0-7, dims +0..7), (tokens 0-7, +8..15), (tokens 8-15, +0..7), (8-15,
+      // +8..15).
+      const int matrix = lane >> 3;
+      const int row = row0 + (matrix >> 1) * 8 + (lane & 7);
+      unsigned b[4];
+      LdMatrixX4(k_tile + Swizzled(row, step * 2 + (matrix & 1)), b);
+      Mma16816(s[0], qa[step], b[0], b[1]);
+      Mma16816(s[1], qa[step], b[2], b[3]);
+    }
+    // Online softmax of row h over these 16 tokens; tokens past the history are -inf.
+    const int base = tile * kTileRows + row0;
+    float top = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int j = base + t * 8 + quad * 2 + c;
+        s[t][c] = j < n ? s[t][c] * scale_log2 : -INFINITY;
+        top = fmaxf(top, s[t][c]);
+      }
+    }
+    top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
+    top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
+    const float m_new = fmaxf(m, top);
+    const float alpha = m_new == -INFINITY ? 1.0f : exp2f(m - m_new);
+    float p[2][2];
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+#pragma unroll
+      for (int c = 0; c < 2; ++c) p[t][c] = m_new == -INFINITY ? 0.0f : exp2f(s[t][c] - m_new);
+    }
+    l = l * alpha + p[0][0] + p[0][1] + p[1][0] + p[1][1];
+    m = m_new;
+#pragma unroll
+    for (int t = 0; t < 16; ++t) {
+      acc[t][0] *= alpha;
+      acc[t][1] *= alpha;
+    }
+    // P as the A operand (rows 8..15 zero), then O += P V over 16 tiles of 8 coordinates.
+    const unsigned pa[4] = {PackBf16x2(p[0][0], p[0][1]), 0u, PackBf16x2(p[1][0], p[1][1]), 0u};
+#pragma unroll
+    for (int pair = 0; pair < 8; ++pair) {
+      // Matrices: (tokens 0-7, dims 0-7), (tokens 8-15, dims 0-7), (0-7, 8-15), (8-15, 8-15).
+      const int matrix = lane >> 3;
+      const int row = row0 + (matrix & 1) * 8 + (lane & 7);
+      unsigned b[4];
+      LdMatrixX4Trans(v_tile + Swizzled(row, pair * 2 + (matrix >> 1)), b);
+      Mma16816(acc[2 * pair], pa, b[0], b[1]);
+      Mma16816(acc[2 * pair + 1], pa, b[2], b[3]);
+    }
+    __syncthreads();  // the stage is overwritten by the next issue
+  }
+
+  // Merge the 4 warps: each writes its (m, l) and O rows; then one pass over the group's
+  // coordinates writes the chunk's unnormalized output and (max, sum).
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  float* warp_out = reinterpret_cast<float*>(stages);  // [kWarps][kGroup][128]
+  float2* warp_ml =
+      reinterpret_cast<float2*>(warp_out + kWarps * kGroup * kHeadDim);  // [kWarps][kGroup]
+  if (h < kGroup) {
+#pragma unroll
+    for (int t = 0; t < 16; ++t) {
+      warp_out[(warp * kGroup + h) * kHeadDim + t * 8 + quad * 2] = acc[t][0];
+      warp_out[(warp * kGroup + h) * kHeadDim + t * 8 + quad * 2 + 1] = acc[t][1];
+    }
+    if (quad == 0) warp_ml[warp * kGroup + h] = make_float2(m, l);
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < kGroup * kHeadDim; idx += kThreads) {
+    const int g = idx / kHeadDim, d = idx % kHeadDim;
+    float top = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) top = fmaxf(top, warp_ml[w * kGroup + g].x);
+    float sum = 0.0f, out = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float2 ml = warp_ml[w * kGroup + g];
+      const float weight = ml.x == -INFINITY ? 0.0f : exp2f(ml.x - top);
+      sum = fmaf(weight, ml.y, sum);
+      out = fmaf(weight, warp_out[(w * kGroup + g) * kHeadDim + d], out);
+    }
+    const std::int64_t head = kv_head * kGroup + g;
+    partial_out[(head * splits + split) * kHeadDim + d] = out;
+    if (d == 0) partial_ml[head * splits + split] = make_float2(top, sum);
+  }
+}
+
 // Merges the chunks of one head (blockIdx.x). merge1 (one thread a coordinate, walking every
 // chunk in turn) spent ~25 us at 128 chunks waiting on one load at a time; merge2 spreads the
 // chunks over kMergeParts threads a coordinate and keeps several loads in flight.
@@ -397,9 +611,10 @@ DecodeAttentionSplit PlanDecodeAttention(const DecodeAttentionShape& shape, int 
   // of the read loop (32 rows for head_dim 128, 64 for 64) and at most kMaxChunk.
   // kernel2: the chunk's K and V tiles take at most 64 KB of shared memory (three CTAs fit).
   const int step = (32 / (shape.head_dim / 8)) * kWarps * kUnroll;
-  const int max_chunk = kernel == 2 ? 16384 / shape.head_dim : kMaxChunk;
-  const std::int64_t wanted_splits =
-      std::max<std::int64_t>(1, (4LL * multiprocessors + shape.kv_heads - 1) / shape.kv_heads);
+  // kernel3: chunks are whole 64-row tiles, up to 32 tiles a CTA.
+  const int max_chunk = kernel == 3 ? 2048 : kernel == 2 ? 16384 / shape.head_dim : kMaxChunk;
+  const std::int64_t wanted_splits = std::max<std::int64_t>(
+      1, ((kernel == 3 ? 3LL : 4LL) * multiprocessors + shape.kv_heads - 1) / shape.kv_heads);
   std::int64_t chunk = (shape.tokens + wanted_splits - 1) / wanted_splits;
   chunk = ((chunk + step - 1) / step) * step;
   chunk = std::min<std::int64_t>(std::max<std::int64_t>(chunk, step), max_chunk);
@@ -421,8 +636,8 @@ cudaError_t LaunchDecodeAttention(const std::uint16_t* q, const std::uint16_t* k
                                   const DecodeAttentionSplit& split, float scale, float* workspace,
                                   cudaStream_t stream) {
   if (shape.tokens < 1 || shape.kv_heads < 1 || shape.heads % shape.kv_heads != 0 ||
-      split.chunk < 1 || split.splits < 1 || split.splits > kMaxSplits ||
-      (split.kernel != 1 && split.kernel != 2) ||
+      split.chunk < 1 || split.splits < 1 || split.splits > kMaxSplits || split.kernel < 1 ||
+      split.kernel > 3 || (split.kernel == 3 && shape.head_dim != 128) ||
       static_cast<std::int64_t>(split.chunk) * split.splits < shape.tokens) {
     return cudaErrorInvalidValue;
   }

@@ -19,7 +19,7 @@
 namespace kvgate::kernels {
 
 // The kernel variant that runs by default (decode_attention_launch.h lists them).
-inline constexpr int kDefaultDecodeAttentionKernel = 2;
+inline constexpr int kDefaultDecodeAttentionKernel = 1;
 
 // A float32 workspace tensor large enough for q, k and v of these shapes on their device.
 absl::StatusOr<torch::Tensor> DecodeAttentionCudaWorkspace(

@@ -17,7 +17,11 @@
 //   decode_attention_kernel2: kernel1 with the whole chunk of K and of V requested at once by
 //     cp.async into shared memory (at most 64 KB a CTA), so all of a CTA's bytes are in flight
 //     before its first logit; the same phases then read shared memory.
-//   decode_attention_merge2 (both): merges the chunks, several chunks a coordinate in flight.
+//   decode_attention_kernel3: tensor cores (mma.m16n8k16, bf16 in, float32 accumulate), head_dim
+//     128 only. Per warp and 16 rows, S = Q K^T and O += P V are 16 mma each, query heads as the
+//     mma rows; each warp keeps an online softmax, K/V arrive in 64-row tiles by cp.async into a
+//     swizzled double buffer read with ldmatrix, and the warps merge at the end.
+//   decode_attention_merge2 (all): merges the chunks, several chunks a coordinate in flight.
 //
 // Workspace: DecodeAttentionWorkspaceFloats() floats of device memory, owned by the caller.
 
@@ -39,14 +43,15 @@ struct DecodeAttentionShape {
 
 // Which kernel runs and how it splits the history: chunk tokens per CTA, splits chunks.
 struct DecodeAttentionSplit {
-  int kernel = 2;
+  int kernel = 1;
   int chunk = 0;
   int splits = 0;
 };
 
-// The split for a kernel variant (1 or 2), deterministic in the shape and the multiprocessor count.
+// The split for a kernel variant (1, 2 or 3), deterministic in the shape and the multiprocessor
+// count.
 DecodeAttentionSplit PlanDecodeAttention(const DecodeAttentionShape& shape, int multiprocessors,
-                                         int kernel = 2);
+                                         int kernel = 1);
 
 // Floats of workspace the plan needs: heads * splits * (head_dim + 2).
 std::int64_t DecodeAttentionWorkspaceFloats(const DecodeAttentionShape& shape,
