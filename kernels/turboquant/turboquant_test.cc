@@ -588,7 +588,8 @@ TEST(TurboQuantErrorTest, DecodeChecksTheParts) {
       [](TurboQuantTensor& t) { t.groups[0].codes = t.groups[0].codes.slice(2, 0, 15); });
   add("norms must be float16 [4, 2]",
       [](TurboQuantTensor& t) { t.groups[0].norms = t.groups[0].norms.to(torch::kFloat32); });
-  add("qjl must be uint8 [4, 2, 8]", [](TurboQuantTensor& t) { t.groups[0].qjl = torch::Tensor(); });
+  add("qjl must be uint8 [4, 2, 8]",
+      [](TurboQuantTensor& t) { t.groups[0].qjl = torch::Tensor(); });
   add("residual_norms must be float16 [4, 2]",
       [](TurboQuantTensor& t) { t.groups[0].residual_norms = t.groups[0].residual_norms[0]; });
   add("shape must be [tokens, kv_heads, 64]", [](TurboQuantTensor& t) { t.shape = {4, 2}; });
