@@ -30,12 +30,14 @@
 // channels with the largest sum of x^2 over the tokens encoded (ties: the lower channel) are the
 // outliers; they are gathered in ascending channel order and quantized by an independent codec of
 // bits + 1 bits, the other head_dim/2 channels by one of `bits` bits, so code bits average exactly
-// bits + 0.5 a channel (the paper splits channels the same way, "two independent instances"; half
-// of them, not a quarter, is what makes the average 2.5 with one extra bit). Encode picks the set
-// from the tensor it encodes; EncodeWithOutliers takes a set (e.g. chosen at prefill and kept for
-// every later token). The set is stored as a bitmask, uint8 [kv_heads, ceil(head_dim/8)], counted
-// in the bytes. Each group has its own seed (SeededBits(seed, kStreamGroup, g)), rotation, norms
-// and, for kProd, its own QJL sketch and residual norm.
+// bits + 0.5 a channel. (The paper splits channels into an outlier and a non-outlier set, each
+// quantized by its own TurboQuant instance, the outliers at more bits; its exact outlier count was
+// not checked here: with one extra bit, only half the channels average b + 0.5, and the byte
+// counts below are this code's, not the paper's.) The norms count extra: two a vector. Encode picks
+// the set from the tensor it encodes; EncodeWithOutliers takes a set (e.g. chosen at prefill and
+// kept for every later token). The set is stored as a bitmask, uint8 [kv_heads, ceil(head_dim/8)],
+// counted in the bytes. Each group has its own seed (SeededBits(seed, kStreamGroup, g)), rotation,
+// norms and, for kProd, its own QJL sketch and residual norm.
 //
 // Layout of a TurboQuantTensor for x of shape [T, H, D] (all tensors contiguous, on the CPU). For
 // group g of dimension d_g (D, or D/2 for each split group) with m_g codebook bits:
