@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kernels/int4/int4_kv_format.h"
+#include "kernels/turboquant/turboquant_kv_format.h"
 
 namespace kvgate::kernels {
 namespace {
@@ -24,6 +25,10 @@ const std::vector<Registered>& Registry() {
        [](const KvFormatSpec& s) { return MakeInt4KvFormat(s, Int4Scheme::kSymmetric); }},
       {"affine_int4",
        [](const KvFormatSpec& s) { return MakeInt4KvFormat(s, Int4Scheme::kAffine); }},
+      {"turboquant_mse", MakeTurboQuantMseKvFormat},
+      {"turboquant_prod", MakeTurboQuantProdKvFormat},
+      {"turboquant_mse_split", MakeTurboQuantMseSplitKvFormat},
+      {"turboquant_prod_split", MakeTurboQuantProdSplitKvFormat},
   };
   return *registry;
 }
