@@ -90,7 +90,7 @@ TEST(CheckRecordsTest, ATamperedSpecIsDetected) {
   EXPECT_THAT(
       evidence.problems[0],
       AllOf(HasSubstr("permitted/work_reduction_oracle.jsonl:1: pins work_reduction_oracle v1 at "
-                      "sha256 7a79451111e85ff652c67df1e9f6a8ba4cb62b6d1e3a0b92943d7b561aa7ea5f, "
+                      "sha256 1384de09e2b19bae000a9ea719f4206862fd342f1d11fcb7afb210cc76011936, "
                       "but "),
             HasSubstr("/work_reduction_oracle.json now has sha256 "),
             HasSubstr("the spec changed under the record"),

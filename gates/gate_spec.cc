@@ -105,9 +105,9 @@ absl::StatusOr<SpecTarget> ParseTarget(const Json& json) {
     return s;
   }
   SpecTarget target;
-  absl::StatusOr<std::string> model = fields.String("model");
+  absl::StatusOr<std::optional<std::string>> model = fields.StringOrNull("model");
   absl::StatusOr<std::optional<int64_t>> context = fields.IntegerOrNull("context");
-  absl::StatusOr<std::string> dtype = fields.String("dtype");
+  absl::StatusOr<std::optional<std::string>> dtype = fields.StringOrNull("dtype");
   absl::StatusOr<std::optional<int64_t>> steps = fields.IntegerOrNull("decode_steps");
   for (const absl::Status& s : {model.status(), context.status(), dtype.status(), steps.status()}) {
     if (!s.ok()) return s;

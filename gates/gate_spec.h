@@ -48,11 +48,13 @@ struct Condition {
   double value = 0.0;
 };
 
-// The target a gate was registered for. A record must match every pinned field.
+// The target a gate was registered for. A record must match every pinned field; a field left
+// null (nullopt) pins nothing: the gate applies to any model, context or dtype, and each record
+// names its own (the permission to implement still requires one target across gates).
 struct SpecTarget {
-  std::string model;
-  std::optional<int64_t> context;  // nullopt: any context, each record names its own
-  std::string dtype;
+  std::optional<std::string> model;
+  std::optional<int64_t> context;
+  std::optional<std::string> dtype;
   std::optional<int> decode_steps;  // nullopt: one measurement, not per decode step
 };
 

@@ -22,15 +22,29 @@ constexpr char kOracle[] = R"json({
     {"projected_speedup": {"overhead": 0.05}, "op": ">=", "value": 1.2}
   ]})json";
 
+TEST(ParseGateSpecTest, NullModelAndDtypePinNothing) {
+  std::string spec_text = kOracle;
+  for (const char* field : {"\"model\": \"M\"", "\"dtype\": \"bfloat16\""}) {
+    const size_t at = spec_text.find(field);
+    ASSERT_NE(at, std::string::npos) << field;
+    spec_text.replace(at, std::string(field).size(),
+                      std::string(field).substr(0, std::string(field).find(':')) + ": null");
+  }
+  absl::StatusOr<GateSpec> spec = ParseGateSpec(spec_text);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->target.model.has_value());
+  EXPECT_FALSE(spec->target.dtype.has_value());
+}
+
 TEST(ParseGateSpecTest, ReadsEveryField) {
   absl::StatusOr<GateSpec> spec = ParseGateSpec(kOracle);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->id, "oracle_like");
   EXPECT_EQ(spec->version, 2);
   EXPECT_EQ(spec->created, "2026-11-27");
-  EXPECT_EQ(spec->target.model, "M");
+  EXPECT_EQ(spec->target.model, std::optional<std::string>("M"));
   EXPECT_EQ(spec->target.context, 8192);
-  EXPECT_EQ(spec->target.dtype, "bfloat16");
+  EXPECT_EQ(spec->target.dtype, std::optional<std::string>("bfloat16"));
   EXPECT_EQ(spec->target.decode_steps, 4);
   EXPECT_EQ(spec->multi_step_rule, MultiStepRule::kEveryStepPasses);
   ASSERT_EQ(spec->validity.size(), 1);

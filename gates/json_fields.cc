@@ -110,6 +110,13 @@ absl::StatusOr<std::optional<int64_t>> FieldReader::IntegerOrNull(absl::string_v
   return std::optional<int64_t>(*value);
 }
 
+absl::StatusOr<std::optional<std::string>> FieldReader::StringOrNull(absl::string_view key) const {
+  if (Field(key).is_null()) return std::optional<std::string>();
+  absl::StatusOr<std::string> value = String(key);
+  if (!value.ok()) return TypeError(key, "a non-empty string or null");
+  return std::optional<std::string>(*value);
+}
+
 absl::StatusOr<double> FieldReader::Number(absl::string_view key) const {
   const Json& value = Field(key);
   if (!value.is_number() || !std::isfinite(value.get<double>())) {

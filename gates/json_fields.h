@@ -45,6 +45,7 @@ class FieldReader {
   absl::StatusOr<std::string> StringMaybeEmpty(absl::string_view key) const;
   absl::StatusOr<int64_t> Integer(absl::string_view key) const;
   absl::StatusOr<std::optional<int64_t>> IntegerOrNull(absl::string_view key) const;
+  absl::StatusOr<std::optional<std::string>> StringOrNull(absl::string_view key) const;  // non-empty
   absl::StatusOr<double> Number(absl::string_view key) const;  // an integer or a float
   absl::StatusOr<bool> Bool(absl::string_view key) const;
 

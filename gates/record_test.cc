@@ -23,7 +23,7 @@ constexpr char kExampleLine[] =
     R"("metrics":{"argmax_agreement":1.0,"decode_logit_mse":0.0312,)"
     R"("layer_median_o_proj_rel_l2":0.041,"reference_finite":1.0,"top10_overlap":0.9},)"
     R"("gate":{"id":"work_reduction_oracle","version":1,)"
-    R"("spec_sha256":"7a79451111e85ff652c67df1e9f6a8ba4cb62b6d1e3a0b92943d7b561aa7ea5f",)"
+    R"("spec_sha256":"1384de09e2b19bae000a9ea719f4206862fd342f1d11fcb7afb210cc76011936",)"
     R"("verdict":"pass","failed":[]},)"
     R"("provenance":{"git_commit":"6f4a41a","dirty":false,"build_config":"opt --config=cuda",)"
     R"("torch_version":"2.11.0","cuda_version":"13.0","host":"gpu-1",)"
@@ -107,7 +107,7 @@ TEST(RecordFromJsonLineTest, RejectsMalformedRows) {
       {R"("verdict":"pass","failed":[])", R"("verdict":"fail","failed":[])",
        "empty exactly when the verdict is pass"},
       {R"("failed":[])", R"("failed":[1])", "gate.failed: expected a list of strings"},
-      {R"("spec_sha256":"7a7)", R"("spec_sha256":"7A7)", "not 64 lowercase hex digits"},
+      {R"("spec_sha256":"138)", R"("spec_sha256":"13B)", "not 64 lowercase hex digits"},
       {R"("version":1)", R"("version":0)", "gate.version must be >= 1"},
       {R"("dirty":false)", R"("dirty":"no")", "provenance.dirty: expected true or false"},
       {R"("host":"gpu-1")", R"("host":"")", "provenance.host: expected a non-empty string"},

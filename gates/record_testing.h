@@ -12,7 +12,7 @@ namespace kvgate::gates::testing {
 // spec sha256 of `spec_sha256` (64 hex digits).
 inline Record ExampleRecord(
     int step = 0,
-    std::string spec_sha256 = "7a79451111e85ff652c67df1e9f6a8ba4cb62b6d1e3a0b92943d7b561aa7ea5f") {
+    std::string spec_sha256 = "1384de09e2b19bae000a9ea719f4206862fd342f1d11fcb7afb210cc76011936") {
   Record r;
   r.experiment = "qwen_oracle";
   r.variant = "global_block_mass:f=0.3760:b=16";

@@ -35,13 +35,13 @@ Judgement Invalid(std::vector<std::string> reasons) {
 // Why the row cannot be judged against this spec's target and step rule, if it cannot.
 void CheckTargetAndStep(const GateSpec& spec, const Record& row, std::vector<std::string>* out) {
   const SpecTarget& pinned = spec.target;
-  if (row.target.model != pinned.model) {
+  if (pinned.model.has_value() && row.target.model != *pinned.model) {
     out->push_back(
-        absl::StrCat("target.model is ", row.target.model, ", the spec registers ", pinned.model));
+        absl::StrCat("target.model is ", row.target.model, ", the spec registers ", *pinned.model));
   }
-  if (row.target.dtype != pinned.dtype) {
+  if (pinned.dtype.has_value() && row.target.dtype != *pinned.dtype) {
     out->push_back(
-        absl::StrCat("target.dtype is ", row.target.dtype, ", the spec registers ", pinned.dtype));
+        absl::StrCat("target.dtype is ", row.target.dtype, ", the spec registers ", *pinned.dtype));
   }
   if (pinned.context.has_value() && row.target.context != *pinned.context) {
     out->push_back(absl::StrCat("target.context is ", row.target.context, ", the spec registers ",

@@ -113,7 +113,13 @@ TEST(JudgeRowTest, TargetAndStepMustFitTheSpec) {
   r.target.model = "Llama-3-8B";
   r.target.dtype = "float16";
   r.step = 4;
+  // The registered specs pin no model or dtype: only the step is wrong here.
   EXPECT_THAT(JudgeRow(Spec("work_reduction_oracle"), r).failed,
+              ElementsAre("step is 4, the spec judges decode steps 0..3"));
+  GateSpec pinned = Spec("work_reduction_oracle");
+  pinned.target.model = "Qwen2.5-7B-Instruct";
+  pinned.target.dtype = "bfloat16";
+  EXPECT_THAT(JudgeRow(pinned, r).failed,
               ElementsAre("target.model is Llama-3-8B, the spec registers Qwen2.5-7B-Instruct",
                           "target.dtype is float16, the spec registers bfloat16",
                           "step is 4, the spec judges decode steps 0..3"));
