@@ -33,7 +33,7 @@ AttentionResult Attend(const torch::Tensor& q, const torch::Tensor& k, const tor
         q.transpose(0, 1).unsqueeze(0), k.transpose(0, 1).unsqueeze(0),
         v.transpose(0, 1).unsqueeze(0), /*attn_mask=*/{}, /*dropout_p=*/0.0,
         /*is_causal=*/true, scale, /*enable_gqa=*/group > 1);  // [1, heads, T, D]
-    return {out.squeeze(0).transpose(0, 1), {}};                // [T, heads, D]
+    return {out.squeeze(0).transpose(0, 1), {}};               // [T, heads, D]
   }
 
   // Queries grouped by the kv head they read: row g * T + i of group kv is head kv * group + g.
@@ -93,7 +93,8 @@ AttentionPolicy KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat> fo
     const std::pair<const torch::Tensor*, kernels::KvRole> inputs[2] = {
         {&call.k, kernels::KvRole::kKey}, {&call.v, kernels::KvRole::kValue}};
     for (int i = 0; i < 2; ++i) {
-      absl::StatusOr<kernels::EncodedKv> encoded = format->Encode(*inputs[i].first, inputs[i].second);
+      absl::StatusOr<kernels::EncodedKv> encoded =
+          format->Encode(*inputs[i].first, inputs[i].second);
       if (!encoded.ok()) return encoded.status();
       absl::StatusOr<torch::Tensor> x = format->Decode(*encoded);  // float32 [S, kv_heads, D]
       if (!x.ok()) return x.status();
@@ -116,10 +117,10 @@ AttentionPolicy SelectedHistoryAttention(HistorySelector selector) {
     const int64_t rows = keep->dim() == 2 ? keep->size(0) : -1;
     if (keep->scalar_type() != torch::kBool || keep->dim() != 2 || keep->size(1) != s ||
         (rows != 1 && rows != kv_heads && rows != heads)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "layer ", call.layer, " step ", call.step, ": a selection must be bool [1, ", kv_heads,
-          " or ", heads, ", ", s, "], got ", c10::toString(keep->scalar_type()), " ",
-          c10::str(keep->sizes())));
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", call.layer, " step ", call.step, ": a selection must be bool [1, ",
+                       kv_heads, " or ", heads, ", ", s, "], got ",
+                       c10::toString(keep->scalar_type()), " ", c10::str(keep->sizes())));
     }
     // The first query sees the fewest positions, [0, position]; every row must keep one of them.
     if (!keep->narrow(1, 0, call.position + 1).any(1).all().item<bool>()) {
@@ -133,7 +134,8 @@ AttentionPolicy SelectedHistoryAttention(HistorySelector selector) {
 }
 
 torch::Tensor KeepTokens(const torch::Tensor& indices, int64_t history) {
-  TORCH_CHECK(indices.dim() == 1 || indices.dim() == 2, "KeepTokens: indices must be [n] or [R, n]");
+  TORCH_CHECK(indices.dim() == 1 || indices.dim() == 2,
+              "KeepTokens: indices must be [n] or [R, n]");
   const torch::Tensor idx = (indices.dim() == 1 ? indices.unsqueeze(0) : indices).to(torch::kLong);
   if (idx.numel() > 0) {
     TORCH_CHECK(idx.min().item<int64_t>() >= 0 && idx.max().item<int64_t>() < history,

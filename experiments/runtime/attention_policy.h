@@ -43,17 +43,19 @@ namespace kvgate::runtime {
 // One layer's attention for T query tokens at positions [position, position + T).
 struct AttentionCall {
   int64_t layer = 0;
-  int64_t step = -1;      // decode step (0-based) of DecodeN / DecodeForced; -1 otherwise (prefill)
-  int64_t position = 0;   // the first query's position; S = position + T
-  torch::Tensor q;        // [T, heads, head_dim], post-RoPE, the model's dtype
-  torch::Tensor k;        // [S, kv_heads, head_dim], post-RoPE: the cache, new tokens included
-  torch::Tensor v;        // [S, kv_heads, head_dim]
+  int64_t step = -1;     // decode step (0-based) of DecodeN / DecodeForced; -1 otherwise (prefill)
+  int64_t position = 0;  // the first query's position; S = position + T
+  torch::Tensor q;       // [T, heads, head_dim], post-RoPE, the model's dtype
+  torch::Tensor k;       // [S, kv_heads, head_dim], post-RoPE: the cache, new tokens included
+  torch::Tensor v;       // [S, kv_heads, head_dim]
   bool want_probs = false;  // fill AttentionResult::probs
 };
 
 struct AttentionResult {
-  torch::Tensor out;    // [T, heads, head_dim], q's dtype; head h reads kv head h / (heads / kv_heads)
-  torch::Tensor probs;  // float32 [T, heads, S] when want_probs (0 where not attended), else undefined
+  // [T, heads, head_dim], q's dtype; head h reads kv head h / (heads / kv_heads).
+  torch::Tensor out;
+  // float32 [T, heads, S] when want_probs (0 where not attended), else undefined.
+  torch::Tensor probs;
 };
 
 using AttentionPolicy = std::function<absl::StatusOr<AttentionResult>(const AttentionCall&)>;

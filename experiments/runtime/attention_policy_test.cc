@@ -104,8 +104,8 @@ TEST(AttendTest, KeepMasksPerHeadGroupAndHead) {
 TEST(AttendTest, LowPrecisionIsClose) {
   const Qkv x = Random(1, 33, 4, 2, 32, 14);
   const AttentionResult f32 = Attend(x.q, x.k, x.v, {}, true);
-  const AttentionResult bf16 =
-      Attend(x.q.to(torch::kBFloat16), x.k.to(torch::kBFloat16), x.v.to(torch::kBFloat16), {}, true);
+  const AttentionResult bf16 = Attend(x.q.to(torch::kBFloat16), x.k.to(torch::kBFloat16),
+                                      x.v.to(torch::kBFloat16), {}, true);
   EXPECT_EQ(bf16.out.scalar_type(), torch::kBFloat16);
   EXPECT_EQ(bf16.probs.scalar_type(), torch::kFloat32);
   EXPECT_LT(MaxDiff(bf16.out, f32.out), 0.1);
@@ -114,9 +114,9 @@ TEST(AttendTest, LowPrecisionIsClose) {
 TEST(KeepTest, TokensAndBlocks) {
   EXPECT_TRUE(torch::equal(KeepTokens(torch::tensor({0, 3, 3}), 5),
                            torch::tensor({{true, false, false, true, false}})));
-  EXPECT_TRUE(torch::equal(KeepTokens(torch::tensor({{1}, {4}}), 5),
-                           torch::tensor({{false, true, false, false, false},
-                                          {false, false, false, false, true}})));
+  EXPECT_TRUE(torch::equal(
+      KeepTokens(torch::tensor({{1}, {4}}), 5),
+      torch::tensor({{false, true, false, false, false}, {false, false, false, false, true}})));
   EXPECT_THROW(KeepTokens(torch::tensor({5}), 5), c10::Error);
   EXPECT_TRUE(torch::equal(KeepBlocks(torch::tensor({true, false, true}), 2, 5),
                            torch::tensor({{true, true, false, false, true}})));
@@ -180,12 +180,14 @@ class IdentityFormat : public kernels::KvFormat {
   std::string name() const override { return "identity"; }
   absl::StatusOr<kernels::EncodedKv> Encode(const torch::Tensor& x,
                                             kernels::KvRole role) const override {
-    return kernels::EncodedKv{name(), role, x.sizes().vec(), {{"x", x.to(torch::kFloat32).clone()}}};
+    return kernels::EncodedKv{
+        name(), role, x.sizes().vec(), {{"x", x.to(torch::kFloat32).clone()}}};
   }
   absl::StatusOr<torch::Tensor> Decode(const kernels::EncodedKv& e) const override {
     return e.parts.at("x");
   }
-  int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim, kernels::KvRole) const override {
+  int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim,
+                kernels::KvRole) const override {
     return tokens * kv_heads * head_dim * 4;
   }
 };
@@ -205,7 +207,8 @@ TEST(PolicyTest, KvRoundTrip) {
       KvRoundTripAttention(std::make_shared<IdentityFormat>())(call);
   ASSERT_TRUE(identity.ok()) << identity.status();
   EXPECT_TRUE(torch::equal(identity->out, dense->out));
-  absl::StatusOr<AttentionResult> coarse = KvRoundTripAttention(std::make_shared<CoarseFormat>())(call);
+  absl::StatusOr<AttentionResult> coarse =
+      KvRoundTripAttention(std::make_shared<CoarseFormat>())(call);
   ASSERT_TRUE(coarse.ok()) << coarse.status();
   const double diff = MaxDiff(coarse->out, dense->out);
   EXPECT_GT(diff, 0);

@@ -20,7 +20,7 @@ absl::StatusOr<DecodeResult> DecodeLoop(const Model& model, KvCache& cache, int6
   if (n < 0) return absl::InvalidArgumentError(absl::StrCat("decode: ", n, " steps"));
   DecodeResult result;
   result.steps.reserve(n);
-  std::vector<torch::Tensor> probs, outputs, locals;
+  std::vector<torch::Tensor> probs, outputs, locals, inputs;
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < n; ++i) {
     DecodeStep step;
@@ -35,6 +35,7 @@ absl::StatusOr<DecodeResult> DecodeLoop(const Model& model, KvCache& cache, int6
       hooks.layer_outputs = &outputs;
       if (options.local_policy) hooks.local_outputs = &locals;
     }
+    if (options.capture_layer_inputs) hooks.layer_inputs = &inputs;
     const auto step_start = std::chrono::steady_clock::now();
     absl::StatusOr<torch::Tensor> logits = DecodeOne(model, cache, step.token_in, hooks);
     if (!logits.ok()) {
@@ -48,7 +49,8 @@ absl::StatusOr<DecodeResult> DecodeLoop(const Model& model, KvCache& cache, int6
     // [1, ...] per layer -> [...]
     for (auto [from, to] : {std::make_pair(&probs, &step.attention_probs),
                             std::make_pair(&outputs, &step.layer_outputs),
-                            std::make_pair(&locals, &step.local_outputs)}) {
+                            std::make_pair(&locals, &step.local_outputs),
+                            std::make_pair(&inputs, &step.layer_inputs)}) {
       for (const torch::Tensor& x : *from) to->push_back(ToCpuFloat(x.squeeze(0)));
       from->clear();
     }
@@ -57,8 +59,7 @@ absl::StatusOr<DecodeResult> DecodeLoop(const Model& model, KvCache& cache, int6
       break;
     }
   }
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
@@ -68,8 +69,8 @@ absl::StatusOr<torch::Tensor> Prefill(const Model& model, KvCache& cache,
                                       const std::vector<int64_t>& tokens,
                                       const ForwardHooks& hooks) {
   if (tokens.empty()) return absl::InvalidArgumentError("Prefill: no tokens");
-  absl::StatusOr<torch::Tensor> hidden = model.Forward(
-      torch::tensor(tokens, torch::kLong), cache, hooks);  // [T, hidden]
+  absl::StatusOr<torch::Tensor> hidden =
+      model.Forward(torch::tensor(tokens, torch::kLong), cache, hooks);  // [T, hidden]
   if (!hidden.ok()) return hidden.status();
   const int64_t t = hidden->size(0);
   return model.Logits(hidden->narrow(0, t - 1, 1)).squeeze(0).to(torch::kFloat32);  // [vocab]

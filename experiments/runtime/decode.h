@@ -51,19 +51,21 @@ struct DecodeOptions {
   bool capture_logits = true;
   bool capture_attention_probs = false;
   bool capture_layer_outputs = false;  // layer_outputs, and local_outputs with a local_policy
+  bool capture_layer_inputs = false;   // layer_inputs
   int64_t stop_token = -1;             // DecodeN only: stop after a step that predicts it
 };
 
 // One decode step. Captured tensors are float32 on the CPU; empty when not captured.
 struct DecodeStep {
-  int64_t position = 0;   // of token_in
-  int64_t token_in = 0;   // the token fed
-  int64_t token_out = 0;  // argmax of the step's logits: greedy's next token
-  double seconds = 0;     // wall time of the step, argmax included
-  torch::Tensor logits;   // [vocab]
+  int64_t position = 0;                        // of token_in
+  int64_t token_in = 0;                        // the token fed
+  int64_t token_out = 0;                       // argmax of the step's logits: greedy's next token
+  double seconds = 0;                          // wall time of the step, argmax included
+  torch::Tensor logits;                        // [vocab]
   std::vector<torch::Tensor> attention_probs;  // per layer [heads, position + 1]
   std::vector<torch::Tensor> layer_outputs;    // per layer [hidden], post-o_proj
   std::vector<torch::Tensor> local_outputs;    // per layer [hidden], local_policy's post-o_proj
+  std::vector<torch::Tensor> layer_inputs;     // per layer [hidden], the residual stream entering
 };
 
 struct DecodeResult {

@@ -1,7 +1,8 @@
 // decode_benchmark: prefill and decode tokens/s of the experiments/runtime model on the CPU, for a
 // SmolLM2-135M-shaped model with seeded random weights (speed does not depend on the weights).
 //
-//   tools/bazel run //experiments/runtime:decode_benchmark -- --prefill_tokens=2048 --decode_tokens=64
+//   OMP_WAIT_POLICY=PASSIVE tools/bazel run //experiments/runtime:decode_benchmark --
+//       --prefill_tokens=2048 --decode_tokens=64
 //
 // Method: build the model (float32 by default), warm up with a short prefill and a few decode
 // steps, then `--repeats` times: a fresh cache's prefill of --prefill_tokens random token ids
@@ -9,6 +10,11 @@
 // and the best; napkin math: a decode step reads every weight once (tied embeddings count once,
 // for the lm_head) plus the K/V of the context, so bytes per step / seconds per step is the
 // achieved bandwidth.
+//
+// On a shared machine (other builds running), libgomp's spinning barriers make every one of the
+// ~600 parallel regions of a decode step wait for a descheduled thread: set OMP_WAIT_POLICY=PASSIVE
+// (it is read when libgomp loads, so it must come from the environment) or --threads=1. The
+// header prints the load average and the wait policy so a record says which it was.
 
 #include <ATen/Parallel.h>
 #include <torch/types.h>
@@ -17,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -40,6 +47,13 @@ ABSL_FLAG(int64_t, layers, 0, "Override num_hidden_layers (0: SmolLM2-135M's 30)
 namespace kvgate::runtime {
 namespace {
 
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five;
+  in >> one >> five;
+  return one.empty() ? "unknown" : one + " (1 min), " + five + " (5 min)";
+}
+
 std::string CpuName() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
@@ -62,7 +76,7 @@ int Run() {
   if (absl::GetFlag(FLAGS_layers) > 0) config.num_hidden_layers = absl::GetFlag(FLAGS_layers);
   ModelOptions options;
   const std::string dtype = absl::GetFlag(FLAGS_dtype);
-  options.dtype = dtype == "bfloat16" ? torch::kBFloat16
+  options.dtype = dtype == "bfloat16"  ? torch::kBFloat16
                   : dtype == "float16" ? torch::kFloat16
                                        : torch::kFloat32;
   absl::StatusOr<Model> model = Model::Create(RandomModelWeights(config, /*seed=*/1), options);
@@ -72,8 +86,8 @@ int Run() {
   }
   const int64_t prefill_n = absl::GetFlag(FLAGS_prefill_tokens);
   const int64_t decode_n = absl::GetFlag(FLAGS_decode_tokens);
-  const torch::Tensor prompt_t = torch::randint(
-      1, config.vocab_size, {prefill_n}, at::detail::createCPUGenerator(2), torch::kLong);
+  const torch::Tensor prompt_t = torch::randint(1, config.vocab_size, {prefill_n},
+                                                at::detail::createCPUGenerator(2), torch::kLong);
   const std::vector<int64_t> prompt(prompt_t.data_ptr<int64_t>(),
                                     prompt_t.data_ptr<int64_t>() + prefill_n);
 
@@ -82,15 +96,17 @@ int Run() {
                    config.hidden_size;
   const int64_t nq = config.num_attention_heads * config.head_dim,
                 nkv = config.num_key_value_heads * config.head_dim;
-  params += config.num_hidden_layers *
-            (2 * config.hidden_size + config.hidden_size * (2 * nq + 2 * nkv) +
-             3 * config.hidden_size * config.intermediate_size);
+  params +=
+      config.num_hidden_layers * (2 * config.hidden_size + config.hidden_size * (2 * nq + 2 * nkv) +
+                                  3 * config.hidden_size * config.intermediate_size);
   std::cout << "decode_benchmark: SmolLM2-135M shape (" << config.num_hidden_layers
-            << " layers, hidden " << config.hidden_size << ", " << config.num_attention_heads
-            << "/" << config.num_key_value_heads << " heads, vocab " << config.vocab_size
-            << "), " << params / 1e6 << "M parameters, " << dtype << ", seeded random weights\n"
+            << " layers, hidden " << config.hidden_size << ", " << config.num_attention_heads << "/"
+            << config.num_key_value_heads << " heads, vocab " << config.vocab_size << "), "
+            << params / 1e6 << "M parameters, " << dtype << ", seeded random weights\n"
             << "host: " << CpuName() << ", " << threads << " LibTorch threads, torch "
-            << TORCH_VERSION << "\n";
+            << TORCH_VERSION << ", load average " << LoadAverage() << ", OMP_WAIT_POLICY="
+            << (std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)")
+            << "\n";
 
   {  // warm-up
     KvCache cache = model->NewCache(64 + 8);
@@ -124,12 +140,12 @@ int Run() {
               << decode_n / decode->seconds << " tokens/s)\n";
   }
   const double step_s = best_decode / decode_n;
-  const double kv_bytes = 2.0 * config.num_hidden_layers * nkv * elem * (prefill_n + decode_n / 2.0);
+  const double kv_bytes =
+      2.0 * config.num_hidden_layers * nkv * elem * (prefill_n + decode_n / 2.0);
   const double step_bytes = params * elem + kv_bytes;
   std::cout << "best: prefill " << prefill_n / best_prefill << " tokens/s, decode "
             << decode_n / best_decode << " tokens/s (" << step_s * 1e3 << " ms/token; "
-            << step_bytes / 1e6 << " MB read a step -> " << step_bytes / step_s / 1e9
-            << " GB/s)\n";
+            << step_bytes / 1e6 << " MB read a step -> " << step_bytes / step_s / 1e9 << " GB/s)\n";
   return 0;
 }
 

@@ -36,12 +36,14 @@ class IdentityFormat : public kernels::KvFormat {
   std::string name() const override { return "identity"; }
   absl::StatusOr<kernels::EncodedKv> Encode(const torch::Tensor& x,
                                             kernels::KvRole role) const override {
-    return kernels::EncodedKv{name(), role, x.sizes().vec(), {{"x", x.to(torch::kFloat32).clone()}}};
+    return kernels::EncodedKv{
+        name(), role, x.sizes().vec(), {{"x", x.to(torch::kFloat32).clone()}}};
   }
   absl::StatusOr<torch::Tensor> Decode(const kernels::EncodedKv& e) const override {
     return e.parts.at("x");
   }
-  int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim, kernels::KvRole) const override {
+  int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim,
+                kernels::KvRole) const override {
     return tokens * kv_heads * head_dim * 4;
   }
 };
@@ -106,8 +108,8 @@ TEST_P(DecodeTest, CapturesHaveTheirShapes) {
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
       EXPECT_EQ(step.attention_probs[l].sizes(),
                 (std::vector<int64_t>{c.num_attention_heads, position + 1}));
-      EXPECT_TRUE(torch::allclose(step.attention_probs[l].sum(-1),
-                                  torch::ones({c.num_attention_heads})));
+      EXPECT_TRUE(
+          torch::allclose(step.attention_probs[l].sum(-1), torch::ones({c.num_attention_heads})));
       EXPECT_EQ(step.layer_outputs[l].sizes(), (std::vector<int64_t>{c.hidden_size}));
       EXPECT_EQ(step.layer_outputs[l].scalar_type(), torch::kFloat32);
     }
@@ -115,9 +117,7 @@ TEST_P(DecodeTest, CapturesHaveTheirShapes) {
   EXPECT_GT(dense.TokensPerSecond(), 0);
 }
 
-TEST_P(DecodeTest, CaptureDoesNotChangeTheRun) {
-  ExpectSameLogits(Dense(), Run(DecodeOptions()));
-}
+TEST_P(DecodeTest, CaptureDoesNotChangeTheRun) { ExpectSameLogits(Dense(), Run(DecodeOptions())); }
 
 TEST_P(DecodeTest, LosslessKvRoundTripEqualsDense) {
   const DecodeResult dense = Dense();
@@ -130,7 +130,8 @@ TEST_P(DecodeTest, LosslessKvRoundTripEqualsDense) {
   EXPECT_EQ(identity.TokensOut(), dense.TokensOut());
   for (int64_t i = 0; i < kSteps; ++i) {
     for (size_t l = 0; l < dense.steps[i].attention_probs.size(); ++l) {
-      EXPECT_TRUE(torch::equal(identity.steps[i].attention_probs[l], dense.steps[i].attention_probs[l]));
+      EXPECT_TRUE(
+          torch::equal(identity.steps[i].attention_probs[l], dense.steps[i].attention_probs[l]));
     }
   }
 }
@@ -142,7 +143,8 @@ TEST_P(DecodeTest, Int4KvRoundTripIsCloseButNotExact) {
     absl::StatusOr<std::unique_ptr<kernels::KvFormat>> format = kernels::MakeKvFormat(spec);
     ASSERT_TRUE(format.ok()) << format.status();
     DecodeOptions options;
-    options.policy = KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat>(*std::move(format)));
+    options.policy =
+        KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat>(*std::move(format)));
     const DecodeResult rt = Run(options, &tokens);  // teacher-forced, dense prefill
     double worst = 0;
     for (int64_t i = 0; i < kSteps; ++i) {
@@ -174,7 +176,8 @@ TEST_P(DecodeTest, SelectionKeepingAllHistoryEqualsDenseExactly) {
     EXPECT_EQ(selected.TokensOut(), dense.TokensOut());
     for (int64_t i = 0; i < kSteps; ++i) {
       for (size_t l = 0; l < dense.steps[i].attention_probs.size(); ++l) {
-        EXPECT_TRUE(torch::equal(selected.steps[i].attention_probs[l], dense.steps[i].attention_probs[l]));
+        EXPECT_TRUE(
+            torch::equal(selected.steps[i].attention_probs[l], dense.steps[i].attention_probs[l]));
       }
     }
   }
@@ -185,10 +188,11 @@ TEST_P(DecodeTest, SelectionOfRecentTokensAttendsOnlyThere) {
   const std::vector<int64_t> tokens = dense.TokensIn();
   DecodeOptions options;
   options.capture_attention_probs = true;
-  options.policy = SelectedHistoryAttention([](const AttentionCall& c) -> absl::StatusOr<torch::Tensor> {
-    const int64_t s = c.k.size(0);
-    return KeepTokens(torch::arange(s - 3, s), s);  // the last three positions
-  });
+  options.policy =
+      SelectedHistoryAttention([](const AttentionCall& c) -> absl::StatusOr<torch::Tensor> {
+        const int64_t s = c.k.size(0);
+        return KeepTokens(torch::arange(s - 3, s), s);  // the last three positions
+      });
   const DecodeResult recent = Run(options, &tokens);
   double worst = 0;
   for (int64_t i = 0; i < kSteps; ++i) {
@@ -218,13 +222,18 @@ TEST_P(DecodeTest, TeacherForcingReproducesTheDenseTokens) {
 TEST_P(DecodeTest, LayerLocalOutputsEqualDenseUnderTheDensePolicy) {
   DecodeOptions options;
   options.capture_layer_outputs = true;
+  options.capture_layer_inputs = true;
   options.local_policy = DenseAttention();
   const DecodeResult run = Run(options);
   for (const DecodeStep& step : run.steps) {
     ASSERT_EQ(step.local_outputs.size(), step.layer_outputs.size());
+    ASSERT_EQ(step.layer_inputs.size(), step.layer_outputs.size());
     for (size_t l = 0; l < step.layer_outputs.size(); ++l) {
       EXPECT_TRUE(torch::equal(step.local_outputs[l], step.layer_outputs[l])) << "layer " << l;
+      EXPECT_EQ(step.layer_inputs[l].sizes(), step.layer_outputs[l].sizes());
     }
+    // Layer 1's input is layer 0's input plus its attention output plus its MLP output.
+    EXPECT_FALSE(torch::equal(step.layer_inputs[1], step.layer_inputs[0]));
   }
   ExpectSameLogits(run, Dense());
 }

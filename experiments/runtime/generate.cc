@@ -61,9 +61,10 @@ absl::StatusOr<ModelWeights> LoadWeights() {
   // TODO(issue 3): plug in the loader once experiments/runtime/model_loader.h lands:
   //   #include "experiments/runtime/model_loader.h"   (and ":model_loader" in generate's deps)
   //   return LoadModel(path);   // absl::StatusOr<ModelWeights> LoadModel(absl::string_view path)
-  return absl::UnimplementedError(absl::StrCat(
-      "--model=", path, ": the loader (experiments/runtime/model_loader.h) is not merged yet; "
-      "use --random_model"));
+  return absl::UnimplementedError(
+      absl::StrCat("--model=", path,
+                   ": the loader (experiments/runtime/model_loader.h) is not merged yet; "
+                   "use --random_model"));
 }
 
 // TODO(issue 3): with the tokenizer, add --prompt (text) and print decoded text next to the ids.

@@ -1,5 +1,6 @@
 // The KV cache of experiments/runtime: per layer, the post-RoPE keys and values of every token seen
-// so far, preallocated to a capacity, in the layout KV formats encode ([tokens, kv_heads, head_dim]).
+// so far, preallocated to a capacity, in the layout KV formats encode:
+// [tokens, kv_heads, head_dim].
 //
 // Like gpt-fast's KVCache: one buffer a layer, written in place at the positions of each forward
 // call; attention reads views of the filled prefix, so a decode step allocates nothing here.

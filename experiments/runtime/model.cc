@@ -9,8 +9,8 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 namespace kvgate::runtime {
@@ -23,7 +23,8 @@ std::string ShapeString(c10::IntArrayRef shape) {
 // transformers' LlamaRMSNorm: normalize in float32, cast back, then scale. x: [T, hidden].
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   const torch::Tensor xf = x.to(torch::kFloat);
-  return weight * (xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type());
+  return weight *
+         (xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type());
 }
 
 // Rotate-half RoPE. x: [T, n, D]; cos, sin: [T, 1, D] in x's dtype.
@@ -38,8 +39,8 @@ torch::Tensor Rope(const torch::Tensor& x, const torch::Tensor& cos, const torch
 absl::StatusOr<Model> Model::Create(const ModelWeights& weights, const ModelOptions& options) {
   const ModelConfig& c = weights.config;
   if (c.architecture != "llama" && c.architecture != "qwen2") {
-    return absl::InvalidArgumentError(absl::StrCat("config: architecture '", c.architecture,
-                                                   "' is neither 'llama' nor 'qwen2'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: architecture '", c.architecture, "' is neither 'llama' nor 'qwen2'"));
   }
   for (const auto& [name, value] :
        std::vector<std::pair<const char*, int64_t>>{{"vocab_size", c.vocab_size},
@@ -53,10 +54,14 @@ absl::StatusOr<Model> Model::Create(const ModelWeights& weights, const ModelOpti
   }
   if (c.num_attention_heads % c.num_key_value_heads != 0 || c.head_dim % 2 != 0 ||
       !(c.rms_norm_eps > 0) || !(c.rope_theta > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config: num_attention_heads ", c.num_attention_heads, " must be a multiple of "
-        "num_key_value_heads ", c.num_key_value_heads, ", head_dim ", c.head_dim, " even, "
-        "rms_norm_eps ", c.rms_norm_eps, " and rope_theta ", c.rope_theta, " positive"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: num_attention_heads ", c.num_attention_heads,
+                     " must be a multiple of "
+                     "num_key_value_heads ",
+                     c.num_key_value_heads, ", head_dim ", c.head_dim,
+                     " even, "
+                     "rms_norm_eps ",
+                     c.rms_norm_eps, " and rope_theta ", c.rope_theta, " positive"));
   }
   if (options.dtype != torch::kFloat32 && options.dtype != torch::kBFloat16 &&
       options.dtype != torch::kFloat16) {
@@ -88,8 +93,9 @@ absl::StatusOr<Model> Model::Create(const ModelWeights& weights, const ModelOpti
       }
       const torch::Tensor& t = it->second;
       if (!t.is_floating_point()) {
-        error = absl::InvalidArgumentError(absl::StrCat(
-            "tensor ", name, " has dtype ", c10::toString(t.scalar_type()), ", not floating point"));
+        error = absl::InvalidArgumentError(absl::StrCat("tensor ", name, " has dtype ",
+                                                        c10::toString(t.scalar_type()),
+                                                        ", not floating point"));
         return {};
       }
       if (t.sizes() != c10::IntArrayRef(shape)) {
@@ -105,7 +111,8 @@ absl::StatusOr<Model> Model::Create(const ModelWeights& weights, const ModelOpti
     const int64_t h = c.hidden_size, d = c.head_dim, nq = c.num_attention_heads * d,
                   nkv = c.num_key_value_heads * d, inter = c.intermediate_size;
     const bool qkv_bias = c.attention_bias;
-    const bool o_bias = c.attention_bias && c.architecture == "llama";  // Llama's flag covers o_proj
+    const bool o_bias =
+        c.attention_bias && c.architecture == "llama";  // Llama's flag covers o_proj
     model.embed_ = get("model.embed_tokens.weight", {c.vocab_size, h});
     model.norm_ = get("model.norm.weight", {h});
     model.lm_head_ =
@@ -146,17 +153,17 @@ absl::StatusOr<Model> Model::Create(const ModelWeights& weights, const ModelOpti
       unused.push_back(name);
     }
     if (!unused.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          unused.size(), " tensor(s) the ", c.architecture, " model does not use (attention_bias ",
-          c.attention_bias, ", tie_word_embeddings ", c.tie_word_embeddings, "), e.g. ", unused[0]));
+      return absl::InvalidArgumentError(
+          absl::StrCat(unused.size(), " tensor(s) the ", c.architecture,
+                       " model does not use (attention_bias ", c.attention_bias,
+                       ", tie_word_embeddings ", c.tie_word_embeddings, "), e.g. ", unused[0]));
     }
 
     // transformers' default rope: inv_freq = 1 / theta^(arange(0, D, 2) / D), in float32.
     const torch::TensorOptions f32 = torch::dtype(torch::kFloat32).device(*model.options_.device);
-    model.inv_freq_ =
-        1.0 / torch::pow(c.rope_theta, torch::arange(0, d, 2, f32.dtype(torch::kLong))
-                                           .to(torch::kFloat32)
-                                           .div(static_cast<double>(d)));
+    model.inv_freq_ = 1.0 / torch::pow(c.rope_theta, torch::arange(0, d, 2, f32.dtype(torch::kLong))
+                                                         .to(torch::kFloat32)
+                                                         .div(static_cast<double>(d)));
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("Model::Create: ", e.what_without_backtrace()));
   }
@@ -199,10 +206,10 @@ absl::StatusOr<torch::Tensor> Model::Forward(const torch::Tensor& tokens, KvCach
     torch::Tensor x = embed_.index_select(0, ids);  // [T, hidden]
 
     // cos, sin: [T, 1, D] for positions [pos, pos + T), computed in float32 as transformers does.
-    const torch::Tensor positions = torch::arange(
-        pos, pos + t, torch::dtype(torch::kFloat32).device(device()));  // [T]
-    const torch::Tensor freqs = torch::outer(positions, inv_freq_);     // [T, D / 2]
-    const torch::Tensor emb = torch::cat({freqs, freqs}, -1);           // [T, D]
+    const torch::Tensor positions =
+        torch::arange(pos, pos + t, torch::dtype(torch::kFloat32).device(device()));  // [T]
+    const torch::Tensor freqs = torch::outer(positions, inv_freq_);                   // [T, D / 2]
+    const torch::Tensor emb = torch::cat({freqs, freqs}, -1);                         // [T, D]
     const torch::Tensor cos = emb.cos().to(dtype()).unsqueeze(1);
     const torch::Tensor sin = emb.sin().to(dtype()).unsqueeze(1);
 
@@ -212,22 +219,24 @@ absl::StatusOr<torch::Tensor> Model::Forward(const torch::Tensor& tokens, KvCach
       torch::Tensor hn = RmsNorm(x, layer.input_norm, c.rms_norm_eps);
       const torch::Tensor qkv = at::linear(hn, layer.wqkv, layer.bqkv);  // [T, nq + 2 nkv]
       // q and k rotate together: [T, heads + kv_heads, D].
-      const torch::Tensor qk = Rope(qkv.narrow(1, 0, nq + nkv).view({t, heads + kv_heads, d}), cos, sin);
-      const torch::Tensor q = qk.narrow(1, 0, heads);             // [T, heads, D]
-      const torch::Tensor k = qk.narrow(1, heads, kv_heads);      // [T, kv_heads, D]
+      const torch::Tensor qk =
+          Rope(qkv.narrow(1, 0, nq + nkv).view({t, heads + kv_heads, d}), cos, sin);
+      const torch::Tensor q = qk.narrow(1, 0, heads);         // [T, heads, D]
+      const torch::Tensor k = qk.narrow(1, heads, kv_heads);  // [T, kv_heads, D]
       const torch::Tensor v = qkv.narrow(1, nq + nkv, nkv).view({t, kv_heads, d});
       auto [k_all, v_all] = cache.Update(i, pos, k, v);  // [pos + T, kv_heads, D]
 
       AttentionCall call{i, hooks.step, pos, q, k_all, v_all, hooks.attention_probs != nullptr};
       absl::StatusOr<AttentionResult> attn =
-          hooks.policy ? hooks.policy(call) : absl::StatusOr<AttentionResult>(Attend(
-                                                  q, k_all, v_all, /*keep=*/{}, call.want_probs));
+          hooks.policy ? hooks.policy(call)
+                       : absl::StatusOr<AttentionResult>(
+                             Attend(q, k_all, v_all, /*keep=*/{}, call.want_probs));
       if (!attn.ok()) return attn.status();
       if (!attn->out.defined() || attn->out.sizes() != q.sizes()) {
-        return absl::InternalError(absl::StrCat("layer ", i, ": the attention policy returned ",
-                                                attn->out.defined() ? ShapeString(attn->out.sizes())
-                                                                    : "nothing",
-                                                " for q ", ShapeString(q.sizes())));
+        return absl::InternalError(
+            absl::StrCat("layer ", i, ": the attention policy returned ",
+                         attn->out.defined() ? ShapeString(attn->out.sizes()) : "nothing",
+                         " for q ", ShapeString(q.sizes())));
       }
       const torch::Tensor o = at::linear(attn->out.reshape({t, nq}), layer.wo, layer.bo);  // [T, h]
       if (hooks.attention_probs) (*hooks.attention_probs)[i] = attn->probs;
@@ -237,8 +246,8 @@ absl::StatusOr<torch::Tensor> Model::Forward(const torch::Tensor& tokens, KvCach
         absl::StatusOr<AttentionResult> local = hooks.local_policy(call);
         if (!local.ok()) return local.status();
         if (!local->out.defined() || local->out.sizes() != q.sizes()) {
-          return absl::InternalError(absl::StrCat("layer ", i, ": the local policy's output is not ",
-                                                  ShapeString(q.sizes())));
+          return absl::InternalError(absl::StrCat(
+              "layer ", i, ": the local policy's output is not ", ShapeString(q.sizes())));
         }
         if (hooks.local_outputs) {
           (*hooks.local_outputs)[i] = at::linear(local->out.reshape({t, nq}), layer.wo, layer.bo);
@@ -269,7 +278,8 @@ ModelWeights RandomModelWeights(const ModelConfig& config, uint64_t seed) {
   const int64_t h = c.hidden_size, nq = c.num_attention_heads * c.head_dim,
                 nkv = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
   auto linear = [&](int64_t out, int64_t in) {
-    return at::randn({out, in}, gen, torch::kFloat32).mul_(1.0 / std::sqrt(static_cast<double>(in)));
+    return at::randn({out, in}, gen, torch::kFloat32)
+        .mul_(1.0 / std::sqrt(static_cast<double>(in)));
   };
   ModelWeights w;
   w.config = config;

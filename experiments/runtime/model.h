@@ -7,10 +7,12 @@
 // (batch 1): activations are [tokens, hidden].
 //
 // Usage (decode.h has the gpt-fast style loop around Forward):
-//   absl::StatusOr<Model> model = Model::Create(weights, {.dtype = torch::kBFloat16});
+//   ModelOptions options;
+//   options.dtype = torch::kBFloat16;
+//   absl::StatusOr<Model> model = Model::Create(weights, options);
 //   KvCache cache = model->NewCache(/*capacity=*/4096);
-//   absl::StatusOr<torch::Tensor> h = model->Forward(torch::tensor({1, 2, 3}), cache);  // [3, hidden]
-//   torch::Tensor logits = model->Logits(*h);                                         // [3, vocab]
+//   absl::StatusOr<torch::Tensor> h = model->Forward(torch::tensor({1, 2, 3}), cache);
+//   torch::Tensor logits = model->Logits(*h);  // h: [3, hidden], logits: [3, vocab]
 //
 // Hooks are arguments (ForwardHooks): the attention policy, an optional second "local" policy
 // evaluated on the same inputs, and pointers that receive per-layer captures.
@@ -38,12 +40,12 @@ struct ModelOptions {
 
 // What one Forward call does besides the forward itself. Every field is optional.
 struct ForwardHooks {
-  AttentionPolicy policy;        // drives the forward; empty: DenseAttention()
+  AttentionPolicy policy;  // drives the forward; empty: DenseAttention()
   // Layer-local evaluation: at every layer, also run this policy on the same queries and cache
   // (the driving run's input to that layer) and record its post-o_proj output in local_outputs;
   // the forward itself continues with `policy`'s output, so the local error is not propagated.
   AttentionPolicy local_policy;
-  int64_t step = -1;             // passed to the policies as AttentionCall::step
+  int64_t step = -1;  // passed to the policies as AttentionCall::step
 
   // Captures, per layer (resized to num_hidden_layers), on the model's device:
   std::vector<torch::Tensor>* attention_probs = nullptr;  // float32 [T, heads, S]

@@ -113,8 +113,8 @@ TEST_P(FixtureTest, ChunkedPrefillMatchesTransformers) {
 
 TEST_P(FixtureTest, LowPrecisionRunsAndIsCloseToFloat32) {
   auto [prefill32, decode32] = RunForced(MakeModel(torch::kFloat32));
-  for (auto [dtype, tolerance] : {std::make_pair(torch::kBFloat16, 5e-2),
-                                  std::make_pair(torch::kFloat16, 1e-2)}) {
+  for (auto [dtype, tolerance] :
+       {std::make_pair(torch::kBFloat16, 5e-2), std::make_pair(torch::kFloat16, 1e-2)}) {
     SCOPED_TRACE(c10::toString(dtype));
     const Model model = MakeModel(dtype);
     EXPECT_EQ(model.NewCache(4).k[0].scalar_type(), dtype);
@@ -154,14 +154,16 @@ TEST(ModelCreateTest, WrongShapeIsNamed) {
   weights.tensors["model.layers.0.mlp.down_proj.weight"] = torch::zeros({64, 95});
   absl::StatusOr<Model> model = Model::Create(weights);
   EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(model.status().message(),
-              HasSubstr("model.layers.0.mlp.down_proj.weight has shape [64, 95], expected [64, 96]"));
+  EXPECT_THAT(
+      model.status().message(),
+      HasSubstr("model.layers.0.mlp.down_proj.weight has shape [64, 95], expected [64, 96]"));
 }
 
 TEST(ModelCreateTest, UntiedModelNeedsLmHead) {
   ModelWeights weights = LlamaWeights();
   weights.tensors.erase("lm_head.weight");
-  EXPECT_THAT(Model::Create(weights).status().message(), HasSubstr("missing tensor lm_head.weight"));
+  EXPECT_THAT(Model::Create(weights).status().message(),
+              HasSubstr("missing tensor lm_head.weight"));
 }
 
 TEST(ModelCreateTest, Qwen2NeedsItsBiases) {

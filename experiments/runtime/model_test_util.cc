@@ -69,7 +69,8 @@ absl::StatusOr<Fixture> LoadFixture(const std::string& dir) {
     return absl::InvalidArgumentError(absl::StrCat(dir, "/kvgate_config.json: ", e.what()));
   }
   f.weights.source = dir;
-  absl::StatusOr<std::map<std::string, torch::Tensor>> weights = LoadTensorDict(dir + "/weights.pt");
+  absl::StatusOr<std::map<std::string, torch::Tensor>> weights =
+      LoadTensorDict(dir + "/weights.pt");
   if (!weights.ok()) return weights.status();
   f.weights.tensors = *std::move(weights);
   absl::StatusOr<std::map<std::string, torch::Tensor>> expected =
