@@ -9,6 +9,7 @@ load("//third_party/benchmark:workspace.bzl", benchmark = "repo")
 load("//third_party/nlohmann_json:workspace.bzl", nlohmann_json = "repo")
 load("//third_party/libtorch:workspace.bzl", libtorch = "repo")
 load("//third_party/cuda:workspace.bzl", cuda = "repo")
+load("//third_party/smollm2:workspace.bzl", smollm2 = "repo")
 
 def kvgate_dependencies():
     rules_cc()
@@ -20,3 +21,4 @@ def kvgate_dependencies():
     nlohmann_json()
     libtorch()
     cuda()
+    smollm2()
