@@ -34,15 +34,17 @@ absl::string_view DefaultSystemPrompt(ChatTemplate chat_template) {
 
 absl::StatusOr<ChatTemplate> ChatTemplateFromJinja(absl::string_view jinja) {
   if (absl::StrContains(jinja, "<|im_start|>")) {
-    if (absl::StrContains(jinja, absl::StrCat("<|im_start|>system\\n", kSmolLM2System, "<|im_end|>")) ||
-        absl::StrContains(jinja, absl::StrCat("<|im_start|>system\n", kSmolLM2System, "<|im_end|>"))) {
+    if (absl::StrContains(jinja,
+                          absl::StrCat("<|im_start|>system\\n", kSmolLM2System, "<|im_end|>")) ||
+        absl::StrContains(jinja,
+                          absl::StrCat("<|im_start|>system\n", kSmolLM2System, "<|im_end|>"))) {
       return ChatTemplate::kSmolLM2;
     }
     if (absl::StrContains(jinja, kQwen2_5System)) return ChatTemplate::kQwen2_5;
   }
-  return absl::UnimplementedError(absl::StrCat(
-      "chat template not recognized (only SmolLM2's and Qwen2.5's are implemented): ",
-      jinja.substr(0, 120), jinja.size() > 120 ? "..." : ""));
+  return absl::UnimplementedError(
+      absl::StrCat("chat template not recognized (only SmolLM2's and Qwen2.5's are implemented): ",
+                   jinja.substr(0, 120), jinja.size() > 120 ? "..." : ""));
 }
 
 absl::StatusOr<ChatTemplate> LoadChatTemplate(const std::string& path) {
@@ -62,8 +64,8 @@ absl::StatusOr<ChatTemplate> LoadChatTemplate(const std::string& path) {
         jinja = t.get<std::string>();
       } else if (t.is_array()) {  // [{"name": "default", "template": ...}, ...]
         for (const nlohmann::json& entry : t) {
-          if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
-              entry["template"].is_string()) {
+          if (entry.is_object() && entry.value("name", "") == "default" &&
+              entry.contains("template") && entry["template"].is_string()) {
             jinja = entry["template"].get<std::string>();
           }
         }
@@ -75,8 +77,10 @@ absl::StatusOr<ChatTemplate> LoadChatTemplate(const std::string& path) {
       where = dir + "chat_template.jinja";
       absl::StatusOr<std::string> text = ReadFileToString(where, 1 << 20);
       if (!text.ok()) {
-        return absl::NotFoundError(absl::StrCat(
-            dir, ": no chat template (neither tokenizer_config.json's \"chat_template\" nor chat_template.jinja)"));
+        return absl::NotFoundError(
+            absl::StrCat(dir,
+                         ": no chat template (neither tokenizer_config.json's \"chat_template\" "
+                         "nor chat_template.jinja)"));
       }
       jinja = *std::move(text);
     }
@@ -89,7 +93,8 @@ absl::StatusOr<ChatTemplate> LoadChatTemplate(const std::string& path) {
     jinja = *std::move(t);
   }
   absl::StatusOr<ChatTemplate> kind = ChatTemplateFromJinja(jinja);
-  if (!kind.ok()) return absl::UnimplementedError(absl::StrCat(where, ": ", kind.status().message()));
+  if (!kind.ok())
+    return absl::UnimplementedError(absl::StrCat(where, ": ", kind.status().message()));
   return kind;
 }
 
@@ -100,7 +105,8 @@ absl::StatusOr<std::string> ApplyChatTemplate(ChatTemplate chat_template,
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string& role = messages[i].role;
     if (role != "system" && role != "user" && role != "assistant") {
-      return absl::InvalidArgumentError(absl::StrCat("ApplyChatTemplate: message ", i, " has role \"", role,
+      return absl::InvalidArgumentError(absl::StrCat("ApplyChatTemplate: message ", i,
+                                                     " has role \"", role,
                                                      "\" (expected system, user or assistant)"));
     }
   }

@@ -13,7 +13,8 @@
 //
 // Usage:
 //   absl::StatusOr<std::string> prompt = kvgate::runtime::ApplyChatTemplate(
-//       kvgate::runtime::ChatTemplate::kQwen2_5, {{"user", "Hello"}}, /*add_generation_prompt=*/true);
+//       kvgate::runtime::ChatTemplate::kQwen2_5, {{"user", "Hello"}},
+//       /*add_generation_prompt=*/true);
 
 #ifndef KVGATE_EXPERIMENTS_RUNTIME_CHAT_TEMPLATE_H_
 #define KVGATE_EXPERIMENTS_RUNTIME_CHAT_TEMPLATE_H_

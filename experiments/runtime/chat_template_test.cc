@@ -6,10 +6,9 @@
 
 #include "experiments/runtime/chat_template.h"
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "experiments/runtime/gguf.h"
 #include "experiments/runtime/loader_test_util.h"
@@ -26,13 +25,15 @@ TEST(ChatTemplateTest, MatchesJinjaRenderings) {
       testing::ReadTestFile(testing::TestDataPath("chat_template_expected.json")));
   int seen[2] = {0, 0};
   for (const nlohmann::json& row : rows) {
-    const ChatTemplate t = row["template"] == "smollm2" ? ChatTemplate::kSmolLM2 : ChatTemplate::kQwen2_5;
+    const ChatTemplate t =
+        row["template"] == "smollm2" ? ChatTemplate::kSmolLM2 : ChatTemplate::kQwen2_5;
     ++seen[static_cast<int>(t)];
     std::vector<ChatMessage> messages;
     for (const nlohmann::json& m : row["messages"]) {
       messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
     }
-    absl::StatusOr<std::string> text = ApplyChatTemplate(t, messages, row["add_generation_prompt"].get<bool>());
+    absl::StatusOr<std::string> text =
+        ApplyChatTemplate(t, messages, row["add_generation_prompt"].get<bool>());
     ASSERT_TRUE(text.ok()) << text.status();
     EXPECT_EQ(*text, row["text"].get<std::string>()) << row.dump();
   }
@@ -42,10 +43,12 @@ TEST(ChatTemplateTest, MatchesJinjaRenderings) {
 
 TEST(ChatTemplateTest, SpelledOut) {
   EXPECT_EQ(*ApplyChatTemplate(ChatTemplate::kSmolLM2, {{"user", "Hi"}}, true),
-            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+            "Face<|im_end|>\n"
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   EXPECT_EQ(*ApplyChatTemplate(ChatTemplate::kQwen2_5, {{"user", "Hi"}}, false),
-            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+            "assistant.<|im_end|>\n"
             "<|im_start|>user\nHi<|im_end|>\n");
 }
 
@@ -56,22 +59,27 @@ TEST(ChatTemplateTest, RecognizesTheEmbeddedModelsTemplate) {
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(*t, ChatTemplate::kSmolLM2);
   absl::StatusOr<GgufFile> gguf = GgufFile::Open(path);
-  EXPECT_THAT(*gguf->GetString("tokenizer.chat_template"), HasSubstr(std::string(DefaultSystemPrompt(ChatTemplate::kSmolLM2))));
+  EXPECT_THAT(*gguf->GetString("tokenizer.chat_template"),
+              HasSubstr(std::string(DefaultSystemPrompt(ChatTemplate::kSmolLM2))));
 }
 
 TEST(ChatTemplateTest, RecognizesQwenFromASnapshotFolder) {
   const std::string dir = testing::MakeTempDir("qwen_snapshot");
-  testing::WriteFile(dir + "/tokenizer_config.json",
-                     R"({"chat_template": "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"})");
+  testing::WriteFile(
+      dir + "/tokenizer_config.json",
+      R"({"chat_template": "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"})");
   absl::StatusOr<ChatTemplate> t = LoadChatTemplate(dir);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(*t, ChatTemplate::kQwen2_5);
 }
 
 TEST(ChatTemplateTest, Errors) {
-  EXPECT_TRUE(absl::IsUnimplemented(ChatTemplateFromJinja("{{ bos_token }}{% for m in messages %}...").status()));
-  EXPECT_THAT(std::string(ApplyChatTemplate(ChatTemplate::kQwen2_5, {{"tool", "x"}}, false).status().message()),
-              HasSubstr("message 0 has role \"tool\""));
+  EXPECT_TRUE(absl::IsUnimplemented(
+      ChatTemplateFromJinja("{{ bos_token }}{% for m in messages %}...").status()));
+  EXPECT_THAT(
+      std::string(
+          ApplyChatTemplate(ChatTemplate::kQwen2_5, {{"tool", "x"}}, false).status().message()),
+      HasSubstr("message 0 has role \"tool\""));
   EXPECT_FALSE(ApplyChatTemplate(ChatTemplate::kSmolLM2, {}, true).ok());
   const std::string dir = testing::MakeTempDir("no_template");
   EXPECT_THAT(std::string(LoadChatTemplate(dir).status().message()), HasSubstr("no chat template"));

@@ -23,26 +23,66 @@ struct TypeTraits {
 // The ggml types whose block layout this parser knows; others are refused by number.
 bool LookupType(uint32_t type, TypeTraits* traits) {
   switch (static_cast<GgmlType>(type)) {
-    case GgmlType::kF32: *traits = {"F32", 1, 4}; return true;
-    case GgmlType::kF16: *traits = {"F16", 1, 2}; return true;
-    case GgmlType::kQ4_0: *traits = {"Q4_0", 32, 18}; return true;
-    case GgmlType::kQ4_1: *traits = {"Q4_1", 32, 20}; return true;
-    case GgmlType::kQ5_0: *traits = {"Q5_0", 32, 22}; return true;
-    case GgmlType::kQ5_1: *traits = {"Q5_1", 32, 24}; return true;
-    case GgmlType::kQ8_0: *traits = {"Q8_0", 32, 34}; return true;
-    case GgmlType::kQ8_1: *traits = {"Q8_1", 32, 36}; return true;
-    case GgmlType::kQ2_K: *traits = {"Q2_K", 256, 84}; return true;
-    case GgmlType::kQ3_K: *traits = {"Q3_K", 256, 110}; return true;
-    case GgmlType::kQ4_K: *traits = {"Q4_K", 256, 144}; return true;
-    case GgmlType::kQ5_K: *traits = {"Q5_K", 256, 176}; return true;
-    case GgmlType::kQ6_K: *traits = {"Q6_K", 256, 210}; return true;
-    case GgmlType::kQ8_K: *traits = {"Q8_K", 256, 292}; return true;
-    case GgmlType::kI8: *traits = {"I8", 1, 1}; return true;
-    case GgmlType::kI16: *traits = {"I16", 1, 2}; return true;
-    case GgmlType::kI32: *traits = {"I32", 1, 4}; return true;
-    case GgmlType::kI64: *traits = {"I64", 1, 8}; return true;
-    case GgmlType::kF64: *traits = {"F64", 1, 8}; return true;
-    case GgmlType::kBF16: *traits = {"BF16", 1, 2}; return true;
+    case GgmlType::kF32:
+      *traits = {"F32", 1, 4};
+      return true;
+    case GgmlType::kF16:
+      *traits = {"F16", 1, 2};
+      return true;
+    case GgmlType::kQ4_0:
+      *traits = {"Q4_0", 32, 18};
+      return true;
+    case GgmlType::kQ4_1:
+      *traits = {"Q4_1", 32, 20};
+      return true;
+    case GgmlType::kQ5_0:
+      *traits = {"Q5_0", 32, 22};
+      return true;
+    case GgmlType::kQ5_1:
+      *traits = {"Q5_1", 32, 24};
+      return true;
+    case GgmlType::kQ8_0:
+      *traits = {"Q8_0", 32, 34};
+      return true;
+    case GgmlType::kQ8_1:
+      *traits = {"Q8_1", 32, 36};
+      return true;
+    case GgmlType::kQ2_K:
+      *traits = {"Q2_K", 256, 84};
+      return true;
+    case GgmlType::kQ3_K:
+      *traits = {"Q3_K", 256, 110};
+      return true;
+    case GgmlType::kQ4_K:
+      *traits = {"Q4_K", 256, 144};
+      return true;
+    case GgmlType::kQ5_K:
+      *traits = {"Q5_K", 256, 176};
+      return true;
+    case GgmlType::kQ6_K:
+      *traits = {"Q6_K", 256, 210};
+      return true;
+    case GgmlType::kQ8_K:
+      *traits = {"Q8_K", 256, 292};
+      return true;
+    case GgmlType::kI8:
+      *traits = {"I8", 1, 1};
+      return true;
+    case GgmlType::kI16:
+      *traits = {"I16", 1, 2};
+      return true;
+    case GgmlType::kI32:
+      *traits = {"I32", 1, 4};
+      return true;
+    case GgmlType::kI64:
+      *traits = {"I64", 1, 8};
+      return true;
+    case GgmlType::kF64:
+      *traits = {"F64", 1, 8};
+      return true;
+    case GgmlType::kBF16:
+      *traits = {"BF16", 1, 2};
+      return true;
   }
   return false;
 }
@@ -70,8 +110,12 @@ uint64_t ScalarBytes(uint32_t type) {
   }
 }
 
-bool IsKnownValueType(uint32_t type) { return type <= static_cast<uint32_t>(GgufValueType::kFloat64); }
-bool IsFloatType(GgufValueType t) { return t == GgufValueType::kFloat32 || t == GgufValueType::kFloat64; }
+bool IsKnownValueType(uint32_t type) {
+  return type <= static_cast<uint32_t>(GgufValueType::kFloat64);
+}
+bool IsFloatType(GgufValueType t) {
+  return t == GgufValueType::kFloat32 || t == GgufValueType::kFloat64;
+}
 bool IsIntegerType(GgufValueType t) {
   return ScalarBytes(static_cast<uint32_t>(t)) > 0 && !IsFloatType(t);
 }
@@ -107,8 +151,8 @@ class Reader {
     uint64_t length = 0;
     if (absl::Status s = Scalar(&length, absl::StrCat(what, " length")); !s.ok()) return s;
     if (length > max_bytes) {
-      return Error(absl::StrCat(what, " is ", length, " bytes long, more than the limit of ",
-                                max_bytes));
+      return Error(
+          absl::StrCat(what, " is ", length, " bytes long, more than the limit of ", max_bytes));
     }
     if (length > left()) return Truncated(what, length);
     out->assign(reinterpret_cast<const char*>(data_ + pos_), length);
@@ -127,13 +171,48 @@ class Reader {
 absl::Status ReadScalar(Reader& r, GgufValueType type, GgufValue* value, absl::string_view what) {
   absl::Status s;
   switch (type) {
-    case GgufValueType::kUint8: { uint8_t v; s = r.Scalar(&v, what); value->int_value = v; break; }
-    case GgufValueType::kInt8: { int8_t v; s = r.Scalar(&v, what); value->int_value = v; break; }
-    case GgufValueType::kUint16: { uint16_t v; s = r.Scalar(&v, what); value->int_value = v; break; }
-    case GgufValueType::kInt16: { int16_t v; s = r.Scalar(&v, what); value->int_value = v; break; }
-    case GgufValueType::kUint32: { uint32_t v; s = r.Scalar(&v, what); value->int_value = v; break; }
-    case GgufValueType::kInt32: { int32_t v; s = r.Scalar(&v, what); value->int_value = v; break; }
-    case GgufValueType::kInt64: { int64_t v; s = r.Scalar(&v, what); value->int_value = v; break; }
+    case GgufValueType::kUint8: {
+      uint8_t v;
+      s = r.Scalar(&v, what);
+      value->int_value = v;
+      break;
+    }
+    case GgufValueType::kInt8: {
+      int8_t v;
+      s = r.Scalar(&v, what);
+      value->int_value = v;
+      break;
+    }
+    case GgufValueType::kUint16: {
+      uint16_t v;
+      s = r.Scalar(&v, what);
+      value->int_value = v;
+      break;
+    }
+    case GgufValueType::kInt16: {
+      int16_t v;
+      s = r.Scalar(&v, what);
+      value->int_value = v;
+      break;
+    }
+    case GgufValueType::kUint32: {
+      uint32_t v;
+      s = r.Scalar(&v, what);
+      value->int_value = v;
+      break;
+    }
+    case GgufValueType::kInt32: {
+      int32_t v;
+      s = r.Scalar(&v, what);
+      value->int_value = v;
+      break;
+    }
+    case GgufValueType::kInt64: {
+      int64_t v;
+      s = r.Scalar(&v, what);
+      value->int_value = v;
+      break;
+    }
     case GgufValueType::kUint64: {
       uint64_t v = 0;
       s = r.Scalar(&v, what);
@@ -146,12 +225,23 @@ absl::Status ReadScalar(Reader& r, GgufValueType type, GgufValue* value, absl::s
     case GgufValueType::kBool: {
       uint8_t v = 0;
       s = r.Scalar(&v, what);
-      if (s.ok() && v > 1) return r.Error(absl::StrCat(what, ": bool value ", int{v}, " is not 0 or 1"));
+      if (s.ok() && v > 1)
+        return r.Error(absl::StrCat(what, ": bool value ", int{v}, " is not 0 or 1"));
       value->int_value = v;
       break;
     }
-    case GgufValueType::kFloat32: { float v; s = r.Scalar(&v, what); value->float_value = v; break; }
-    case GgufValueType::kFloat64: { double v; s = r.Scalar(&v, what); value->float_value = v; break; }
+    case GgufValueType::kFloat32: {
+      float v;
+      s = r.Scalar(&v, what);
+      value->float_value = v;
+      break;
+    }
+    case GgufValueType::kFloat64: {
+      double v;
+      s = r.Scalar(&v, what);
+      value->float_value = v;
+      break;
+    }
     default:
       return r.Error(absl::StrCat(what, ": not a scalar type"));
   }
@@ -172,7 +262,8 @@ absl::Status ReadValue(Reader& r, uint32_t raw_type, const GgufLimits& limits, G
 
   uint32_t element_type = 0;
   uint64_t n = 0;
-  if (absl::Status s = r.Scalar(&element_type, absl::StrCat(what, " element type")); !s.ok()) return s;
+  if (absl::Status s = r.Scalar(&element_type, absl::StrCat(what, " element type")); !s.ok())
+    return s;
   if (absl::Status s = r.Scalar(&n, absl::StrCat(what, " array length")); !s.ok()) return s;
   if (!IsKnownValueType(element_type)) {
     return r.Error(absl::StrCat(what, " is an array of unknown type ", element_type));
@@ -185,9 +276,8 @@ absl::Status ReadValue(Reader& r, uint32_t raw_type, const GgufLimits& limits, G
                                 limits.max_array_elements));
   }
   // Each element takes at least its scalar size, a string at least its 8-byte length.
-  const uint64_t min_element = element_type == static_cast<uint32_t>(GgufValueType::kString)
-                                   ? 8
-                                   : ScalarBytes(element_type);
+  const uint64_t min_element =
+      element_type == static_cast<uint32_t>(GgufValueType::kString) ? 8 : ScalarBytes(element_type);
   if (n > r.left() / min_element) {
     return r.Truncated(absl::StrCat(what, " (", n, " elements)"), n * min_element);
   }
@@ -220,15 +310,19 @@ absl::Status ReadValue(Reader& r, uint32_t raw_type, const GgufLimits& limits, G
   return absl::OkStatus();
 }
 
-bool MulOverflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
-bool AddOverflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_add_overflow(a, b, out); }
+bool MulOverflows(uint64_t a, uint64_t b, uint64_t* out) {
+  return __builtin_mul_overflow(a, b, out);
+}
+bool AddOverflows(uint64_t a, uint64_t b, uint64_t* out) {
+  return __builtin_add_overflow(a, b, out);
+}
 
 }  // namespace
 
 std::string GgufValueTypeName(uint32_t type) {
-  static const char* const kNames[] = {"uint8", "int8",   "uint16", "int16", "uint32",
-                                       "int32", "float32", "bool",   "string", "array",
-                                       "uint64", "int64",  "float64"};
+  static const char* const kNames[] = {"uint8",  "int8",    "uint16", "int16",  "uint32",
+                                       "int32",  "float32", "bool",   "string", "array",
+                                       "uint64", "int64",   "float64"};
   if (type < sizeof(kNames) / sizeof(kNames[0])) return kNames[type];
   return absl::StrCat("type ", type);
 }
@@ -273,16 +367,18 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
   char magic[4];
   if (absl::Status s = r.Bytes(magic, 4, "magic \"GGUF\""); !s.ok()) return s;
   if (std::memcmp(magic, "GGUF", 4) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a GGUF file (magic is not \"GGUF\")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a GGUF file (magic is not \"GGUF\")"));
   }
   if (absl::Status s = r.Scalar(&gguf.version_, "version"); !s.ok()) return s;
   if ((gguf.version_ & 0xFFFF) == 0 && gguf.version_ != 0) {
-    return absl::UnimplementedError(absl::StrCat(
-        path, ": version field ", gguf.version_, " looks byte-swapped: big-endian GGUF is not supported"));
+    return absl::UnimplementedError(
+        absl::StrCat(path, ": version field ", gguf.version_,
+                     " looks byte-swapped: big-endian GGUF is not supported"));
   }
   if (gguf.version_ != 2 && gguf.version_ != 3) {
-    return absl::UnimplementedError(
-        absl::StrCat(path, ": GGUF version ", gguf.version_, " is not supported (expected 2 or 3)"));
+    return absl::UnimplementedError(absl::StrCat(path, ": GGUF version ", gguf.version_,
+                                                 " is not supported (expected 2 or 3)"));
   }
   uint64_t n_tensors = 0, n_kv = 0;
   if (absl::Status s = r.Scalar(&n_tensors, "tensor count"); !s.ok()) return s;
@@ -294,13 +390,13 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
                                                    " exceeds the limit of ", limits.max_tensors));
   }
   if (n_kv > limits.max_kv) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": metadata count ", n_kv,
-                                                   " exceeds the limit of ", limits.max_kv));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": metadata count ", n_kv, " exceeds the limit of ", limits.max_kv));
   }
   if (n_kv > r.left() / 13 || n_tensors > r.left() / 32 || n_kv * 13 + n_tensors * 32 > r.left()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": header claims ", n_kv, " metadata entries and ", n_tensors,
-        " tensors, more than the file's ", r.left(), " remaining bytes can hold"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": header claims ", n_kv, " metadata entries and ", n_tensors,
+                     " tensors, more than the file's ", r.left(), " remaining bytes can hold"));
   }
 
   for (uint64_t i = 0; i < n_kv; ++i) {
@@ -310,7 +406,8 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
       return s;
     }
     uint32_t type = 0;
-    if (absl::Status s = r.Scalar(&type, absl::StrCat("type of key \"", key, "\"")); !s.ok()) return s;
+    if (absl::Status s = r.Scalar(&type, absl::StrCat("type of key \"", key, "\"")); !s.ok())
+      return s;
     GgufValue value;
     if (absl::Status s = ReadValue(r, type, limits, &value, key); !s.ok()) return s;
     if (!gguf.metadata_.emplace(key, std::move(value)).second) {
@@ -326,9 +423,9 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
     }
     const uint64_t a = static_cast<uint64_t>(alignment->int_value);
     if (a == 0 || (a & (a - 1)) != 0 || a > limits.max_alignment) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": general.alignment ", a, " is not a power of two between 1 and ",
-                       limits.max_alignment));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": general.alignment ", a,
+                                                     " is not a power of two between 1 and ",
+                                                     limits.max_alignment));
     }
     gguf.alignment_ = a;
   }
@@ -336,7 +433,8 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
   gguf.tensors_.reserve(n_tensors);
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo t;
-    if (absl::Status s = r.String(&t.name, limits.max_string_bytes, absl::StrCat("tensor ", i, " name"));
+    if (absl::Status s =
+            r.String(&t.name, limits.max_string_bytes, absl::StrCat("tensor ", i, " name"));
         !s.ok()) {
       return s;
     }
@@ -347,7 +445,8 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
     uint32_t n_dims = 0;
     if (absl::Status s = r.Scalar(&n_dims, absl::StrCat(what, " n_dims")); !s.ok()) return s;
     if (n_dims == 0 || n_dims > limits.max_dims) {
-      return r.Error(absl::StrCat(what, ": n_dims ", n_dims, " is not between 1 and ", limits.max_dims));
+      return r.Error(
+          absl::StrCat(what, ": n_dims ", n_dims, " is not between 1 and ", limits.max_dims));
     }
     uint64_t numel = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
@@ -364,8 +463,8 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
     if (absl::Status s = r.Scalar(&t.type, absl::StrCat(what, " type")); !s.ok()) return s;
     TypeTraits traits;
     if (!LookupType(t.type, &traits)) {
-      return absl::UnimplementedError(absl::StrCat(path, ": ", what, ": unknown or unsupported ggml type ",
-                                                   t.type));
+      return absl::UnimplementedError(
+          absl::StrCat(path, ": ", what, ": unknown or unsupported ggml type ", t.type));
     }
     if (t.dims[0] % traits.block != 0) {
       return r.Error(absl::StrCat(what, ": innermost dim ", t.dims[0], " is not a multiple of ",
@@ -376,8 +475,8 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
     }
     if (absl::Status s = r.Scalar(&t.offset, absl::StrCat(what, " offset")); !s.ok()) return s;
     if (t.offset % gguf.alignment_ != 0) {
-      return r.Error(absl::StrCat(what, ": offset ", t.offset, " is not a multiple of the alignment ",
-                                  gguf.alignment_));
+      return r.Error(absl::StrCat(what, ": offset ", t.offset,
+                                  " is not a multiple of the alignment ", gguf.alignment_));
     }
     if (!gguf.tensor_index_.emplace(t.name, gguf.tensors_.size()).second) {
       return r.Error(absl::StrCat("duplicate tensor name \"", t.name, "\""));
@@ -387,32 +486,34 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
 
   // The data section starts at the next multiple of the alignment.
   const uint64_t header_end = r.pos();
-  gguf.data_offset_ = header_end + (gguf.alignment_ - header_end % gguf.alignment_) % gguf.alignment_;
+  gguf.data_offset_ =
+      header_end + (gguf.alignment_ - header_end % gguf.alignment_) % gguf.alignment_;
   const uint64_t file_size = gguf.file_->size();
   if (n_tensors > 0 && gguf.data_offset_ > file_size) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": truncated: the data section would start at byte ",
-                                                   gguf.data_offset_, ", past the end (", file_size, " bytes)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": truncated: the data section would start at byte ", gguf.data_offset_,
+                     ", past the end (", file_size, " bytes)"));
   }
   const uint64_t data_size = file_size - std::min(file_size, gguf.data_offset_);
   std::vector<size_t> order(gguf.tensors_.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return gguf.tensors_[a].offset < gguf.tensors_[b].offset;
-  });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return gguf.tensors_[a].offset < gguf.tensors_[b].offset; });
   uint64_t previous_end = 0;
   const GgufTensorInfo* previous = nullptr;
   for (size_t index : order) {
     GgufTensorInfo& t = gguf.tensors_[index];
     uint64_t end = 0;
     if (AddOverflows(t.offset, t.bytes, &end) || end > data_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": tensor \"", t.name, "\": data [", t.offset, ", ", t.offset, " + ", t.bytes,
-          ") lies outside the data section of ", data_size, " bytes (file truncated or offset corrupt)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor \"", t.name, "\": data [", t.offset, ", ", t.offset, " + ",
+                       t.bytes, ") lies outside the data section of ", data_size,
+                       " bytes (file truncated or offset corrupt)"));
     }
     if (previous != nullptr && t.offset < previous_end) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": tensor \"", t.name, "\" at offset ", t.offset, " overlaps tensor \"",
-          previous->name, "\", which ends at ", previous_end));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor \"", t.name, "\" at offset ", t.offset,
+                       " overlaps tensor \"", previous->name, "\", which ends at ", previous_end));
     }
     t.data = gguf.file_->data() + gguf.data_offset_ + t.offset;
     previous_end = end;
@@ -433,7 +534,8 @@ const GgufTensorInfo* GgufFile::FindTensor(absl::string_view name) const {
 
 namespace {
 absl::Status Missing(const std::string& path, absl::string_view key, absl::string_view expected) {
-  return absl::NotFoundError(absl::StrCat(path, ": missing metadata key \"", key, "\" (expected ", expected, ")"));
+  return absl::NotFoundError(
+      absl::StrCat(path, ": missing metadata key \"", key, "\" (expected ", expected, ")"));
 }
 absl::Status WrongType(const std::string& path, absl::string_view key, const GgufValue& v,
                        absl::string_view expected) {
@@ -454,7 +556,8 @@ absl::StatusOr<uint64_t> GgufFile::GetUint(absl::string_view key) const {
   }
   if (v->int_value < 0) {
     return absl::InvalidArgumentError(absl::StrCat(path(), ": metadata key \"", key,
-                                                   "\": expected a non-negative integer, got ", v->int_value));
+                                                   "\": expected a non-negative integer, got ",
+                                                   v->int_value));
   }
   return static_cast<uint64_t>(v->int_value);
 }
@@ -483,7 +586,8 @@ absl::StatusOr<bool> GgufFile::GetBool(absl::string_view key) const {
   return v->int_value != 0;
 }
 
-absl::StatusOr<const std::vector<std::string>*> GgufFile::GetStringArray(absl::string_view key) const {
+absl::StatusOr<const std::vector<std::string>*> GgufFile::GetStringArray(
+    absl::string_view key) const {
   const GgufValue* v = Find(key);
   if (v == nullptr) return Missing(path(), key, "an array of strings");
   if (v->type != GgufValueType::kArray || v->element_type != GgufValueType::kString) {
@@ -592,9 +696,9 @@ absl::Status DequantizeGgufTensor(const GgufTensorInfo& t, float* out) {
       DequantizeQ4_1(p, t.numel / 32, out);
       return absl::OkStatus();
     default:
-      return absl::UnimplementedError(absl::StrCat("tensor \"", t.name, "\": dequantizing ",
-                                                   GgmlTypeName(t.type),
-                                                   " is not implemented (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)"));
+      return absl::UnimplementedError(
+          absl::StrCat("tensor \"", t.name, "\": dequantizing ", GgmlTypeName(t.type),
+                       " is not implemented (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)"));
   }
 }
 

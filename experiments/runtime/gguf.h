@@ -1,5 +1,5 @@
-// GGUF files (llama.cpp's model format, versions 2 and 3, little-endian): a validating parser of the
-// header, metadata and tensor index, and dequantization of tensor data to float32. No LibTorch:
+// GGUF files (llama.cpp's model format, versions 2 and 3, little-endian): a validating parser of
+// the header, metadata and tensor index, and dequantization of tensor data to float32. No LibTorch:
 // gguf_weights.h turns a parsed file into ModelWeights, tokenizer.h reads its vocabulary.
 //
 // Layout: "GGUF", u32 version, u64 n_tensors, u64 n_kv, then n_kv of (string key, u32 type, value),
@@ -8,7 +8,8 @@
 // bytes. ne[0] is the innermost (contiguous) dimension.
 //
 // Validation follows llama.cpp's gguf.cpp as hardened after its CVEs, and is stricter where cheap:
-//  - magic, version 2 or 3 (1 used 32-bit counts; a byte-swapped version means big-endian: refused);
+//  - magic, version 2 or 3 (1 used 32-bit counts; a byte-swapped version means big-endian:
+//  refused);
 //  - n_tensors and n_kv at most GgufLimits and at most what the remaining bytes could hold;
 //  - every string and array length checked against the bytes left before allocating; arrays of
 //    arrays refused; keys unique; string lengths and array sizes bounded;
@@ -74,12 +75,12 @@ std::string GgufValueTypeName(uint32_t type);
 struct GgufValue {
   GgufValueType type = GgufValueType::kUint8;
   GgufValueType element_type = GgufValueType::kUint8;  // arrays only
-  int64_t int_value = 0;    // integer types and bool (uint64 values above INT64_MAX are refused)
-  double float_value = 0;   // float32, float64
+  int64_t int_value = 0;   // integer types and bool (uint64 values above INT64_MAX are refused)
+  double float_value = 0;  // float32, float64
   std::string string_value;
-  std::vector<int64_t> ints;        // arrays of integers or bools
-  std::vector<double> floats;       // arrays of floats
-  std::vector<std::string> strings; // arrays of strings
+  std::vector<int64_t> ints;         // arrays of integers or bools
+  std::vector<double> floats;        // arrays of floats
+  std::vector<std::string> strings;  // arrays of strings
   uint64_t array_size = 0;
 };
 
@@ -117,7 +118,7 @@ struct GgufTensorInfo {
   uint32_t type = 0;          // GgmlType
   std::vector<int64_t> dims;  // ne: dims[0] innermost; a PyTorch shape is dims reversed
   int64_t numel = 0;
-  uint64_t offset = 0;        // from the start of the data section
+  uint64_t offset = 0;  // from the start of the data section
   uint64_t bytes = 0;
   const uint8_t* data = nullptr;  // inside the file's bytes
 
@@ -131,8 +132,8 @@ struct GgufLimits {
   uint64_t max_string_bytes = 1 << 26;    // one string; chat templates are a few KB
   uint64_t max_array_elements = 1 << 24;  // vocabularies are < 300k, merges < 1M
   uint64_t max_alignment = 1 << 16;
-  uint64_t max_name_bytes = 63;           // GGML_MAX_NAME - 1
-  uint32_t max_dims = 4;                  // GGML_MAX_DIMS
+  uint64_t max_name_bytes = 63;  // GGML_MAX_NAME - 1
+  uint32_t max_dims = 4;         // GGML_MAX_DIMS
 };
 
 class GgufFile {

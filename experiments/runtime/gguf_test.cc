@@ -22,12 +22,13 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
-using ::testing::HasSubstr;
 using testing::GgufBuilder;
+using ::testing::HasSubstr;
 
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
-absl::StatusOr<GgufFile> ParseBytes(const std::string& bytes, const std::string& name = "test.gguf") {
+absl::StatusOr<GgufFile> ParseBytes(const std::string& bytes,
+                                    const std::string& name = "test.gguf") {
   return GgufFile::Parse(MappedFile::FromBytes(bytes, name));
 }
 
@@ -40,7 +41,8 @@ std::vector<float> Dequantized(const GgufTensorInfo& t) {
 
 std::vector<int8_t> Ramp8() {
   std::vector<int8_t> q(32);
-  for (int i = 0; i < 32; ++i) q[i] = static_cast<int8_t>(i * 8 - 127 + (i == 31 ? 6 : 0));  // -127..127
+  for (int i = 0; i < 32; ++i)
+    q[i] = static_cast<int8_t>(i * 8 - 127 + (i == 31 ? 6 : 0));  // -127..127
   return q;
 }
 
@@ -62,10 +64,14 @@ GgufBuilder ValidBuilder() {
       .Tensor("f32", 0, {4, 2}, testing::F32Bytes({1, -2, 3.5f, 0, 1e-3f, -1e9f, 7, 8}))
       .Tensor("f16", 1, {3}, testing::F16Bytes({0.5f, -65504.0f, 6.103515625e-05f}))
       .Tensor("bf16", 30, {2}, testing::Bf16Bytes({1.5f, -2.0f}))
-      .Tensor("q8_0", 8, {32, 2}, testing::Q8_0Block(0.5f, Ramp8()) + testing::Q8_0Block(-0.25f, Ramp8()))
+      .Tensor("q8_0", 8, {32, 2},
+              testing::Q8_0Block(0.5f, Ramp8()) + testing::Q8_0Block(-0.25f, Ramp8()))
       .Tensor("q4_0", 2, {32}, testing::Q4_0Block(0.125f, Ramp4()))
-      .Tensor("q4_1", 3, {64}, testing::Q4_1Block(0.0625f, -1.5f, Ramp4()) + testing::Q4_1Block(2.0f, 0.25f, Ramp4()))
-      .Tensor("tail", 0, {8}, testing::F32Bytes({1, 2, 3, 4, 5, 6, 7, 8}));  // 32 bytes: no trailing padding
+      .Tensor(
+          "q4_1", 3, {64},
+          testing::Q4_1Block(0.0625f, -1.5f, Ramp4()) + testing::Q4_1Block(2.0f, 0.25f, Ramp4()))
+      .Tensor("tail", 0, {8},
+              testing::F32Bytes({1, 2, 3, 4, 5, 6, 7, 8}));  // 32 bytes: no trailing padding
   return b;
 }
 
@@ -100,7 +106,8 @@ TEST(GgufTest, TypedReadsNameTheKeyAndWhatWasExpected) {
   absl::StatusOr<uint64_t> missing = gguf->GetUint("llama.embedding_length");
   EXPECT_TRUE(absl::IsNotFound(missing.status()));
   EXPECT_THAT(Message(missing.status()),
-              HasSubstr("model.gguf: missing metadata key \"llama.embedding_length\" (expected an unsigned integer)"));
+              HasSubstr("model.gguf: missing metadata key \"llama.embedding_length\" (expected an "
+                        "unsigned integer)"));
   absl::StatusOr<std::string> wrong = gguf->GetString("llama.block_count");
   EXPECT_THAT(Message(wrong.status()),
               HasSubstr("metadata key \"llama.block_count\": expected a string, got uint32"));
@@ -111,8 +118,10 @@ TEST(GgufTest, TypedReadsNameTheKeyAndWhatWasExpected) {
 TEST(GgufTest, DequantizesEveryTypeToKnownValues) {
   absl::StatusOr<GgufFile> gguf = ParseBytes(ValidBuilder().Build());
   ASSERT_TRUE(gguf.ok()) << gguf.status();
-  EXPECT_THAT(Dequantized(*gguf->FindTensor("f32")), ElementsAre(1, -2, 3.5f, 0, 1e-3f, -1e9f, 7, 8));
-  EXPECT_THAT(Dequantized(*gguf->FindTensor("f16")), ElementsAre(0.5f, -65504.0f, 6.103515625e-05f));
+  EXPECT_THAT(Dequantized(*gguf->FindTensor("f32")),
+              ElementsAre(1, -2, 3.5f, 0, 1e-3f, -1e9f, 7, 8));
+  EXPECT_THAT(Dequantized(*gguf->FindTensor("f16")),
+              ElementsAre(0.5f, -65504.0f, 6.103515625e-05f));
   EXPECT_THAT(Dequantized(*gguf->FindTensor("bf16")), ElementsAre(1.5f, -2.0f));
 
   std::vector<float> expected;
@@ -155,7 +164,8 @@ TEST(GgufTest, HalfConversionCoversSubnormalsAndSpecials) {
 }
 
 TEST(GgufTest, UnsupportedTypeParsesButDoesNotDequantize) {
-  const std::string bytes = GgufBuilder().Tensor("k", 12, {256}, std::string(144, '\0')).Build();  // Q4_K
+  const std::string bytes =
+      GgufBuilder().Tensor("k", 12, {256}, std::string(144, '\0')).Build();  // Q4_K
   absl::StatusOr<GgufFile> gguf = ParseBytes(bytes);
   ASSERT_TRUE(gguf.ok()) << gguf.status();
   std::vector<float> out(256);
@@ -168,13 +178,15 @@ TEST(GgufTest, EveryTruncationIsAnError) {
   const std::string bytes = ValidBuilder().Build();
   for (size_t length = 0; length < bytes.size(); ++length) {
     absl::StatusOr<GgufFile> gguf = ParseBytes(bytes.substr(0, length));
-    ASSERT_FALSE(gguf.ok()) << "a prefix of " << length << " of " << bytes.size() << " bytes parsed";
+    ASSERT_FALSE(gguf.ok()) << "a prefix of " << length << " of " << bytes.size()
+                            << " bytes parsed";
     ASSERT_TRUE(absl::IsInvalidArgument(gguf.status())) << length << ": " << gguf.status();
   }
   absl::StatusOr<GgufFile> cut = ParseBytes(bytes.substr(0, bytes.size() - 1));
   EXPECT_THAT(Message(cut.status()), HasSubstr("tensor \"tail\": data ["));
   EXPECT_THAT(Message(cut.status()), HasSubstr("lies outside the data section"));
-  EXPECT_THAT(Message(ParseBytes(bytes.substr(0, 12)).status()), HasSubstr("truncated: tensor count needs 8 bytes"));
+  EXPECT_THAT(Message(ParseBytes(bytes.substr(0, 12)).status()),
+              HasSubstr("truncated: tensor count needs 8 bytes"));
 }
 
 TEST(GgufTest, RandomCorruptionNeverCrashes) {
@@ -224,13 +236,16 @@ std::vector<BadCase> BadCases() {
   add("tensor_count_past_file", GgufBuilder().TensorCountOverride(1000).Build(),
       "more than the file's");
   add("huge_kv_count", GgufBuilder().KvCountOverride(~uint64_t{0}).Build(), "metadata count");
-  add("kv_count_past_file", GgufBuilder().String("a", "b").KvCountOverride(3).Build(), "more than the file's");
+  add("kv_count_past_file", GgufBuilder().String("a", "b").KvCountOverride(3).Build(),
+      "more than the file's");
   {
     std::string v;
     const uint64_t huge = uint64_t{1} << 40;
     v.append(reinterpret_cast<const char*>(&huge), 8);
-    add("huge_string", GgufBuilder().Raw("k", 8, v + "abc").Build(), "value of key \"k\" is 1099511627776 bytes long");
-    add("string_past_end", GgufBuilder().Raw("k", 8, std::string("\x10\0\0\0\0\0\0\0abc", 11)).Build(),
+    add("huge_string", GgufBuilder().Raw("k", 8, v + "abc").Build(),
+        "value of key \"k\" is 1099511627776 bytes long");
+    add("string_past_end",
+        GgufBuilder().Raw("k", 8, std::string("\x10\0\0\0\0\0\0\0abc", 11)).Build(),
         "truncated: value of key \"k\" needs 16 bytes");
   }
   {
@@ -239,7 +254,8 @@ std::vector<BadCase> BadCases() {
     const uint64_t n = uint64_t{1} << 23;  // under the element limit, past the file
     v.append(reinterpret_cast<const char*>(&type), 4);
     v.append(reinterpret_cast<const char*>(&n), 8);
-    add("array_past_end", GgufBuilder().Raw("arr", 9, v).Build(), "value of key \"arr\" (8388608 elements)");
+    add("array_past_end", GgufBuilder().Raw("arr", 9, v).Build(),
+        "value of key \"arr\" (8388608 elements)");
     const uint64_t too_many = uint64_t{1} << 40;
     std::string w(reinterpret_cast<const char*>(&type), 4);
     w.append(reinterpret_cast<const char*>(&too_many), 8);
@@ -249,31 +265,45 @@ std::vector<BadCase> BadCases() {
     nested.append(8, '\0');
     add("array_of_arrays", GgufBuilder().Raw("arr", 9, nested).Build(), "array of arrays");
   }
-  add("unknown_value_type", GgufBuilder().Raw("k", 13, "").Build(), "value of key \"k\" has unknown type 13");
+  add("unknown_value_type", GgufBuilder().Raw("k", 13, "").Build(),
+      "value of key \"k\" has unknown type 13");
   add("bad_bool", GgufBuilder().Raw("k", 7, "\x02").Build(), "bool value 2 is not 0 or 1");
-  add("duplicate_key", GgufBuilder().Uint32("k", 1).Uint32("k", 2).Build(), "duplicate metadata key \"k\"");
+  add("duplicate_key", GgufBuilder().Uint32("k", 1).Uint32("k", 2).Build(),
+      "duplicate metadata key \"k\"");
   add("alignment_not_power_of_two", GgufBuilder().Uint32("general.alignment", 24).Build(),
       "general.alignment 24 is not a power of two");
-  add("alignment_zero", GgufBuilder().Uint32("general.alignment", 0).Build(), "general.alignment 0 is not a power of two");
-  add("alignment_too_big", GgufBuilder().Uint32("general.alignment", 1u << 30).Build(), "is not a power of two between 1 and 65536");
-  add("alignment_wrong_type", GgufBuilder().Uint64("general.alignment", 32).Build(), "general.alignment must be a uint32, got uint64");
-  add("five_dims", GgufBuilder().Tensor("t", 0, {1, 1, 1, 1, 8}, f32).Build(), "tensor \"t\": n_dims 5 is not between 1 and 4");
-  add("negative_dim", GgufBuilder().Tensor("t", 0, {8, -1}, f32).Build(), "tensor \"t\": dim 1 is negative");
-  add("dim_overflow", GgufBuilder().Tensor("t", 0, {int64_t{1} << 40, int64_t{1} << 40}, f32).Build(),
+  add("alignment_zero", GgufBuilder().Uint32("general.alignment", 0).Build(),
+      "general.alignment 0 is not a power of two");
+  add("alignment_too_big", GgufBuilder().Uint32("general.alignment", 1u << 30).Build(),
+      "is not a power of two between 1 and 65536");
+  add("alignment_wrong_type", GgufBuilder().Uint64("general.alignment", 32).Build(),
+      "general.alignment must be a uint32, got uint64");
+  add("five_dims", GgufBuilder().Tensor("t", 0, {1, 1, 1, 1, 8}, f32).Build(),
+      "tensor \"t\": n_dims 5 is not between 1 and 4");
+  add("negative_dim", GgufBuilder().Tensor("t", 0, {8, -1}, f32).Build(),
+      "tensor \"t\": dim 1 is negative");
+  add("dim_overflow",
+      GgufBuilder().Tensor("t", 0, {int64_t{1} << 40, int64_t{1} << 40}, f32).Build(),
       "tensor \"t\": element count overflows");
-  add("unknown_ggml_type", GgufBuilder().Tensor("t", 77, {8}, f32).Build(), "tensor \"t\": unknown or unsupported ggml type 77");
+  add("unknown_ggml_type", GgufBuilder().Tensor("t", 77, {8}, f32).Build(),
+      "tensor \"t\": unknown or unsupported ggml type 77");
   add("block_multiple", GgufBuilder().Tensor("t", 3, {16}, std::string(20, '\0')).Build(),
       "innermost dim 16 is not a multiple of Q4_1's block size 32");
-  add("unaligned_offset", GgufBuilder().Tensor("t", 0, {8}, f32, 4).Build(), "offset 4 is not a multiple of the alignment 32");
-  add("offset_past_end", GgufBuilder().Tensor("t", 0, {8}, f32, uint64_t{1} << 40).Build(), "lies outside the data section");
-  add("offset_overflow", GgufBuilder().Tensor("t", 0, {8}, f32, ~uint64_t{0} - 31).Build(), "lies outside the data section");
+  add("unaligned_offset", GgufBuilder().Tensor("t", 0, {8}, f32, 4).Build(),
+      "offset 4 is not a multiple of the alignment 32");
+  add("offset_past_end", GgufBuilder().Tensor("t", 0, {8}, f32, uint64_t{1} << 40).Build(),
+      "lies outside the data section");
+  add("offset_overflow", GgufBuilder().Tensor("t", 0, {8}, f32, ~uint64_t{0} - 31).Build(),
+      "lies outside the data section");
   add("overlap", GgufBuilder().Tensor("a", 0, {8}, f32, 0).Tensor("b", 0, {8}, f32, 0).Build(),
       "overlaps tensor");
-  add("overlap_partial", GgufBuilder().Tensor("a", 0, {16}, f32 + f32, 0).Tensor("b", 0, {8}, f32, 32).Build(),
+  add("overlap_partial",
+      GgufBuilder().Tensor("a", 0, {16}, f32 + f32, 0).Tensor("b", 0, {8}, f32, 32).Build(),
       "tensor \"b\" at offset 32 overlaps tensor \"a\", which ends at 64");
   add("duplicate_tensor", GgufBuilder().Tensor("t", 0, {8}, f32).Tensor("t", 0, {8}, f32).Build(),
       "duplicate tensor name \"t\"");
-  add("long_name", GgufBuilder().Tensor(std::string(64, 'x'), 0, {8}, f32).Build(), "name must be 1 to 63 bytes");
+  add("long_name", GgufBuilder().Tensor(std::string(64, 'x'), 0, {8}, f32).Build(),
+      "name must be 1 to 63 bytes");
   return cases;
 }
 

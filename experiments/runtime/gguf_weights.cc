@@ -21,10 +21,10 @@ namespace kvgate::runtime {
 namespace {
 
 constexpr std::pair<absl::string_view, absl::string_view> kLayerNames[] = {
-    {"attn_norm", "input_layernorm"},   {"ffn_norm", "post_attention_layernorm"},
-    {"attn_q", "self_attn.q_proj"},     {"attn_k", "self_attn.k_proj"},
-    {"attn_v", "self_attn.v_proj"},     {"attn_output", "self_attn.o_proj"},
-    {"ffn_gate", "mlp.gate_proj"},      {"ffn_up", "mlp.up_proj"},
+    {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
+    {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"},
+    {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},
     {"ffn_down", "mlp.down_proj"},
 };
 
@@ -40,15 +40,16 @@ absl::StatusOr<std::string> GgufToHfName(absl::string_view name) {
     }
   }
   if (!suffix.empty()) {
-    if (stem == "token_embd" && suffix == ".weight") return std::string("model.embed_tokens.weight");
+    if (stem == "token_embd" && suffix == ".weight")
+      return std::string("model.embed_tokens.weight");
     if (stem == "output_norm" && suffix == ".weight") return std::string("model.norm.weight");
     if (stem == "output" && suffix == ".weight") return std::string("lm_head.weight");
     if (absl::StartsWith(stem, "blk.")) {
       absl::string_view rest = stem.substr(4);
       const size_t dot = rest.find('.');
       int layer = -1;
-      if (dot != absl::string_view::npos && absl::SimpleAtoi(rest.substr(0, dot), &layer) && layer >= 0 &&
-          absl::StrCat(layer) == rest.substr(0, dot)) {
+      if (dot != absl::string_view::npos && absl::SimpleAtoi(rest.substr(0, dot), &layer) &&
+          layer >= 0 && absl::StrCat(layer) == rest.substr(0, dot)) {
         const absl::string_view part = rest.substr(dot + 1);
         for (const auto& [gguf, hf] : kLayerNames) {
           if (part == gguf) return absl::StrCat("model.layers.", layer, ".", hf, suffix);
@@ -56,7 +57,8 @@ absl::StatusOr<std::string> GgufToHfName(absl::string_view name) {
       }
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" has no Hugging Face name in this loader"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("tensor \"", name, "\" has no Hugging Face name in this loader"));
 }
 
 absl::StatusOr<ModelConfig> GgufModelConfig(const GgufFile& gguf) {
@@ -74,8 +76,8 @@ absl::StatusOr<ModelConfig> GgufModelConfig(const GgufFile& gguf) {
     absl::StatusOr<uint64_t> v = gguf.GetUint(key);
     if (!v.ok()) return v.status();
     if (*v == 0 || *v > (uint64_t{1} << 32)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": metadata key \"", key, "\" is ", *v,
-                                                     ", expected a positive size"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": metadata key \"", key, "\" is ", *v, ", expected a positive size"));
     }
     *out = static_cast<int64_t>(*v);
     return absl::OkStatus();
@@ -88,7 +90,8 @@ absl::StatusOr<ModelConfig> GgufModelConfig(const GgufFile& gguf) {
   }
   c.num_key_value_heads = c.num_attention_heads;
   if (gguf.Find(p + "attention.head_count_kv") != nullptr) {
-    if (absl::Status s = get(p + "attention.head_count_kv", &c.num_key_value_heads); !s.ok()) return s;
+    if (absl::Status s = get(p + "attention.head_count_kv", &c.num_key_value_heads); !s.ok())
+      return s;
   }
   c.head_dim = c.hidden_size / c.num_attention_heads;
   if (gguf.Find(p + "attention.key_length") != nullptr) {
@@ -99,25 +102,29 @@ absl::StatusOr<ModelConfig> GgufModelConfig(const GgufFile& gguf) {
     }
     if (value_length != c.head_dim) {
       return absl::UnimplementedError(absl::StrCat(path, ": attention.key_length ", c.head_dim,
-                                                   " differs from attention.value_length ", value_length));
+                                                   " differs from attention.value_length ",
+                                                   value_length));
     }
   } else if (c.hidden_size % c.num_attention_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", p, "embedding_length ", c.hidden_size,
-                                                   " is not a multiple of the head count ", c.num_attention_heads));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", p, "embedding_length ", c.hidden_size,
+                     " is not a multiple of the head count ", c.num_attention_heads));
   }
   if (gguf.Find(p + "rope.dimension_count") != nullptr) {
     int64_t rope_dims = 0;
     if (absl::Status s = get(p + "rope.dimension_count", &rope_dims); !s.ok()) return s;
     if (rope_dims != c.head_dim) {
-      return absl::UnimplementedError(absl::StrCat(path, ": ", p, "rope.dimension_count ", rope_dims,
-                                                   " is not head_dim ", c.head_dim, " (partial rotary is not implemented)"));
+      return absl::UnimplementedError(absl::StrCat(path, ": ", p, "rope.dimension_count ",
+                                                   rope_dims, " is not head_dim ", c.head_dim,
+                                                   " (partial rotary is not implemented)"));
     }
   }
   for (const char* scaling : {"rope.scaling.type", "rope.scaling.factor"}) {
     const GgufValue* v = gguf.Find(p + scaling);
     if (v != nullptr && !(v->type == GgufValueType::kString && v->string_value == "none") &&
         !(v->type == GgufValueType::kFloat32 && v->float_value == 1.0)) {
-      return absl::UnimplementedError(absl::StrCat(path, ": ", p, scaling, " is set: RoPE scaling is not implemented"));
+      return absl::UnimplementedError(
+          absl::StrCat(path, ": ", p, scaling, " is set: RoPE scaling is not implemented"));
     }
   }
   absl::StatusOr<double> eps = gguf.GetFloat(p + "attention.layer_norm_rms_epsilon");
@@ -134,16 +141,19 @@ absl::StatusOr<ModelConfig> GgufModelConfig(const GgufFile& gguf) {
   if (gguf.Find(p + "vocab_size") != nullptr) {
     if (absl::Status s = get(p + "vocab_size", &c.vocab_size); !s.ok()) return s;
   } else if (gguf.Find("tokenizer.ggml.tokens") != nullptr) {
-    absl::StatusOr<const std::vector<std::string>*> tokens = gguf.GetStringArray("tokenizer.ggml.tokens");
+    absl::StatusOr<const std::vector<std::string>*> tokens =
+        gguf.GetStringArray("tokenizer.ggml.tokens");
     if (!tokens.ok()) return tokens.status();
     c.vocab_size = static_cast<int64_t>((*tokens)->size());
-  } else if (const GgufTensorInfo* embd = gguf.FindTensor("token_embd.weight"); embd != nullptr && embd->dims.size() == 2) {
+  } else if (const GgufTensorInfo* embd = gguf.FindTensor("token_embd.weight");
+             embd != nullptr && embd->dims.size() == 2) {
     c.vocab_size = embd->dims[1];
   }
   c.tie_word_embeddings = gguf.FindTensor("output.weight") == nullptr;
   c.attention_bias = *arch == "qwen2" || gguf.FindTensor("blk.0.attn_q.bias") != nullptr;
-  for (auto [key, out] : {std::pair<const char*, int64_t*>{"tokenizer.ggml.bos_token_id", &c.bos_token_id},
-                          {"tokenizer.ggml.eos_token_id", &c.eos_token_id}}) {
+  for (auto [key, out] :
+       {std::pair<const char*, int64_t*>{"tokenizer.ggml.bos_token_id", &c.bos_token_id},
+        {"tokenizer.ggml.eos_token_id", &c.eos_token_id}}) {
     if (gguf.Find(key) == nullptr) continue;
     absl::StatusOr<uint64_t> id = gguf.GetUint(key);
     if (!id.ok()) return id.status();
@@ -155,8 +165,9 @@ absl::StatusOr<ModelConfig> GgufModelConfig(const GgufFile& gguf) {
 
 absl::StatusOr<torch::Tensor> DequantizeToTensor(const GgufTensorInfo& t) {
   if (!GgmlTypeDequantizable(t.type)) {
-    return absl::UnimplementedError(absl::StrCat("tensor \"", t.name, "\" is ", GgmlTypeName(t.type),
-                                                 ": dequantizing it is not implemented (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)"));
+    return absl::UnimplementedError(absl::StrCat(
+        "tensor \"", t.name, "\" is ", GgmlTypeName(t.type),
+        ": dequantizing it is not implemented (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)"));
   }
   torch::Tensor out = torch::empty(t.TorchShape(), torch::kFloat32);
   if (absl::Status s = DequantizeGgufTensor(t, out.data_ptr<float>()); !s.ok()) return s;
@@ -200,11 +211,12 @@ absl::StatusOr<ModelWeights> GgufToModelWeights(const GgufFile& gguf, const Load
   std::map<uint32_t, int> type_counts;
   for (size_t i = 0; i < infos.size(); ++i) {
     absl::StatusOr<std::string> name = GgufToHfName(infos[i].name);
-    if (!name.ok()) return absl::UnimplementedError(absl::StrCat(path, ": ", name.status().message()));
+    if (!name.ok())
+      return absl::UnimplementedError(absl::StrCat(path, ": ", name.status().message()));
     if (!GgmlTypeDequantizable(infos[i].type)) {
-      return absl::UnimplementedError(absl::StrCat(path, ": tensor \"", infos[i].name, "\" is ",
-                                                   GgmlTypeName(infos[i].type),
-                                                   "; only F32, F16, BF16, Q8_0, Q4_0, Q4_1 are implemented"));
+      return absl::UnimplementedError(
+          absl::StrCat(path, ": tensor \"", infos[i].name, "\" is ", GgmlTypeName(infos[i].type),
+                       "; only F32, F16, BF16, Q8_0, Q4_0, Q4_1 are implemented"));
     }
     names[i] = *std::move(name);
     ++type_counts[infos[i].type];
@@ -224,15 +236,18 @@ absl::StatusOr<ModelWeights> GgufToModelWeights(const GgufFile& gguf, const Load
   });
   const bool permuted = weights.config.architecture == "llama";
   for (size_t i = 0; i < infos.size(); ++i) {
-    if (!statuses[i].ok()) return absl::Status(statuses[i].code(), absl::StrCat(path, ": ", statuses[i].message()));
+    if (!statuses[i].ok())
+      return absl::Status(statuses[i].code(), absl::StrCat(path, ": ", statuses[i].message()));
     torch::Tensor t = std::move(tensors[i]);
-    if (permuted && (absl::StrContains(names[i], ".self_attn.q_proj.") || absl::StrContains(names[i], ".self_attn.k_proj."))) {
+    if (permuted && (absl::StrContains(names[i], ".self_attn.q_proj.") ||
+                     absl::StrContains(names[i], ".self_attn.k_proj."))) {
       const bool is_q = absl::StrContains(names[i], ".q_proj.");
-      const int64_t n_head = is_q ? weights.config.num_attention_heads : weights.config.num_key_value_heads;
+      const int64_t n_head =
+          is_q ? weights.config.num_attention_heads : weights.config.num_key_value_heads;
       if (t.dim() < 1 || t.size(0) != n_head * weights.config.head_dim) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": tensor \"", infos[i].name, "\" has ",
-                                                       t.dim() < 1 ? 0 : t.size(0), " rows, expected ",
-                                                       n_head * weights.config.head_dim, " (heads * head_dim)"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": tensor \"", infos[i].name, "\" has ", t.dim() < 1 ? 0 : t.size(0),
+            " rows, expected ", n_head * weights.config.head_dim, " (heads * head_dim)"));
       }
       t = UndoGgufRopePermutation(t, n_head);
     }
@@ -250,18 +265,22 @@ absl::StatusOr<ModelWeights> GgufToModelWeights(const GgufFile& gguf, const Load
   bool quantized = false;
   for (const auto& [count, type] : by_count) {
     parts.push_back(absl::StrCat(count, " ", GgmlTypeName(type)));
-    const bool q = type == static_cast<uint32_t>(GgmlType::kQ8_0) || type == static_cast<uint32_t>(GgmlType::kQ4_0) ||
+    const bool q = type == static_cast<uint32_t>(GgmlType::kQ8_0) ||
+                   type == static_cast<uint32_t>(GgmlType::kQ4_0) ||
                    type == static_cast<uint32_t>(GgmlType::kQ4_1);
     if (q && !quantized) main_type = GgmlTypeName(type);
-    if (!q && main_type.empty() && type != static_cast<uint32_t>(GgmlType::kF32)) main_type = GgmlTypeName(type);
+    if (!q && main_type.empty() && type != static_cast<uint32_t>(GgmlType::kF32))
+      main_type = GgmlTypeName(type);
     quantized = quantized || q;
   }
   if (!main_type.empty()) {
-    weights.weights_note = absl::StrCat(main_type, quantized ? "-dequantized" : "-converted",
-                                        " to float32 (GGUF tensor types: ", absl::StrJoin(parts, ", "), ")");
+    weights.weights_note =
+        absl::StrCat(main_type, quantized ? "-dequantized" : "-converted",
+                     " to float32 (GGUF tensor types: ", absl::StrJoin(parts, ", "), ")");
   }
   if (absl::Status s = CheckModelWeights(weights); !s.ok()) return s;
-  if (options.compute_sha256) weights.weights_sha256 = Sha256Hex(gguf.file()->data(), gguf.file()->size());
+  if (options.compute_sha256)
+    weights.weights_sha256 = Sha256Hex(gguf.file()->data(), gguf.file()->size());
   return weights;
 }
 

@@ -42,8 +42,10 @@ namespace kvgate::runtime {
 
 absl::StatusOr<ModelConfig> GgufModelConfig(const GgufFile& gguf);
 
-absl::StatusOr<ModelWeights> LoadGgufModel(const std::string& path, const LoadOptions& options = {});
-absl::StatusOr<ModelWeights> GgufToModelWeights(const GgufFile& gguf, const LoadOptions& options = {});
+absl::StatusOr<ModelWeights> LoadGgufModel(const std::string& path,
+                                           const LoadOptions& options = {});
+absl::StatusOr<ModelWeights> GgufToModelWeights(const GgufFile& gguf,
+                                                const LoadOptions& options = {});
 
 // "blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"; InvalidArgument if unknown.
 absl::StatusOr<std::string> GgufToHfName(absl::string_view gguf_name);

@@ -19,8 +19,8 @@
 namespace kvgate::runtime {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::GgufBuilder;
+using ::testing::HasSubstr;
 
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
@@ -71,13 +71,20 @@ std::string Q4_0Rows(int64_t rows, int64_t cols) {
 }
 
 // The HF q weight [heads * head_dim, hidden], then as convert_hf_to_gguf.py writes it.
-torch::Tensor HfQ() { return torch::tensor(Ramp(kHeads * kHeadDim * kHidden, 0.5f, 0.0f)).reshape({kHeads * kHeadDim, kHidden}); }
+torch::Tensor HfQ() {
+  return torch::tensor(Ramp(kHeads * kHeadDim * kHidden, 0.5f, 0.0f))
+      .reshape({kHeads * kHeadDim, kHidden});
+}
 torch::Tensor Permute(const torch::Tensor& w, int64_t n_head) {
-  return w.reshape({n_head, 2, w.size(0) / n_head / 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
+  return w.reshape({n_head, 2, w.size(0) / n_head / 2, w.size(1)})
+      .transpose(1, 2)
+      .reshape(w.sizes())
+      .contiguous();
 }
 std::string F32Of(const torch::Tensor& t) {
   const torch::Tensor c = t.contiguous();
-  return testing::F32Bytes(std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel()));
+  return testing::F32Bytes(
+      std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel()));
 }
 
 GgufBuilder TinyLlama(bool with_output = false) {
@@ -101,13 +108,19 @@ GgufBuilder TinyLlama(bool with_output = false) {
       .Tensor("blk.0.attn_norm.weight", 0, {kHidden}, testing::F32Bytes(Ramp(kHidden, 0.25f, 1.0f)))
       .Tensor("blk.0.ffn_norm.weight", 1, {kHidden}, testing::F16Bytes(Ramp(kHidden, 0.5f, 2.0f)))
       .Tensor("blk.0.attn_q.weight", 0, {kHidden, kHeads * kHeadDim}, F32Of(Permute(HfQ(), kHeads)))
-      .Tensor("blk.0.attn_k.weight", 8, {kHidden, kKvHeads * kHeadDim}, Q8Rows(kKvHeads * kHeadDim, kHidden))
-      .Tensor("blk.0.attn_v.weight", 2, {kHidden, kKvHeads * kHeadDim}, Q4_0Rows(kKvHeads * kHeadDim, kHidden))
-      .Tensor("blk.0.attn_output.weight", 1, {kHeads * kHeadDim, kHidden}, testing::F16Bytes(Ramp(kHidden * kHeads * kHeadDim, 0.25f, 0.0f)))
-      .Tensor("blk.0.ffn_gate.weight", 30, {kHidden, kFfn}, testing::Bf16Bytes(Ramp(kHidden * kFfn, 0.5f, 0.0f)))
+      .Tensor("blk.0.attn_k.weight", 8, {kHidden, kKvHeads * kHeadDim},
+              Q8Rows(kKvHeads * kHeadDim, kHidden))
+      .Tensor("blk.0.attn_v.weight", 2, {kHidden, kKvHeads * kHeadDim},
+              Q4_0Rows(kKvHeads * kHeadDim, kHidden))
+      .Tensor("blk.0.attn_output.weight", 1, {kHeads * kHeadDim, kHidden},
+              testing::F16Bytes(Ramp(kHidden * kHeads * kHeadDim, 0.25f, 0.0f)))
+      .Tensor("blk.0.ffn_gate.weight", 30, {kHidden, kFfn},
+              testing::Bf16Bytes(Ramp(kHidden * kFfn, 0.5f, 0.0f)))
       .Tensor("blk.0.ffn_up.weight", 8, {kHidden, kFfn}, Q8Rows(kFfn, kHidden))
       .Tensor("blk.0.ffn_down.weight", 3, {kFfn, kHidden}, Q4_1Rows(kHidden, kFfn));
-  if (with_output) b.Tensor("output.weight", 0, {kHidden, kVocab}, testing::F32Bytes(Ramp(kHidden * kVocab, 0.5f, 0.0f)));
+  if (with_output)
+    b.Tensor("output.weight", 0, {kHidden, kVocab},
+             testing::F32Bytes(Ramp(kHidden * kVocab, 0.5f, 0.0f)));
   return b;
 }
 
@@ -123,7 +136,8 @@ TEST(GgufWeightsTest, NameMapping) {
   EXPECT_EQ(*GgufToHfName("output_norm.weight"), "model.norm.weight");
   EXPECT_EQ(*GgufToHfName("blk.12.attn_output.weight"), "model.layers.12.self_attn.o_proj.weight");
   EXPECT_EQ(*GgufToHfName("blk.0.attn_q.bias"), "model.layers.0.self_attn.q_proj.bias");
-  EXPECT_EQ(*GgufToHfName("blk.3.ffn_norm.weight"), "model.layers.3.post_attention_layernorm.weight");
+  EXPECT_EQ(*GgufToHfName("blk.3.ffn_norm.weight"),
+            "model.layers.3.post_attention_layernorm.weight");
   EXPECT_FALSE(GgufToHfName("blk.01.attn_q.weight").ok());
   EXPECT_FALSE(GgufToHfName("blk.0.attn_qkv.weight").ok());
   EXPECT_FALSE(GgufToHfName("rope_freqs.weight").ok());
@@ -154,23 +168,30 @@ TEST(GgufWeightsTest, LoadsConfigNamesAndValues) {
   EXPECT_EQ(w->model_name, "tiny-llama");
   EXPECT_EQ(w->source, path);
   EXPECT_EQ(w->weights_sha256, *Sha256File(path));
-  EXPECT_EQ(w->weights_note, "Q4_1-dequantized to float32 (GGUF tensor types: 3 F32, 2 F16, 2 Q4_1, 2 Q8_0, 1 Q4_0, 1 BF16)");
+  EXPECT_EQ(w->weights_note,
+            "Q4_1-dequantized to float32 (GGUF tensor types: 3 F32, 2 F16, 2 Q4_1, 2 Q8_0, 1 Q4_0, "
+            "1 BF16)");
   EXPECT_EQ(w->tensors.size(), 11u);
   for (const auto& [name, t] : w->tensors) EXPECT_EQ(t.scalar_type(), torch::kFloat32) << name;
 
   // Values: F32/F16/BF16 as written; quantized ones as DequantizeToTensor (tested in gguf_test).
-  EXPECT_TRUE(torch::equal(w->tensors.at("model.norm.weight"), torch::tensor(Ramp(kHidden, 0.125f, 1.0f))));
-  EXPECT_TRUE(torch::equal(w->tensors.at("model.layers.0.post_attention_layernorm.weight"), torch::tensor(Ramp(kHidden, 0.5f, 2.0f))));
-  EXPECT_TRUE(torch::equal(w->tensors.at("model.layers.0.mlp.gate_proj.weight"),
-                           torch::tensor(Ramp(kHidden * kFfn, 0.5f, 0.0f)).reshape({kFfn, kHidden})));
+  EXPECT_TRUE(
+      torch::equal(w->tensors.at("model.norm.weight"), torch::tensor(Ramp(kHidden, 0.125f, 1.0f))));
+  EXPECT_TRUE(torch::equal(w->tensors.at("model.layers.0.post_attention_layernorm.weight"),
+                           torch::tensor(Ramp(kHidden, 0.5f, 2.0f))));
+  EXPECT_TRUE(
+      torch::equal(w->tensors.at("model.layers.0.mlp.gate_proj.weight"),
+                   torch::tensor(Ramp(kHidden * kFfn, 0.5f, 0.0f)).reshape({kFfn, kHidden})));
   const torch::Tensor embed = w->tensors.at("model.embed_tokens.weight");
   EXPECT_EQ(embed.sizes().vec(), (std::vector<int64_t>{kVocab, kHidden}));
   EXPECT_EQ(embed[3][5].item<float>(), 0.125f * ((3 + 0 + 5) % 16) + (-1.0f + 0.25f * 3));
-  EXPECT_EQ(w->tensors.at("model.layers.0.mlp.down_proj.weight").sizes().vec(), (std::vector<int64_t>{kHidden, kFfn}));
+  EXPECT_EQ(w->tensors.at("model.layers.0.mlp.down_proj.weight").sizes().vec(),
+            (std::vector<int64_t>{kHidden, kFfn}));
 }
 
 TEST(GgufWeightsTest, UndoesTheRopePermutationOfQAndK) {
-  absl::StatusOr<GgufFile> gguf = GgufFile::Parse(MappedFile::FromBytes(TinyLlama().Build(), "t.gguf"));
+  absl::StatusOr<GgufFile> gguf =
+      GgufFile::Parse(MappedFile::FromBytes(TinyLlama().Build(), "t.gguf"));
   ASSERT_TRUE(gguf.ok()) << gguf.status();
   absl::StatusOr<ModelWeights> w = GgufToModelWeights(*gguf);
   ASSERT_TRUE(w.ok()) << w.status();
@@ -182,7 +203,8 @@ TEST(GgufWeightsTest, UndoesTheRopePermutationOfQAndK) {
   for (int64_t h = 0; h < kKvHeads; ++h) {
     for (int64_t j = 0; j < kHeadDim / 2; ++j) {
       for (int64_t t = 0; t < 2; ++t) {
-        EXPECT_TRUE(torch::equal(k[h * kHeadDim + t * kHeadDim / 2 + j], stored[h * kHeadDim + 2 * j + t]));
+        EXPECT_TRUE(
+            torch::equal(k[h * kHeadDim + t * kHeadDim / 2 + j], stored[h * kHeadDim + 2 * j + t]));
       }
     }
   }
@@ -191,7 +213,8 @@ TEST(GgufWeightsTest, UndoesTheRopePermutationOfQAndK) {
                            *DequantizeToTensor(*gguf->FindTensor("blk.0.attn_v.weight"))));
   // A bias permutes like its weight's rows.
   const torch::Tensor bias = torch::arange(8, torch::kFloat32);
-  EXPECT_TRUE(torch::equal(UndoGgufRopePermutation(bias, 2), torch::tensor({0.f, 2.f, 1.f, 3.f, 4.f, 6.f, 5.f, 7.f})));
+  EXPECT_TRUE(torch::equal(UndoGgufRopePermutation(bias, 2),
+                           torch::tensor({0.f, 2.f, 1.f, 3.f, 4.f, 6.f, 5.f, 7.f})));
 }
 
 TEST(GgufWeightsTest, UntiedOutputBecomesLmHead) {
@@ -206,7 +229,8 @@ TEST(GgufWeightsTest, ErrorsNameTheKeyOrTensor) {
   {
     GgufBuilder b = TinyLlama();
     b.Tensor("blk.0.attn_qkv.weight", 0, {8}, testing::F32Bytes(Ramp(8, 1, 0)));
-    EXPECT_THAT(Message(load(b)), HasSubstr("tensor \"blk.0.attn_qkv.weight\" has no Hugging Face name"));
+    EXPECT_THAT(Message(load(b)),
+                HasSubstr("tensor \"blk.0.attn_qkv.weight\" has no Hugging Face name"));
   }
   {
     GgufBuilder b = TinyLlama();
@@ -216,7 +240,8 @@ TEST(GgufWeightsTest, ErrorsNameTheKeyOrTensor) {
   {
     GgufBuilder b = TinyLlama();
     b.String("llama.rope.scaling.type", "linear");
-    EXPECT_THAT(Message(load(b)), HasSubstr("llama.rope.scaling.type is set: RoPE scaling is not implemented"));
+    EXPECT_THAT(Message(load(b)),
+                HasSubstr("llama.rope.scaling.type is set: RoPE scaling is not implemented"));
   }
   {
     GgufBuilder b;
@@ -236,9 +261,12 @@ TEST(GgufWeightsTest, ErrorsNameTheKeyOrTensor) {
   {
     GgufBuilder b = TinyLlama();
     b.Tensor("blk.0.attn_q.bias", 12, {256}, std::string(144, '\0'));  // Q4_K
-    EXPECT_THAT(Message(load(b)), HasSubstr("tensor \"blk.0.attn_q.bias\" is Q4_K; only F32, F16, BF16, Q8_0, Q4_0, Q4_1"));
+    EXPECT_THAT(
+        Message(load(b)),
+        HasSubstr("tensor \"blk.0.attn_q.bias\" is Q4_K; only F32, F16, BF16, Q8_0, Q4_0, Q4_1"));
   }
-  EXPECT_THAT(Message(LoadModel(WriteGguf("not a model", "x.bin")).status()), HasSubstr("expected a Hugging Face snapshot folder"));
+  EXPECT_THAT(Message(LoadModel(WriteGguf("not a model", "x.bin")).status()),
+              HasSubstr("expected a Hugging Face snapshot folder"));
 }
 
 }  // namespace

@@ -50,7 +50,8 @@ absl::StatusOr<torch::ScalarType> TorchDtype(const SafetensorsTensor& t, const s
 
 // A tensor over the mapped bytes (the mapping lives as long as the tensor), or a copy when the
 // bytes are not aligned to the element size.
-absl::StatusOr<torch::Tensor> MappedTensor(const SafetensorsTensor& t, const std::shared_ptr<MappedFile>& file) {
+absl::StatusOr<torch::Tensor> MappedTensor(const SafetensorsTensor& t,
+                                           const std::shared_ptr<MappedFile>& file) {
   absl::StatusOr<torch::ScalarType> dtype = TorchDtype(t, file->path());
   if (!dtype.ok()) return dtype.status();
   const auto options = torch::TensorOptions().dtype(*dtype);
@@ -61,7 +62,8 @@ absl::StatusOr<torch::Tensor> MappedTensor(const SafetensorsTensor& t, const std
     return copy;
   }
   std::shared_ptr<MappedFile> keep = file;
-  return torch::from_blob(t.data, t.shape, [keep](void*) {}, options);
+  return torch::from_blob(
+      t.data, t.shape, [keep](void*) {}, options);
 }
 
 bool PlainFileName(const std::string& name) {
@@ -77,10 +79,12 @@ absl::StatusOr<ModelConfig> ParseHfConfig(const nlohmann::json& json, const std:
   ModelConfig c;
   absl::StatusOr<const nlohmann::json*> architectures = f.Get("architectures");
   if (!architectures.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(architectures.status().message(),
-                                                   " (expected [\"LlamaForCausalLM\"] or [\"Qwen2ForCausalLM\"])"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(architectures.status().message(),
+                     " (expected [\"LlamaForCausalLM\"] or [\"Qwen2ForCausalLM\"])"));
   }
-  if (!(*architectures)->is_array() || (*architectures)->empty() || !(**architectures)[0].is_string()) {
+  if (!(*architectures)->is_array() || (*architectures)->empty() ||
+      !(**architectures)[0].is_string()) {
     return f.FieldError("architectures", "expected a non-empty array of strings");
   }
   const std::string arch = (**architectures)[0].get<std::string>();
@@ -89,8 +93,9 @@ absl::StatusOr<ModelConfig> ParseHfConfig(const nlohmann::json& json, const std:
   } else if (arch == "Qwen2ForCausalLM") {
     c.architecture = "qwen2";
   } else {
-    return absl::UnimplementedError(absl::StrCat(source, ": field \"architectures\": ", arch,
-                                                 " is not implemented (LlamaForCausalLM, Qwen2ForCausalLM are)"));
+    return absl::UnimplementedError(
+        absl::StrCat(source, ": field \"architectures\": ", arch,
+                     " is not implemented (LlamaForCausalLM, Qwen2ForCausalLM are)"));
   }
   auto positive = [&](const char* key, int64_t* out) -> absl::Status {
     absl::StatusOr<int64_t> v = f.PositiveInt(key);
@@ -109,10 +114,12 @@ absl::StatusOr<ModelConfig> ParseHfConfig(const nlohmann::json& json, const std:
   if (!kv.ok()) return kv.status();
   c.num_key_value_heads = *kv;
   if (!f.Has("head_dim") && c.hidden_size % c.num_attention_heads != 0) {
-    return f.FieldError("hidden_size", absl::StrCat(c.hidden_size, " is not a multiple of num_attention_heads ",
-                                                    c.num_attention_heads, " and there is no head_dim"));
+    return f.FieldError("hidden_size",
+                        absl::StrCat(c.hidden_size, " is not a multiple of num_attention_heads ",
+                                     c.num_attention_heads, " and there is no head_dim"));
   }
-  absl::StatusOr<int64_t> head_dim = f.PositiveIntOr("head_dim", c.hidden_size / c.num_attention_heads);
+  absl::StatusOr<int64_t> head_dim =
+      f.PositiveIntOr("head_dim", c.hidden_size / c.num_attention_heads);
   if (!head_dim.ok()) return head_dim.status();
   c.head_dim = *head_dim;
   absl::StatusOr<double> eps = f.Double("rms_norm_eps");
@@ -140,26 +147,34 @@ absl::StatusOr<ModelConfig> ParseHfConfig(const nlohmann::json& json, const std:
     const nlohmann::json& v = json[key];
     const nlohmann::json& first = v.is_array() && !v.empty() ? v[0] : v;
     if (!first.is_number_integer() || first.get<int64_t>() < 0) {
-      return f.FieldError(key, absl::StrCat("expected a token id or a list of them, got ", v.dump()));
+      return f.FieldError(key,
+                          absl::StrCat("expected a token id or a list of them, got ", v.dump()));
     }
     *out = first.get<int64_t>();
   }
   // What ModelConfig cannot express is refused, not ignored.
   if (f.Has("rope_scaling")) {
-    return absl::UnimplementedError(absl::StrCat(source, ": field \"rope_scaling\": ", json["rope_scaling"].dump(),
-                                                 " is not implemented (ModelConfig has plain RoPE only)"));
+    return absl::UnimplementedError(
+        absl::StrCat(source, ": field \"rope_scaling\": ", json["rope_scaling"].dump(),
+                     " is not implemented (ModelConfig has plain RoPE only)"));
   }
   absl::StatusOr<bool> sliding = f.BoolOr("use_sliding_window", false);
   if (!sliding.ok()) return sliding.status();
-  if (*sliding) return absl::UnimplementedError(absl::StrCat(source, ": field \"use_sliding_window\": true is not implemented"));
+  if (*sliding)
+    return absl::UnimplementedError(
+        absl::StrCat(source, ": field \"use_sliding_window\": true is not implemented"));
   if (f.Has("hidden_act")) {
     absl::StatusOr<std::string> act = f.String("hidden_act");
     if (!act.ok()) return act.status();
-    if (*act != "silu") return absl::UnimplementedError(absl::StrCat(source, ": field \"hidden_act\": ", *act, " is not implemented (silu is)"));
+    if (*act != "silu")
+      return absl::UnimplementedError(
+          absl::StrCat(source, ": field \"hidden_act\": ", *act, " is not implemented (silu is)"));
   }
   absl::StatusOr<bool> mlp_bias = f.BoolOr("mlp_bias", false);
   if (!mlp_bias.ok()) return mlp_bias.status();
-  if (*mlp_bias) return absl::UnimplementedError(absl::StrCat(source, ": field \"mlp_bias\": true is not implemented"));
+  if (*mlp_bias)
+    return absl::UnimplementedError(
+        absl::StrCat(source, ": field \"mlp_bias\": true is not implemented"));
   if (absl::Status s = CheckModelConfig(c, source); !s.ok()) return s;
   return c;
 }
@@ -177,7 +192,8 @@ std::string SnapshotModelName(const std::string& dir) {
 
 absl::StatusOr<ModelWeights> LoadHfSnapshot(const std::string& dir_in, const LoadOptions& options) {
   if (!IsDirectory(dir_in)) return absl::NotFoundError(absl::StrCat(dir_in, ": not a folder"));
-  const std::string dir = absl::EndsWith(dir_in, "/") ? dir_in.substr(0, dir_in.size() - 1) : dir_in;
+  const std::string dir =
+      absl::EndsWith(dir_in, "/") ? dir_in.substr(0, dir_in.size() - 1) : dir_in;
   ModelWeights weights;
   weights.source = dir;
   weights.model_name = SnapshotModelName(dir);
@@ -199,19 +215,22 @@ absl::StatusOr<ModelWeights> LoadHfSnapshot(const std::string& dir_in, const Loa
     JsonObject fields(*index, index_path);
     absl::StatusOr<const nlohmann::json*> map = fields.Get("weight_map");
     if (!map.ok()) return map.status();
-    if (!(*map)->is_object() || (*map)->empty()) return fields.FieldError("weight_map", "expected an object of tensor: file");
+    if (!(*map)->is_object() || (*map)->empty())
+      return fields.FieldError("weight_map", "expected an object of tensor: file");
     for (auto it = (*map)->begin(); it != (*map)->end(); ++it) {
       if (!it.value().is_string() || !PlainFileName(it.value().get<std::string>())) {
-        return fields.FieldError("weight_map", absl::StrCat("tensor ", it.key(), " maps to ", it.value().dump(),
-                                                            ", expected a .safetensors file name in the folder"));
+        return fields.FieldError("weight_map",
+                                 absl::StrCat("tensor ", it.key(), " maps to ", it.value().dump(),
+                                              ", expected a .safetensors file name in the folder"));
       }
       shards[it.value().get<std::string>()].insert(it.key());
     }
   } else if (IsFile(dir + "/model.safetensors")) {
     shards["model.safetensors"];
   } else {
-    return absl::NotFoundError(absl::StrCat(dir, ": neither model.safetensors nor model.safetensors.index.json",
-                                            " (PyTorch .bin checkpoints are not supported)"));
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": neither model.safetensors nor model.safetensors.index.json",
+                     " (PyTorch .bin checkpoints are not supported)"));
   }
 
   std::vector<std::string> names;
@@ -219,29 +238,34 @@ absl::StatusOr<ModelWeights> LoadHfSnapshot(const std::string& dir_in, const Loa
   for (const auto& [name, listed] : shards) {
     absl::StatusOr<SafetensorsFile> st = SafetensorsFile::Open(dir + "/" + name);
     if (!st.ok()) {
-      return sharded ? absl::Status(st.status().code(), absl::StrCat(st.status().message(), " (listed in ", index_path, ")"))
-                     : st.status();
+      return sharded
+                 ? absl::Status(st.status().code(), absl::StrCat(st.status().message(),
+                                                                 " (listed in ", index_path, ")"))
+                 : st.status();
     }
     std::set<std::string> found;
     for (const SafetensorsTensor& t : st->tensors()) {
       if (absl::EndsWith(t.name, ".rotary_emb.inv_freq")) continue;
       if (sharded && listed.count(t.name) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(st->path(), ": holds tensor ", t.name, ", which ", index_path,
+        return absl::InvalidArgumentError(absl::StrCat(st->path(), ": holds tensor ", t.name,
+                                                       ", which ", index_path,
                                                        " does not map to this file"));
       }
       if (t.name == "lm_head.weight" && weights.config.tie_word_embeddings) continue;
       absl::StatusOr<torch::Tensor> tensor = MappedTensor(t, st->file());
       if (!tensor.ok()) return tensor.status();
       if (!weights.tensors.emplace(t.name, *std::move(tensor)).second) {
-        return absl::InvalidArgumentError(absl::StrCat(st->path(), ": tensor ", t.name, " is also in another shard"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(st->path(), ": tensor ", t.name, " is also in another shard"));
       }
       found.insert(t.name);
     }
     for (const std::string& want : listed) {
-      if (found.count(want) == 0 && !(want == "lm_head.weight" && weights.config.tie_word_embeddings) &&
+      if (found.count(want) == 0 &&
+          !(want == "lm_head.weight" && weights.config.tie_word_embeddings) &&
           !absl::EndsWith(want, ".rotary_emb.inv_freq")) {
-        return absl::InvalidArgumentError(absl::StrCat(index_path, ": maps tensor ", want, " to ", name,
-                                                       ", which does not hold it"));
+        return absl::InvalidArgumentError(absl::StrCat(index_path, ": maps tensor ", want, " to ",
+                                                       name, ", which does not hold it"));
       }
     }
     names.push_back(name);
@@ -254,14 +278,16 @@ absl::StatusOr<ModelWeights> LoadHfSnapshot(const std::string& dir_in, const Loa
     std::vector<std::string> digests(files.size());
     std::vector<std::thread> threads;
     for (size_t i = 0; i < files.size(); ++i) {
-      threads.emplace_back([&, i] { digests[i] = Sha256Hex(files[i].file()->data(), files[i].file()->size()); });
+      threads.emplace_back(
+          [&, i] { digests[i] = Sha256Hex(files[i].file()->data(), files[i].file()->size()); });
     }
     for (std::thread& t : threads) t.join();
     if (!sharded) {
       weights.weights_sha256 = digests[0];
     } else {
       std::string listing;  // as `sha256sum` prints it, in name order (the map's order)
-      for (size_t i = 0; i < files.size(); ++i) absl::StrAppend(&listing, digests[i], "  ", names[i], "\n");
+      for (size_t i = 0; i < files.size(); ++i)
+        absl::StrAppend(&listing, digests[i], "  ", names[i], "\n");
       weights.weights_sha256 = Sha256Hex(listing);
     }
   }

@@ -24,9 +24,8 @@
 #ifndef KVGATE_EXPERIMENTS_RUNTIME_HF_SNAPSHOT_H_
 #define KVGATE_EXPERIMENTS_RUNTIME_HF_SNAPSHOT_H_
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "experiments/runtime/model_loader_common.h"
@@ -37,7 +36,8 @@ namespace kvgate::runtime {
 // config.json's fields as a ModelConfig; errors name `source` and the field.
 absl::StatusOr<ModelConfig> ParseHfConfig(const nlohmann::json& config, const std::string& source);
 
-absl::StatusOr<ModelWeights> LoadHfSnapshot(const std::string& dir, const LoadOptions& options = {});
+absl::StatusOr<ModelWeights> LoadHfSnapshot(const std::string& dir,
+                                            const LoadOptions& options = {});
 
 // The model's name from its folder: "Qwen2.5-7B-Instruct" for .../Qwen2.5-7B-Instruct and for a
 // hub cache folder .../models--Qwen--Qwen2.5-7B-Instruct/snapshots/<hash>.

@@ -9,10 +9,9 @@
 #include "experiments/runtime/hf_snapshot.h"
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "experiments/runtime/json_limits.h"
 #include "experiments/runtime/loader_test_util.h"
@@ -30,17 +29,29 @@ using testing::StTensor;
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
 nlohmann::json TinyConfig(const std::string& arch = "LlamaForCausalLM") {
-  return {{"architectures", {arch}}, {"vocab_size", 16}, {"hidden_size", 8}, {"intermediate_size", 12},
-          {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"num_key_value_heads", 1},
-          {"rms_norm_eps", 1e-5}, {"rope_theta", 500000.0}, {"max_position_embeddings", 64},
-          {"tie_word_embeddings", false}, {"bos_token_id", 1}, {"eos_token_id", {2, 3}},
-          {"hidden_act", "silu"}, {"rope_scaling", nullptr}, {"torch_dtype", "bfloat16"}};
+  return {{"architectures", {arch}},
+          {"vocab_size", 16},
+          {"hidden_size", 8},
+          {"intermediate_size", 12},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 2},
+          {"num_key_value_heads", 1},
+          {"rms_norm_eps", 1e-5},
+          {"rope_theta", 500000.0},
+          {"max_position_embeddings", 64},
+          {"tie_word_embeddings", false},
+          {"bos_token_id", 1},
+          {"eos_token_id", {2, 3}},
+          {"hidden_act", "silu"},
+          {"rope_scaling", nullptr},
+          {"torch_dtype", "bfloat16"}};
 }
 
 // Values exactly representable in bfloat16: tensor k, element i.
 std::vector<float> Values(int k, int64_t n) {
   std::vector<float> v(n);
-  for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(k) + 0.25f * static_cast<float>(i % 7 - 3);
+  for (int64_t i = 0; i < n; ++i)
+    v[i] = static_cast<float>(k) + 0.25f * static_cast<float>(i % 7 - 3);
   return v;
 }
 
@@ -65,10 +76,12 @@ std::vector<StTensor> TensorsFor(const ModelConfig& config) {
   return out;
 }
 
-std::string WriteSnapshot(const std::string& name, const nlohmann::json& config, const std::vector<StTensor>& tensors) {
+std::string WriteSnapshot(const std::string& name, const nlohmann::json& config,
+                          const std::vector<StTensor>& tensors) {
   const std::string dir = testing::MakeTempDir(name);
   testing::WriteFile(dir + "/config.json", config.dump(2));
-  testing::WriteFile(dir + "/model.safetensors", testing::BuildSafetensors(tensors, {{"format", "pt"}}));
+  testing::WriteFile(dir + "/model.safetensors",
+                     testing::BuildSafetensors(tensors, {{"format", "pt"}}));
   return dir;
 }
 
@@ -128,15 +141,24 @@ TEST(HfConfigTest, ErrorsNameTheFieldAndWhatWasExpected) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {[](nlohmann::json& j) { j.erase("hidden_size"); }, "config.json: missing field \"hidden_size\" (expected a positive integer)"},
-      {[](nlohmann::json& j) { j["num_hidden_layers"] = "2"; }, "field \"num_hidden_layers\": expected an integer, got a string"},
-      {[](nlohmann::json& j) { j["num_attention_heads"] = 0; }, "field \"num_attention_heads\": expected a positive integer, got 0"},
+      {[](nlohmann::json& j) { j.erase("hidden_size"); },
+       "config.json: missing field \"hidden_size\" (expected a positive integer)"},
+      {[](nlohmann::json& j) { j["num_hidden_layers"] = "2"; },
+       "field \"num_hidden_layers\": expected an integer, got a string"},
+      {[](nlohmann::json& j) { j["num_attention_heads"] = 0; },
+       "field \"num_attention_heads\": expected a positive integer, got 0"},
       {[](nlohmann::json& j) { j.erase("architectures"); }, "missing field \"architectures\""},
-      {[](nlohmann::json& j) { j["architectures"] = {"MistralForCausalLM"}; }, "MistralForCausalLM is not implemented"},
-      {[](nlohmann::json& j) { j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}}; }, "field \"rope_scaling\""},
+      {[](nlohmann::json& j) { j["architectures"] = {"MistralForCausalLM"}; },
+       "MistralForCausalLM is not implemented"},
+      {[](nlohmann::json& j) {
+         j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
+       },
+       "field \"rope_scaling\""},
       {[](nlohmann::json& j) { j["use_sliding_window"] = true; }, "use_sliding_window"},
-      {[](nlohmann::json& j) { j["hidden_act"] = "gelu"; }, "hidden_act\": gelu is not implemented"},
-      {[](nlohmann::json& j) { j["num_key_value_heads"] = 3; }, "num_attention_heads 2 is not a multiple of num_key_value_heads 3"},
+      {[](nlohmann::json& j) { j["hidden_act"] = "gelu"; },
+       "hidden_act\": gelu is not implemented"},
+      {[](nlohmann::json& j) { j["num_key_value_heads"] = 3; },
+       "num_attention_heads 2 is not a multiple of num_key_value_heads 3"},
       {[](nlohmann::json& j) { j.erase("rms_norm_eps"); }, "missing field \"rms_norm_eps\""},
       {[](nlohmann::json& j) { j["eos_token_id"] = 99; }, "outside the vocabulary of 16"},
   };
@@ -175,32 +197,37 @@ TEST(HfSnapshotTest, LoadsShardsThroughTheIndex) {
   const std::vector<StTensor> tensors = TensorsFor(config);
   const std::string dir = testing::MakeTempDir("qwen_shards");
   testing::WriteFile(dir + "/config.json", TinyConfig("Qwen2ForCausalLM").dump());
-  std::vector<StTensor> first(tensors.begin(), tensors.begin() + 10), second(tensors.begin() + 10, tensors.end());
+  std::vector<StTensor> first(tensors.begin(), tensors.begin() + 10),
+      second(tensors.begin() + 10, tensors.end());
   const std::string a = "model-00001-of-00002.safetensors", b = "model-00002-of-00002.safetensors";
   testing::WriteFile(dir + "/" + a, testing::BuildSafetensors(first));
   testing::WriteFile(dir + "/" + b, testing::BuildSafetensors(second));
   nlohmann::json map = nlohmann::json::object();
   for (const StTensor& t : first) map[t.name] = a;
   for (const StTensor& t : second) map[t.name] = b;
-  testing::WriteFile(dir + "/model.safetensors.index.json", nlohmann::json{{"metadata", {{"total_size", 1}}}, {"weight_map", map}}.dump());
+  testing::WriteFile(dir + "/model.safetensors.index.json",
+                     nlohmann::json{{"metadata", {{"total_size", 1}}}, {"weight_map", map}}.dump());
   absl::StatusOr<ModelWeights> w = LoadModel(dir + "/");
   ASSERT_TRUE(w.ok()) << w.status();
   EXPECT_TRUE(w->config.attention_bias);
   EXPECT_EQ(w->tensors.count("model.layers.1.self_attn.k_proj.bias"), 1u);
   ExpectValues(*w);
   // sha256 of the `sha256sum` listing of the shards.
-  const std::string listing = *Sha256File(dir + "/" + a) + "  " + a + "\n" + *Sha256File(dir + "/" + b) + "  " + b + "\n";
+  const std::string listing =
+      *Sha256File(dir + "/" + a) + "  " + a + "\n" + *Sha256File(dir + "/" + b) + "  " + b + "\n";
   EXPECT_EQ(w->weights_sha256, Sha256Hex(listing));
 
   // A tensor mapped to a shard that lacks it, a shard outside the folder, a missing shard.
   auto load_with = [&](const std::string& tensor, const std::string& file) {
     nlohmann::json changed = map;
     changed[tensor] = file;
-    testing::WriteFile(dir + "/model.safetensors.index.json", nlohmann::json{{"weight_map", changed}}.dump());
+    testing::WriteFile(dir + "/model.safetensors.index.json",
+                       nlohmann::json{{"weight_map", changed}}.dump());
     return Message(LoadModel(dir).status());
   };
   EXPECT_THAT(load_with("model.norm.weight", a),
-              HasSubstr("maps tensor model.norm.weight to model-00001-of-00002.safetensors, which does not hold it"));
+              HasSubstr("maps tensor model.norm.weight to model-00001-of-00002.safetensors, which "
+                        "does not hold it"));
   EXPECT_THAT(load_with("model.norm.weight", "../elsewhere.safetensors"),
               HasSubstr("expected a .safetensors file name in the folder"));
   EXPECT_THAT(load_with("model.extra", "model-00003-of-00002.safetensors"),
@@ -235,23 +262,27 @@ TEST(HfSnapshotTest, TensorErrorsNameTheTensor) {
     }
   }
   EXPECT_THAT(Message(LoadModel(WriteSnapshot("shape", TinyConfig(), shape)).status()),
-              HasSubstr("tensor model.layers.0.mlp.up_proj.weight has shape [8, 12], expected [12, 8] (intermediate_size, hidden_size)"));
+              HasSubstr("tensor model.layers.0.mlp.up_proj.weight has shape [8, 12], expected [12, "
+                        "8] (intermediate_size, hidden_size)"));
   std::vector<StTensor> dtype = TensorsFor(config);
   dtype[0].dtype = "I16";
   EXPECT_THAT(Message(LoadModel(WriteSnapshot("dtype", TinyConfig(), dtype)).status()),
               HasSubstr("tensor lm_head.weight has dtype I16, expected F32, BF16 or F16"));
   const std::string dir = testing::MakeTempDir("no_weights");
   testing::WriteFile(dir + "/config.json", TinyConfig().dump());
-  EXPECT_THAT(Message(LoadModel(dir).status()), HasSubstr("neither model.safetensors nor model.safetensors.index.json"));
+  EXPECT_THAT(Message(LoadModel(dir).status()),
+              HasSubstr("neither model.safetensors nor model.safetensors.index.json"));
   const std::string bad = WriteSnapshot("bad_file", TinyConfig(), TensorsFor(config));
   testing::WriteFile(bad + "/model.safetensors", std::string("\x10\0\0\0\0\0\0\0{}", 10));
-  EXPECT_THAT(Message(LoadModel(bad).status()), HasSubstr("model.safetensors: header length 16 runs past the end"));
+  EXPECT_THAT(Message(LoadModel(bad).status()),
+              HasSubstr("model.safetensors: header length 16 runs past the end"));
   EXPECT_TRUE(absl::IsNotFound(LoadModel("/nonexistent/model").status()));
 }
 
 TEST(HfSnapshotTest, ModelNames) {
   EXPECT_EQ(SnapshotModelName("/models/Qwen2.5-7B-Instruct/"), "Qwen2.5-7B-Instruct");
-  EXPECT_EQ(SnapshotModelName("/hf/hub/models--Qwen--Qwen2.5-7B-Instruct/snapshots/a09a3545"), "Qwen2.5-7B-Instruct");
+  EXPECT_EQ(SnapshotModelName("/hf/hub/models--Qwen--Qwen2.5-7B-Instruct/snapshots/a09a3545"),
+            "Qwen2.5-7B-Instruct");
 }
 
 }  // namespace

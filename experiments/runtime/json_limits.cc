@@ -31,8 +31,8 @@ absl::Status CheckDepth(absl::string_view text, absl::string_view source, int li
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > limit) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            source, ": JSON nested deeper than ", limit, " levels (at byte ", i, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": JSON nested deeper than ", limit, " levels (at byte ", i, ")"));
       }
     } else if (c == ']' || c == '}') {
       --depth;
@@ -46,9 +46,8 @@ absl::Status CheckDepth(absl::string_view text, absl::string_view source, int li
 absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text, absl::string_view source,
                                          const JsonLimits& limits) {
   if (text.size() > limits.max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": JSON of ", text.size(),
-                                                   " bytes exceeds the limit of ",
-                                                   limits.max_bytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": JSON of ", text.size(), " bytes exceeds the limit of ", limits.max_bytes));
   }
   if (absl::Status depth = CheckDepth(text, source, limits.max_depth); !depth.ok()) return depth;
   // Duplicate keys: one set of keys per open object.
@@ -146,8 +145,8 @@ JsonObject::JsonObject(const nlohmann::json& object, std::string source)
 
 absl::Status JsonObject::CheckIsObject(absl::string_view what) const {
   if (object_.is_object()) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat(source_, ": expected ", what, " to be a JSON object, got ", JsonTypeName(object_)));
+  return absl::InvalidArgumentError(absl::StrCat(
+      source_, ": expected ", what, " to be a JSON object, got ", JsonTypeName(object_)));
 }
 
 absl::Status JsonObject::FieldError(absl::string_view key, absl::string_view message) const {
@@ -162,8 +161,8 @@ bool JsonObject::Has(absl::string_view key) const {
 
 absl::StatusOr<const nlohmann::json*> JsonObject::Get(absl::string_view key) const {
   if (!object_.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(source_, ": expected a JSON object, got ",
-                                                   JsonTypeName(object_)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_, ": expected a JSON object, got ", JsonTypeName(object_)));
   }
   auto it = object_.find(std::string(key));
   if (it == object_.end() || it->is_null()) {
@@ -174,14 +173,19 @@ absl::StatusOr<const nlohmann::json*> JsonObject::Get(absl::string_view key) con
 
 absl::StatusOr<std::string> JsonObject::String(absl::string_view key) const {
   absl::StatusOr<const nlohmann::json*> value = Get(key);
-  if (!value.ok()) return absl::InvalidArgumentError(absl::StrCat(value.status().message(), " (expected a string)"));
-  if (!(*value)->is_string()) return FieldError(key, absl::StrCat("expected a string, got ", JsonTypeName(**value)));
+  if (!value.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat(value.status().message(), " (expected a string)"));
+  if (!(*value)->is_string())
+    return FieldError(key, absl::StrCat("expected a string, got ", JsonTypeName(**value)));
   return (*value)->get<std::string>();
 }
 
 absl::StatusOr<int64_t> JsonObject::Int(absl::string_view key) const {
   absl::StatusOr<const nlohmann::json*> value = Get(key);
-  if (!value.ok()) return absl::InvalidArgumentError(absl::StrCat(value.status().message(), " (expected an integer)"));
+  if (!value.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat(value.status().message(), " (expected an integer)"));
   const nlohmann::json& v = **value;
   if (v.is_number_integer()) {
     if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX}) {
@@ -194,7 +198,9 @@ absl::StatusOr<int64_t> JsonObject::Int(absl::string_view key) const {
 
 absl::StatusOr<int64_t> JsonObject::PositiveInt(absl::string_view key) const {
   absl::StatusOr<const nlohmann::json*> value = Get(key);
-  if (!value.ok()) return absl::InvalidArgumentError(absl::StrCat(value.status().message(), " (expected a positive integer)"));
+  if (!value.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat(value.status().message(), " (expected a positive integer)"));
   absl::StatusOr<int64_t> v = Int(key);
   if (!v.ok()) return v.status();
   if (*v <= 0) return FieldError(key, absl::StrCat("expected a positive integer, got ", *v));
@@ -203,8 +209,11 @@ absl::StatusOr<int64_t> JsonObject::PositiveInt(absl::string_view key) const {
 
 absl::StatusOr<double> JsonObject::Double(absl::string_view key) const {
   absl::StatusOr<const nlohmann::json*> value = Get(key);
-  if (!value.ok()) return absl::InvalidArgumentError(absl::StrCat(value.status().message(), " (expected a number)"));
-  if (!(*value)->is_number()) return FieldError(key, absl::StrCat("expected a number, got ", JsonTypeName(**value)));
+  if (!value.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat(value.status().message(), " (expected a number)"));
+  if (!(*value)->is_number())
+    return FieldError(key, absl::StrCat("expected a number, got ", JsonTypeName(**value)));
   const double v = (*value)->get<double>();
   if (!std::isfinite(v)) return FieldError(key, "expected a finite number");
   return v;
@@ -212,8 +221,11 @@ absl::StatusOr<double> JsonObject::Double(absl::string_view key) const {
 
 absl::StatusOr<bool> JsonObject::Bool(absl::string_view key) const {
   absl::StatusOr<const nlohmann::json*> value = Get(key);
-  if (!value.ok()) return absl::InvalidArgumentError(absl::StrCat(value.status().message(), " (expected true or false)"));
-  if (!(*value)->is_boolean()) return FieldError(key, absl::StrCat("expected true or false, got ", JsonTypeName(**value)));
+  if (!value.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat(value.status().message(), " (expected true or false)"));
+  if (!(*value)->is_boolean())
+    return FieldError(key, absl::StrCat("expected true or false, got ", JsonTypeName(**value)));
   return (*value)->get<bool>();
 }
 

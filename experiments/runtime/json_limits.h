@@ -15,9 +15,8 @@
 #define KVGATE_EXPERIMENTS_RUNTIME_JSON_LIMITS_H_
 
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

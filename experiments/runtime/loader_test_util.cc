@@ -10,9 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace kvgate::runtime::testing {
 namespace {
@@ -39,9 +38,7 @@ bool Exists(const std::string& path) {
 
 }  // namespace
 
-std::string TestDataPath(const std::string& name) {
-  return "experiments/runtime/testdata/" + name;
-}
+std::string TestDataPath(const std::string& name) { return "experiments/runtime/testdata/" + name; }
 
 std::string ReadTestFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -110,7 +107,8 @@ std::string Q4_0Block(float d, const std::vector<uint8_t>& q) {
   if (q.size() != 32) Fatal("Q4_0 block needs 32 codes");
   std::string out;
   Put<uint16_t>(&out, FloatToHalfExact(d));
-  for (int j = 0; j < 16; ++j) Put<uint8_t>(&out, static_cast<uint8_t>((q[j] & 15) | ((q[j + 16] & 15) << 4)));
+  for (int j = 0; j < 16; ++j)
+    Put<uint8_t>(&out, static_cast<uint8_t>((q[j] & 15) | ((q[j + 16] & 15) << 4)));
   return out;
 }
 
@@ -119,7 +117,8 @@ std::string Q4_1Block(float d, float m, const std::vector<uint8_t>& q) {
   std::string out;
   Put<uint16_t>(&out, FloatToHalfExact(d));
   Put<uint16_t>(&out, FloatToHalfExact(m));
-  for (int j = 0; j < 16; ++j) Put<uint8_t>(&out, static_cast<uint8_t>((q[j] & 15) | ((q[j + 16] & 15) << 4)));
+  for (int j = 0; j < 16; ++j)
+    Put<uint8_t>(&out, static_cast<uint8_t>((q[j] & 15) | ((q[j + 16] & 15) << 4)));
   return out;
 }
 
@@ -141,7 +140,8 @@ std::string Bf16Bytes(const std::vector<float>& values) {
   return out;
 }
 
-GgufBuilder& GgufBuilder::Raw(const std::string& key, uint32_t type, const std::string& value_bytes) {
+GgufBuilder& GgufBuilder::Raw(const std::string& key, uint32_t type,
+                              const std::string& value_bytes) {
   std::string bytes;
   Put<uint32_t>(&bytes, type);
   bytes += value_bytes;
@@ -185,7 +185,8 @@ GgufBuilder& GgufBuilder::String(const std::string& key, const std::string& valu
   return Raw(key, 8, v);
 }
 
-GgufBuilder& GgufBuilder::StringArray(const std::string& key, const std::vector<std::string>& values) {
+GgufBuilder& GgufBuilder::StringArray(const std::string& key,
+                                      const std::vector<std::string>& values) {
   std::string v;
   Put<uint32_t>(&v, 8);
   Put<uint64_t>(&v, values.size());
@@ -201,8 +202,9 @@ GgufBuilder& GgufBuilder::Int32Array(const std::string& key, const std::vector<i
   return Raw(key, 9, v);
 }
 
-GgufBuilder& GgufBuilder::Tensor(const std::string& name, uint32_t type, const std::vector<int64_t>& ne,
-                                 const std::string& data, std::optional<uint64_t> offset) {
+GgufBuilder& GgufBuilder::Tensor(const std::string& name, uint32_t type,
+                                 const std::vector<int64_t>& ne, const std::string& data,
+                                 std::optional<uint64_t> offset) {
   tensors_.push_back({name, type, ne, data, offset});
   return *this;
 }
@@ -262,7 +264,8 @@ std::string GgufBuilder::Build() const {
     if (out.size() < at + tensors_[i].data.size()) out.resize(at + tensors_[i].data.size(), '\0');
     std::memcpy(out.data() + at, tensors_[i].data.data(), tensors_[i].data.size());
   }
-  out.resize((out.size() - data_start + alignment_ - 1) / alignment_ * alignment_ + data_start, '\0');
+  out.resize((out.size() - data_start + alignment_ - 1) / alignment_ * alignment_ + data_start,
+             '\0');
   return out;
 }
 
@@ -276,7 +279,9 @@ std::string BuildSafetensors(const std::vector<StTensor>& tensors,
   }
   std::string data;
   for (const StTensor& t : tensors) {
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() + t.data.size()}}};
+    header[t.name] = {{"dtype", t.dtype},
+                      {"shape", t.shape},
+                      {"data_offsets", {data.size(), data.size() + t.data.size()}}};
     data += t.data;
   }
   std::string text = header.dump();

@@ -41,8 +41,9 @@ absl::StatusOr<std::string> LoadLicenseCorpus(const std::string& dir) {
     const std::string path = absl::StrCat(dir, "/", file.name);
     absl::StatusOr<std::string> text = ReadFileToString(path, 1 << 20);
     if (!text.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "prompt corpus: ", text.status().message(), " (it comes with Debian's base-files package)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("prompt corpus: ", text.status().message(),
+                       " (it comes with Debian's base-files package)"));
     }
     const std::string digest = Sha256Hex(*text);
     if (digest != file.sha256) {
@@ -59,7 +60,8 @@ absl::StatusOr<std::string> LoadLicenseCorpus(const std::string& dir) {
 absl::StatusOr<CorpusPrompt> LicenseCorpusPrompt(const Tokenizer& tokenizer, int64_t num_tokens,
                                                  const std::string& dir) {
   if (num_tokens < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("prompt corpus: asked for ", num_tokens, " tokens"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt corpus: asked for ", num_tokens, " tokens"));
   }
   absl::StatusOr<std::string> corpus = LoadLicenseCorpus(dir);
   if (!corpus.ok()) return corpus.status();
@@ -71,7 +73,8 @@ absl::StatusOr<CorpusPrompt> LicenseCorpusPrompt(const Tokenizer& tokenizer, int
   std::string text = *corpus;
   while (static_cast<int64_t>(prompt.ids.size()) < num_tokens) {
     // Whole text re-tokenized, so tokens at the joins are the tokenizer's own.
-    const int64_t more = (num_tokens - static_cast<int64_t>(prompt.ids.size())) / prompt.corpus_tokens + 1;
+    const int64_t more =
+        (num_tokens - static_cast<int64_t>(prompt.ids.size())) / prompt.corpus_tokens + 1;
     for (int64_t i = 0; i < more; ++i) text += kSeparator + *corpus;
     prompt.copies = static_cast<int64_t>(text.size() / corpus->size());
     prompt.ids = tokenizer.Encode(text, /*parse_special=*/false);
@@ -79,7 +82,8 @@ absl::StatusOr<CorpusPrompt> LicenseCorpusPrompt(const Tokenizer& tokenizer, int
   prompt.ids.resize(num_tokens);
   prompt.note = absl::StrCat("license corpus (", sizeof(kFiles) / sizeof(kFiles[0]),
                              " files of /usr/share/common-licenses, ", corpus->size(), " bytes, ",
-                             prompt.corpus_tokens, " tokens, sha256 ", prompt.corpus_sha256.substr(0, 12), ")");
+                             prompt.corpus_tokens, " tokens, sha256 ",
+                             prompt.corpus_sha256.substr(0, 12), ")");
   if (prompt.copies > 1) {
     absl::StrAppend(&prompt.note, " repeated ", prompt.copies, " times (joined by a blank line)");
   }

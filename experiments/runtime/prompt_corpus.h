@@ -10,7 +10,8 @@
 // Usage:
 //   absl::StatusOr<kvgate::runtime::CorpusPrompt> p =
 //       kvgate::runtime::LicenseCorpusPrompt(tokenizer, 32768);
-//   // p->ids.size() == 32768; p->note: "license corpus (14 files, ... tokens), cut to 32768 tokens"
+//   // p->ids.size() == 32768; p->note: "license corpus (14 files, ... tokens), cut to 32768
+//   tokens"
 
 #ifndef KVGATE_EXPERIMENTS_RUNTIME_PROMPT_CORPUS_H_
 #define KVGATE_EXPERIMENTS_RUNTIME_PROMPT_CORPUS_H_
@@ -40,11 +41,11 @@ absl::Span<const CorpusFile> LicenseCorpusFiles();
 absl::StatusOr<std::string> LoadLicenseCorpus(const std::string& dir = kCommonLicensesDir);
 
 struct CorpusPrompt {
-  std::vector<int32_t> ids;      // exactly the requested count
-  int64_t corpus_tokens = 0;     // tokens of one copy of the corpus
-  int64_t copies = 1;            // copies of the corpus tokenized (1: no repetition)
-  std::string corpus_sha256;     // of one copy of the corpus text
-  std::string note;              // what was done, in words, for records
+  std::vector<int32_t> ids;   // exactly the requested count
+  int64_t corpus_tokens = 0;  // tokens of one copy of the corpus
+  int64_t copies = 1;         // copies of the corpus tokenized (1: no repetition)
+  std::string corpus_sha256;  // of one copy of the corpus text
+  std::string note;           // what was done, in words, for records
 };
 
 // `num_tokens` tokens of the corpus; InvalidArgument for num_tokens < 1.

@@ -30,7 +30,8 @@ TEST(PromptCorpusTest, PinnedFilesVerify) {
   uint64_t bytes = 0;
   for (const CorpusFile& f : LicenseCorpusFiles()) bytes += f.bytes + 2;
   EXPECT_EQ(corpus->size(), bytes - 2);
-  EXPECT_TRUE(absl::StartsWith(*corpus, "                    GNU GENERAL PUBLIC LICENSE\n                       Version 3"));
+  EXPECT_TRUE(absl::StartsWith(
+      *corpus, "                    GNU GENERAL PUBLIC LICENSE\n                       Version 3"));
 }
 
 TEST(PromptCorpusTest, AChangedFileIsNamed) {
@@ -43,7 +44,8 @@ TEST(PromptCorpusTest, AChangedFileIsNamed) {
   absl::StatusOr<std::string> corpus = LoadLicenseCorpus(dir);
   EXPECT_TRUE(absl::IsFailedPrecondition(corpus.status()));
   EXPECT_THAT(std::string(corpus.status().message()), HasSubstr(dir + "/MPL-2.0 has sha256 "));
-  EXPECT_THAT(std::string(LoadLicenseCorpus("/nonexistent").status().message()), HasSubstr("/nonexistent/GPL-3"));
+  EXPECT_THAT(std::string(LoadLicenseCorpus("/nonexistent").status().message()),
+              HasSubstr("/nonexistent/GPL-3"));
 }
 
 TEST(PromptCorpusTest, ExactTokenCountsAndRepetition) {

@@ -69,14 +69,17 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<MappedFil
   auto error = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
   };
-  if (size < 8) return error(absl::StrCat("truncated: ", size, " bytes, less than the 8-byte header length"));
+  if (size < 8)
+    return error(absl::StrCat("truncated: ", size, " bytes, less than the 8-byte header length"));
   uint64_t n = 0;
   std::memcpy(&n, st.file_->data(), 8);  // little-endian on every host we build for
   if (n > kSafetensorsMaxHeaderBytes) {
-    return error(absl::StrCat("header length ", n, " exceeds the limit of ", kSafetensorsMaxHeaderBytes));
+    return error(
+        absl::StrCat("header length ", n, " exceeds the limit of ", kSafetensorsMaxHeaderBytes));
   }
   if (n > size - 8) {
-    return error(absl::StrCat("header length ", n, " runs past the end of the file (", size, " bytes)"));
+    return error(
+        absl::StrCat("header length ", n, " runs past the end of the file (", size, " bytes)"));
   }
   const absl::string_view header(reinterpret_cast<const char*>(st.file_->data() + 8), n);
   if (header.empty() || header[0] != '{') return error("header does not start with '{'");
@@ -102,11 +105,13 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<MappedFil
       continue;
     }
     const std::string what = absl::StrCat("tensor \"", name, "\"");
-    if (!entry.is_object()) return error(absl::StrCat(what, ": expected an object, got ", JsonTypeName(entry)));
+    if (!entry.is_object())
+      return error(absl::StrCat(what, ": expected an object, got ", JsonTypeName(entry)));
     SafetensorsTensor t;
     t.name = name;
     auto dtype = entry.find("dtype");
-    if (dtype == entry.end() || !dtype->is_string()) return error(absl::StrCat(what, ": missing \"dtype\" string"));
+    if (dtype == entry.end() || !dtype->is_string())
+      return error(absl::StrCat(what, ": missing \"dtype\" string"));
     const std::string dtype_name = dtype->get<std::string>();
     const DtypeInfo* info = nullptr;
     for (const DtypeInfo& d : kDtypes) {
@@ -115,15 +120,19 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<MappedFil
     if (info == nullptr) return error(absl::StrCat(what, ": unknown dtype \"", dtype_name, "\""));
     t.dtype = info->dtype;
     auto shape = entry.find("shape");
-    if (shape == entry.end() || !shape->is_array()) return error(absl::StrCat(what, ": missing \"shape\" array"));
-    if (shape->size() > 16) return error(absl::StrCat(what, ": shape has ", shape->size(), " dims (at most 16)"));
+    if (shape == entry.end() || !shape->is_array())
+      return error(absl::StrCat(what, ": missing \"shape\" array"));
+    if (shape->size() > 16)
+      return error(absl::StrCat(what, ": shape has ", shape->size(), " dims (at most 16)"));
     uint64_t numel = 1;
     for (const nlohmann::json& d : *shape) {
       if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0)) {
-        return error(absl::StrCat(what, ": shape ", shape->dump(), " has an entry that is not a non-negative integer"));
+        return error(absl::StrCat(what, ": shape ", shape->dump(),
+                                  " has an entry that is not a non-negative integer"));
       }
       const uint64_t dim = d.get<uint64_t>();
-      if (__builtin_mul_overflow(numel, dim, &numel) || numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      if (__builtin_mul_overflow(numel, dim, &numel) ||
+          numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
         return error(absl::StrCat(what, ": shape ", shape->dump(), " overflows"));
       }
       t.shape.push_back(static_cast<int64_t>(dim));
@@ -136,43 +145,50 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<MappedFil
     auto offsets = entry.find("data_offsets");
     if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2 ||
         !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
-      return error(absl::StrCat(what, ": \"data_offsets\" must be [begin, end], two non-negative integers"));
+      return error(
+          absl::StrCat(what, ": \"data_offsets\" must be [begin, end], two non-negative integers"));
     }
     t.begin = (*offsets)[0].get<uint64_t>();
     t.end = (*offsets)[1].get<uint64_t>();
     if (t.end < t.begin) {
-      return error(absl::StrCat(what, ": data_offsets [", t.begin, ", ", t.end, "] end before they begin"));
+      return error(
+          absl::StrCat(what, ": data_offsets [", t.begin, ", ", t.end, "] end before they begin"));
     }
     if (t.end - t.begin != nbytes) {
-      return error(absl::StrCat(what, ": data_offsets [", t.begin, ", ", t.end, "] span ", t.end - t.begin,
-                                " bytes, but ", dtype_name, " [", absl::StrJoin(t.shape, ", "), "] needs ", nbytes));
+      return error(absl::StrCat(what, ": data_offsets [", t.begin, ", ", t.end, "] span ",
+                                t.end - t.begin, " bytes, but ", dtype_name, " [",
+                                absl::StrJoin(t.shape, ", "), "] needs ", nbytes));
     }
     st.tensors_.push_back(std::move(t));
   }
-  std::sort(st.tensors_.begin(), st.tensors_.end(), [](const SafetensorsTensor& a, const SafetensorsTensor& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(st.tensors_.begin(), st.tensors_.end(),
+            [](const SafetensorsTensor& a, const SafetensorsTensor& b) {
+              return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+            });
   uint64_t expected = 0;
   for (size_t i = 0; i < st.tensors_.size(); ++i) {
     SafetensorsTensor& t = st.tensors_[i];
     if (t.begin < expected) {
       return error(absl::StrCat("tensor \"", t.name, "\" data_offsets [", t.begin, ", ", t.end,
-                                "] overlap tensor \"", st.tensors_[i - 1].name, "\", which ends at ", expected));
+                                "] overlap tensor \"", st.tensors_[i - 1].name,
+                                "\", which ends at ", expected));
     }
     if (t.begin > expected) {
-      return error(absl::StrCat("tensor \"", t.name, "\" begins at ", t.begin, ", leaving a gap after byte ",
-                                expected, " (tensors must tile the data section)"));
+      return error(absl::StrCat("tensor \"", t.name, "\" begins at ", t.begin,
+                                ", leaving a gap after byte ", expected,
+                                " (tensors must tile the data section)"));
     }
     if (t.end > data_size) {
-      return error(absl::StrCat("truncated: tensor \"", t.name, "\" data_offsets [", t.begin, ", ", t.end,
-                                "] run past the data section of ", data_size, " bytes"));
+      return error(absl::StrCat("truncated: tensor \"", t.name, "\" data_offsets [", t.begin, ", ",
+                                t.end, "] run past the data section of ", data_size, " bytes"));
     }
     t.data = data + t.begin;
     expected = t.end;
     st.index_.emplace(t.name, i);
   }
   if (expected != data_size) {
-    return error(absl::StrCat("the tensors cover ", expected, " bytes of the data section, which has ", data_size,
+    return error(absl::StrCat("the tensors cover ", expected,
+                              " bytes of the data section, which has ", data_size,
                               " (trailing bytes)"));
   }
   return st;

@@ -12,9 +12,9 @@
 // gap) and the last ends at the end of the file. Errors name the file and the tensor.
 //
 // Usage:
-//   absl::StatusOr<kvgate::runtime::SafetensorsFile> st = kvgate::runtime::SafetensorsFile::Open(path);
-//   if (!st.ok()) return st.status();
-//   for (const kvgate::runtime::SafetensorsTensor& t : st->tensors()) { ... t.data, t.shape ... }
+//   absl::StatusOr<kvgate::runtime::SafetensorsFile> st =
+//   kvgate::runtime::SafetensorsFile::Open(path); if (!st.ok()) return st.status(); for (const
+//   kvgate::runtime::SafetensorsTensor& t : st->tensors()) { ... t.data, t.shape ... }
 
 #ifndef KVGATE_EXPERIMENTS_RUNTIME_SAFETENSORS_H_
 #define KVGATE_EXPERIMENTS_RUNTIME_SAFETENSORS_H_
@@ -32,7 +32,21 @@
 namespace kvgate::runtime {
 
 enum class SafetensorsDtype {
-  kBool, kU8, kI8, kF8_E5M2, kF8_E4M3, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kF64, kI64, kU64,
+  kBool,
+  kU8,
+  kI8,
+  kF8_E5M2,
+  kF8_E4M3,
+  kI16,
+  kU16,
+  kF16,
+  kBF16,
+  kI32,
+  kU32,
+  kF32,
+  kF64,
+  kI64,
+  kU64,
 };
 
 // "BF16", ... as the header spells it.

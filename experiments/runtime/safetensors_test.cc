@@ -24,7 +24,8 @@ using testing::StTensor;
 
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
-absl::StatusOr<SafetensorsFile> ParseBytes(const std::string& bytes, const std::string& name = "m.safetensors") {
+absl::StatusOr<SafetensorsFile> ParseBytes(const std::string& bytes,
+                                           const std::string& name = "m.safetensors") {
   return SafetensorsFile::Parse(MappedFile::FromBytes(bytes, name));
 }
 
@@ -32,13 +33,12 @@ std::string ValidFile() {
   std::string i64(16, '\0');
   const int64_t values[2] = {-5, 1LL << 40};
   std::memcpy(i64.data(), values, 16);
-  return testing::BuildSafetensors(
-      {{"w", "F32", {2, 2}, testing::F32Bytes({1, 2, 3, -4})},
-       {"b", "BF16", {3}, testing::Bf16Bytes({0.5f, -1, 2})},
-       {"h", "F16", {1, 1}, testing::F16Bytes({0.25f})},
-       {"i", "I64", {2}, i64},
-       {"empty", "F32", {0, 4}, ""}},
-      {{"format", "pt"}});
+  return testing::BuildSafetensors({{"w", "F32", {2, 2}, testing::F32Bytes({1, 2, 3, -4})},
+                                    {"b", "BF16", {3}, testing::Bf16Bytes({0.5f, -1, 2})},
+                                    {"h", "F16", {1, 1}, testing::F16Bytes({0.25f})},
+                                    {"i", "I64", {2}, i64},
+                                    {"empty", "F32", {0, 4}, ""}},
+                                   {{"format", "pt"}});
 }
 
 TEST(SafetensorsTest, ParsesAValidFile) {
@@ -85,47 +85,73 @@ TEST(SafetensorsTest, MalformedFilesAreErrorsThatNameTheProblem) {
   };
   const std::vector<Case> cases = {
       {"short", "abc", "truncated: 3 bytes, less than the 8-byte header length"},
-      {"length_past_end", testing::RawSafetensors("{}", "", 1000), "header length 1000 runs past the end of the file"},
-      {"length_huge", testing::RawSafetensors("{}", "", uint64_t{1} << 62), "exceeds the limit of 100000000"},
+      {"length_past_end", testing::RawSafetensors("{}", "", 1000),
+       "header length 1000 runs past the end of the file"},
+      {"length_huge", testing::RawSafetensors("{}", "", uint64_t{1} << 62),
+       "exceeds the limit of 100000000"},
       {"not_object", testing::RawSafetensors("[1]", ""), "header does not start with '{'"},
       {"bad_utf8", testing::RawSafetensors("{\"\xff\": 1}", ""), "header is not valid UTF-8"},
       {"bad_json", testing::RawSafetensors("{\"a\": ", ""), "invalid JSON"},
-      {"deep_json", testing::RawSafetensors("{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}", ""),
+      {"deep_json",
+       testing::RawSafetensors("{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}", ""),
        "JSON nested deeper than 64 levels"},
-      {"duplicate", testing::RawSafetensors(
-                        Header(R"("a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, )"
-                               R"("a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]})"),
-                        f32x2),
+      {"duplicate",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, )"
+                  R"("a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]})"),
+           f32x2),
        "duplicate key \"a\""},
-      {"unknown_dtype", testing::RawSafetensors(Header(R"("a": {"dtype": "F7", "shape": [2], "data_offsets": [0, 8]})"), f32x2),
+      {"unknown_dtype",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F7", "shape": [2], "data_offsets": [0, 8]})"), f32x2),
        "tensor \"a\": unknown dtype \"F7\""},
-      {"no_shape", testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "data_offsets": [0, 8]})"), f32x2),
+      {"no_shape",
+       testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "data_offsets": [0, 8]})"), f32x2),
        "tensor \"a\": missing \"shape\" array"},
-      {"negative_shape", testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]})"), f32x2),
+      {"negative_shape",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]})"), f32x2),
        "not a non-negative integer"},
       {"shape_overflow",
-       testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]})"), f32x2),
+       testing::RawSafetensors(
+           Header(
+               R"("a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]})"),
+           f32x2),
        "tensor \"a\": shape [4294967296,4294967296] overflows"},
-      {"offsets_shape", testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "shape": [2], "data_offsets": [0]})"), f32x2),
+      {"offsets_shape",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F32", "shape": [2], "data_offsets": [0]})"), f32x2),
        "\"data_offsets\" must be [begin, end]"},
-      {"offsets_reversed", testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "shape": [0], "data_offsets": [8, 0]})"), f32x2),
+      {"offsets_reversed",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F32", "shape": [0], "data_offsets": [8, 0]})"), f32x2),
        "end before they begin"},
-      {"size_mismatch", testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]})"), f32x2),
+      {"size_mismatch",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]})"), f32x2),
        "data_offsets [0, 8] span 8 bytes, but F32 [3] needs 12"},
-      {"overlap", testing::RawSafetensors(
-                      Header(R"("a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, )"
-                             R"("b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]})"),
-                      f32x2),
+      {"overlap",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, )"
+                  R"("b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]})"),
+           f32x2),
        "tensor \"b\" data_offsets [4, 8] overlap tensor \"a\", which ends at 8"},
-      {"gap", testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]})"), f32x2),
+      {"gap",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]})"), f32x2),
        "tensor \"a\" begins at 4, leaving a gap after byte 0"},
-      {"past_end", testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]})"), f32x2),
+      {"past_end",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]})"), f32x2),
        "truncated: tensor \"a\" data_offsets [0, 16] run past the data section of 8 bytes"},
-      {"trailing", testing::RawSafetensors(Header(R"("a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]})"), f32x2),
+      {"trailing",
+       testing::RawSafetensors(
+           Header(R"("a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]})"), f32x2),
        "the tensors cover 4 bytes of the data section, which has 8"},
       {"metadata_type", testing::RawSafetensors(Header(R"("__metadata__": {"x": 1})"), ""),
        "__metadata__ \"x\" is an integer, expected a string"},
-      {"entry_type", testing::RawSafetensors(Header(R"("a": [1, 2])"), ""), "tensor \"a\": expected an object, got an array"},
+      {"entry_type", testing::RawSafetensors(Header(R"("a": [1, 2])"), ""),
+       "tensor \"a\": expected an object, got an array"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<SafetensorsFile> st = ParseBytes(c.bytes, c.name + ".safetensors");

@@ -73,7 +73,7 @@ void BlocksPortable(uint32_t* state, const uint8_t* data, size_t blocks) {
 // The SHA-NI block function: state kept as ABEF / CDGH, four rounds per group of message words;
 // group g+4 is scheduled from groups g..g+3 with sha256msg1/sha256msg2.
 __attribute__((target("sha,sse4.1"))) void BlocksShaNi(uint32_t* state, const uint8_t* data,
-                                                        size_t blocks) {
+                                                       size_t blocks) {
   const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   __m128i tmp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&state[0]));
   __m128i state1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&state[4]));
@@ -86,8 +86,8 @@ __attribute__((target("sha,sse4.1"))) void BlocksShaNi(uint32_t* state, const ui
     const __m128i cdgh = state1;
     __m128i msg[4];
     for (int i = 0; i < 4; ++i) {
-      msg[i] = _mm_shuffle_epi8(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * i)), byte_swap);
+      msg[i] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * i)),
+                                byte_swap);
     }
     for (int g = 0; g < 16; ++g) {
       const __m128i k = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&kRoundConstants[4 * g]));
@@ -122,8 +122,8 @@ bool force_portable = false;
 }  // namespace
 
 Sha256::Sha256()
-    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-             0x5be0cd19} {}
+    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+             0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
 
 bool Sha256::UsesShaExtensions() {
 #if defined(__x86_64__)
@@ -210,7 +210,8 @@ absl::StatusOr<std::string> Sha256File(const std::string& path) {
   Sha256 hasher;
   std::unique_ptr<char[]> buffer(new char[1 << 20]);
   size_t got;
-  while ((got = std::fread(buffer.get(), 1, 1 << 20, file.get())) > 0) hasher.Update(buffer.get(), got);
+  while ((got = std::fread(buffer.get(), 1, 1 << 20, file.get())) > 0)
+    hasher.Update(buffer.get(), got);
   if (std::ferror(file.get())) {
     return absl::DataLossError(absl::StrCat(path, ": read error: ", std::strerror(errno)));
   }

@@ -8,9 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "experiments/runtime/gguf_weights.h"
 #include "experiments/runtime/loader_test_util.h"
@@ -68,7 +67,8 @@ TEST_F(SmolLM2Test, ConfigShapesAndNote) {
   EXPECT_EQ(c.eos_token_id, 2);
   EXPECT_EQ(w->model_name, "SmolLM2-135M-Instruct");
   EXPECT_EQ(w->weights_sha256, kPinnedSha256);
-  EXPECT_EQ(w->weights_note, "Q4_1-dequantized to float32 (GGUF tensor types: 210 Q4_1, 61 F32, 1 Q8_0)");
+  EXPECT_EQ(w->weights_note,
+            "Q4_1-dequantized to float32 (GGUF tensor types: 210 Q4_1, 61 F32, 1 Q8_0)");
   EXPECT_EQ(w->tensors.size(), 272u);
   EXPECT_EQ(w->tensors.count("lm_head.weight"), 0u);
   auto shape = [&](const std::string& name) { return w->tensors.at(name).sizes().vec(); };
@@ -84,7 +84,8 @@ TEST_F(SmolLM2Test, ConfigShapesAndNote) {
 
 TEST_F(SmolLM2Test, DequantizationMatchesTheGgufPythonPackage) {
   const GgufFile* gguf = gguf_;
-  const nlohmann::json refs = nlohmann::json::parse(testing::ReadTestFile(testing::TestDataPath("smollm2_dequant.json")));
+  const nlohmann::json refs =
+      nlohmann::json::parse(testing::ReadTestFile(testing::TestDataPath("smollm2_dequant.json")));
   ASSERT_EQ(refs.size(), 5u);
   for (const nlohmann::json& ref : refs) {
     const std::string name = ref["name"].get<std::string>();
@@ -100,8 +101,8 @@ TEST_F(SmolLM2Test, DequantizationMatchesTheGgufPythonPackage) {
       const int64_t i = pick["index"].get<int64_t>();
       uint32_t bits;
       std::memcpy(&bits, &v[i], 4);
-      EXPECT_EQ(bits, pick["bits"].get<uint32_t>()) << name << "[" << i << "] = " << v[i] << ", gguf-py "
-                                                    << pick["value"].get<double>();
+      EXPECT_EQ(bits, pick["bits"].get<uint32_t>())
+          << name << "[" << i << "] = " << v[i] << ", gguf-py " << pick["value"].get<double>();
     }
     double sum = 0, sum_squares = 0;
     float min = v[0], max = v[0];
@@ -112,7 +113,9 @@ TEST_F(SmolLM2Test, DequantizationMatchesTheGgufPythonPackage) {
       max = std::max(max, v[i]);
     }
     EXPECT_NEAR(sum, ref["sum"].get<double>(), 1e-9 * ref["sum_squares"].get<double>()) << name;
-    EXPECT_NEAR(sum_squares, ref["sum_squares"].get<double>(), 1e-9 * ref["sum_squares"].get<double>()) << name;
+    EXPECT_NEAR(sum_squares, ref["sum_squares"].get<double>(),
+                1e-9 * ref["sum_squares"].get<double>())
+        << name;
     EXPECT_EQ(min, ref["min"].get<float>()) << name;
     EXPECT_EQ(max, ref["max"].get<float>()) << name;
   }
@@ -123,8 +126,10 @@ TEST_F(SmolLM2Test, LoadedQAndKAreTheStoredRowsUnpermuted) {
   const ModelWeights* w = weights_;
   const torch::Tensor q = *DequantizeToTensor(*gguf->FindTensor("blk.0.attn_q.weight"));
   const torch::Tensor k = *DequantizeToTensor(*gguf->FindTensor("blk.0.attn_k.weight"));
-  EXPECT_TRUE(torch::equal(w->tensors.at("model.layers.0.self_attn.q_proj.weight"), UndoGgufRopePermutation(q, 9)));
-  EXPECT_TRUE(torch::equal(w->tensors.at("model.layers.0.self_attn.k_proj.weight"), UndoGgufRopePermutation(k, 3)));
+  EXPECT_TRUE(torch::equal(w->tensors.at("model.layers.0.self_attn.q_proj.weight"),
+                           UndoGgufRopePermutation(q, 9)));
+  EXPECT_TRUE(torch::equal(w->tensors.at("model.layers.0.self_attn.k_proj.weight"),
+                           UndoGgufRopePermutation(k, 3)));
   // Row 1 of HF q (head 0, first half, pair 1) is stored row 2.
   EXPECT_TRUE(torch::equal(w->tensors.at("model.layers.0.self_attn.q_proj.weight")[1], q[2]));
   EXPECT_TRUE(torch::equal(w->tensors.at("model.layers.0.self_attn.q_proj.weight")[32], q[1]));

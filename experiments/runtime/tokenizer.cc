@@ -42,9 +42,9 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
     if (static_cast<size_t>(added.id) >= t.id_to_token_.size()) t.id_to_token_.resize(added.id + 1);
     std::string& slot = t.id_to_token_[added.id];
     if (!slot.empty() && slot != added.content) {
-      return absl::InvalidArgumentError(absl::StrCat(src, ": added token \"", added.content,
-                                                     "\" has id ", added.id, ", which the vocabulary gives to \"",
-                                                     slot, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat(src, ": added token \"", added.content, "\" has id ", added.id,
+                       ", which the vocabulary gives to \"", slot, "\""));
     }
     slot = added.content;
   }
@@ -53,7 +53,8 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
   }
   t.token_to_id_.reserve(t.id_to_token_.size());
   for (size_t id = 0; id < t.id_to_token_.size(); ++id) {
-    if (!t.id_to_token_[id].empty()) t.token_to_id_.emplace(t.id_to_token_[id], static_cast<int32_t>(id));
+    if (!t.id_to_token_[id].empty())
+      t.token_to_id_.emplace(t.id_to_token_[id], static_cast<int32_t>(id));
   }
   t.special_.assign(t.id_to_token_.size(), 0);
   for (const AddedToken& added : spec.added_tokens) {
@@ -61,8 +62,9 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
     t.token_to_id_[added.content] = added.id;
   }
   t.added_tokens_ = std::move(spec.added_tokens);
-  std::stable_sort(t.added_tokens_.begin(), t.added_tokens_.end(),
-                   [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
+  std::stable_sort(
+      t.added_tokens_.begin(), t.added_tokens_.end(),
+      [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
 
   int present = 0;
   for (int b = 0; b < 256; ++b) {
@@ -74,9 +76,9 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
     present += it != t.token_to_id_.end();
   }
   if (present < 128) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        src, ": the vocabulary has tokens for only ", present,
-        " of the 256 byte characters; this is not a byte-level BPE vocabulary"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(src, ": the vocabulary has tokens for only ", present,
+                     " of the 256 byte characters; this is not a byte-level BPE vocabulary"));
   }
   if (!spec.unk_token.empty()) {
     auto it = t.token_to_id_.find(spec.unk_token);
@@ -95,23 +97,28 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
     auto r = t.token_to_id_.find(right);
     auto m = t.token_to_id_.find(left + right);
     if (l == t.token_to_id_.end() || r == t.token_to_id_.end() || m == t.token_to_id_.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          src, ": merge ", rank, " (\"", left, " ", right, "\") uses a token not in the vocabulary (\"",
-          l == t.token_to_id_.end() ? left : r == t.token_to_id_.end() ? right : left + right, "\")"));
+      return absl::InvalidArgumentError(absl::StrCat(src, ": merge ", rank, " (\"", left, " ",
+                                                     right,
+                                                     "\") uses a token not in the vocabulary (\"",
+                                                     l == t.token_to_id_.end()   ? left
+                                                     : r == t.token_to_id_.end() ? right
+                                                                                 : left + right,
+                                                     "\")"));
     }
-    const uint64_t key = (static_cast<uint64_t>(l->second) << 32) | static_cast<uint32_t>(r->second);
+    const uint64_t key =
+        (static_cast<uint64_t>(l->second) << 32) | static_cast<uint32_t>(r->second);
     // A repeated pair keeps its last rank, as the `tokenizers` merge map does.
     t.merges_[key] = {static_cast<int32_t>(rank), m->second};
   }
   t.pre_tokenizer_ = std::move(spec.pre_tokenizer);
-  t.pre_tokenizer_name_ = spec.pre_tokenizer_name.empty() ? t.pre_tokenizer_.Describe()
-                                                          : spec.pre_tokenizer_name;
+  t.pre_tokenizer_name_ =
+      spec.pre_tokenizer_name.empty() ? t.pre_tokenizer_.Describe() : spec.pre_tokenizer_name;
   t.ignore_merges_ = spec.ignore_merges;
   t.normalize_nfc_ = spec.normalize_nfc;
   const int64_t n = static_cast<int64_t>(t.id_to_token_.size());
   if (spec.bos_id >= n || spec.eos_id >= n) {
-    return absl::InvalidArgumentError(absl::StrCat(src, ": BOS/EOS id (", spec.bos_id, "/", spec.eos_id,
-                                                   ") outside the vocabulary of ", n));
+    return absl::InvalidArgumentError(absl::StrCat(src, ": BOS/EOS id (", spec.bos_id, "/",
+                                                   spec.eos_id, ") outside the vocabulary of ", n));
   }
   t.bos_id_ = spec.bos_id;
   t.eos_id_ = spec.eos_id;
@@ -168,7 +175,8 @@ void Tokenizer::EncodePiece(absl::string_view bytes, std::vector<int32_t>* out) 
   };
   std::priority_queue<Candidate> queue;
   for (int i = 0; i + 1 < n; ++i) {
-    if (const auto* m = lookup(symbols[i].id, symbols[i + 1].id)) queue.push({m->first, i, m->second});
+    if (const auto* m = lookup(symbols[i].id, symbols[i + 1].id))
+      queue.push({m->first, i, m->second});
   }
   while (!queue.empty()) {
     const Candidate top = queue.top();
@@ -183,10 +191,12 @@ void Tokenizer::EncodePiece(absl::string_view bytes, std::vector<int32_t>* out) 
     left.next = right.next;
     if (right.next >= 0) symbols[right.next].prev = top.pos;
     if (left.prev >= 0) {
-      if (const auto* p = lookup(symbols[left.prev].id, left.id)) queue.push({p->first, left.prev, p->second});
+      if (const auto* p = lookup(symbols[left.prev].id, left.id))
+        queue.push({p->first, left.prev, p->second});
     }
     if (left.next >= 0) {
-      if (const auto* q = lookup(left.id, symbols[left.next].id)) queue.push({q->first, top.pos, q->second});
+      if (const auto* q = lookup(left.id, symbols[left.next].id))
+        queue.push({q->first, top.pos, q->second});
     }
   }
   for (int i = 0; i >= 0; i = symbols[i].next) out->push_back(symbols[i].id);
@@ -280,7 +290,8 @@ bool Tokenizer::IsSpecial(int32_t id) const {
 
 namespace {
 
-absl::Status Unsupported(absl::string_view source, absl::string_view field, absl::string_view what) {
+absl::Status Unsupported(absl::string_view source, absl::string_view field,
+                         absl::string_view what) {
   return absl::UnimplementedError(absl::StrCat(source, ": ", field, ": ", what));
 }
 
@@ -289,7 +300,8 @@ absl::Status ParsePreTokenizer(const nlohmann::json& p, absl::string_view source
                                std::vector<PreTokenizeStep>* steps, bool* byte_level) {
   const std::string field = "pre_tokenizer";
   if (!p.is_object() || !p.contains("type") || !p["type"].is_string()) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": ", field, ": expected an object with a \"type\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", field, ": expected an object with a \"type\""));
   }
   const std::string type = p["type"].get<std::string>();
   JsonObject fields(p, absl::StrCat(source, ": ", field, " ", type));
@@ -299,7 +311,8 @@ absl::Status ParsePreTokenizer(const nlohmann::json& p, absl::string_view source
     if (!list.ok()) return list.status();
     if (!(*list)->is_array()) return fields.FieldError("pretokenizers", "expected an array");
     for (const nlohmann::json& item : **list) {
-      if (absl::Status s = ParsePreTokenizer(item, source, depth + 1, steps, byte_level); !s.ok()) return s;
+      if (absl::Status s = ParsePreTokenizer(item, source, depth + 1, steps, byte_level); !s.ok())
+        return s;
     }
     return absl::OkStatus();
   }
@@ -326,17 +339,20 @@ absl::Status ParsePreTokenizer(const nlohmann::json& p, absl::string_view source
     absl::StatusOr<std::string> behavior = fields.String("behavior");
     if (!behavior.ok()) return behavior.status();
     if (*behavior != "Isolated") {
-      return Unsupported(source, "pre_tokenizer Split", absl::StrCat("behavior ", *behavior, " (only Isolated is implemented)"));
+      return Unsupported(source, "pre_tokenizer Split",
+                         absl::StrCat("behavior ", *behavior, " (only Isolated is implemented)"));
     }
     absl::StatusOr<bool> invert = fields.BoolOr("invert", false);
     if (!invert.ok()) return invert.status();
     if (*invert) return Unsupported(source, "pre_tokenizer Split", "invert: true");
     absl::StatusOr<const nlohmann::json*> pattern = fields.Get("pattern");
     if (!pattern.ok()) return pattern.status();
-    if (!(*pattern)->is_object() || !(*pattern)->contains("Regex") || !(**pattern)["Regex"].is_string()) {
+    if (!(*pattern)->is_object() || !(*pattern)->contains("Regex") ||
+        !(**pattern)["Regex"].is_string()) {
       return Unsupported(source, "pre_tokenizer Split", "pattern must be {\"Regex\": ...}");
     }
-    absl::StatusOr<SplitRegex> regex = SplitRegexFromPattern((**pattern)["Regex"].get<std::string>());
+    absl::StatusOr<SplitRegex> regex =
+        SplitRegexFromPattern((**pattern)["Regex"].get<std::string>());
     if (!regex.ok()) return Unsupported(source, "pre_tokenizer Split", regex.status().message());
     steps->push_back({PreTokenizeStep::Kind::kRegex, *regex});
     return absl::OkStatus();
@@ -352,8 +368,8 @@ bool HasStep(const std::vector<PreTokenizeStep>& steps, SplitRegex regex) {
 }
 
 std::string NameSteps(const std::vector<PreTokenizeStep>& steps) {
-  if (steps.size() == 2 && steps[0].kind == PreTokenizeStep::Kind::kDigits && steps[0].individual_digits &&
-      HasStep(steps, SplitRegex::kGpt2)) {
+  if (steps.size() == 2 && steps[0].kind == PreTokenizeStep::Kind::kDigits &&
+      steps[0].individual_digits && HasStep(steps, SplitRegex::kGpt2)) {
     return "smollm";
   }
   if (steps.size() == 1 && HasStep(steps, SplitRegex::kQwen2)) return "qwen2";
@@ -364,7 +380,8 @@ std::string NameSteps(const std::vector<PreTokenizeStep>& steps) {
 
 }  // namespace
 
-absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json, absl::string_view source_view) {
+absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json,
+                                                       absl::string_view source_view) {
   const std::string source(source_view);
   absl::StatusOr<nlohmann::json> parsed = ParseJson(json, source);
   if (!parsed.ok()) return parsed.status();
@@ -382,13 +399,15 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json, a
   if (model.Has("type")) {
     absl::StatusOr<std::string> type = model.String("type");
     if (!type.ok()) return type.status();
-    if (*type != "BPE") return Unsupported(source, "model.type", absl::StrCat(*type, " (only BPE is implemented)"));
+    if (*type != "BPE")
+      return Unsupported(source, "model.type", absl::StrCat(*type, " (only BPE is implemented)"));
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     if (model.Has(key)) {
       absl::StatusOr<std::string> v = model.String(key);
       if (!v.ok()) return v.status();
-      if (!v->empty()) return Unsupported(source, absl::StrCat("model.", key), absl::StrCat("\"", *v, "\""));
+      if (!v->empty())
+        return Unsupported(source, absl::StrCat("model.", key), absl::StrCat("\"", *v, "\""));
     }
   }
   absl::StatusOr<bool> byte_fallback = model.BoolOr("byte_fallback", false);
@@ -417,15 +436,17 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json, a
   for (auto it = (*vocab)->begin(); it != (*vocab)->end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
         it.value().get<int64_t>() >= (int64_t{1} << 30)) {
-      return model.FieldError("vocab", absl::StrCat("token \"", it.key(), "\": expected an id in [0, 2^30)"));
+      return model.FieldError(
+          "vocab", absl::StrCat("token \"", it.key(), "\": expected an id in [0, 2^30)"));
     }
     const int64_t id = it.value().get<int64_t>();
     if (static_cast<size_t>(id) >= spec.vocab.size()) spec.vocab.resize(id + 1);
     if (!spec.vocab[id].empty()) {
-      return model.FieldError("vocab", absl::StrCat("id ", id, " is given to both \"", spec.vocab[id],
-                                                    "\" and \"", it.key(), "\""));
+      return model.FieldError("vocab", absl::StrCat("id ", id, " is given to both \"",
+                                                    spec.vocab[id], "\" and \"", it.key(), "\""));
     }
-    if (it.key().empty()) return model.FieldError("vocab", absl::StrCat("id ", id, " has an empty token"));
+    if (it.key().empty())
+      return model.FieldError("vocab", absl::StrCat("id ", id, " has an empty token"));
     spec.vocab[id] = it.key();
   }
   absl::StatusOr<const nlohmann::json*> merges = model.Get("merges");
@@ -438,13 +459,16 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json, a
       const std::string line = m.get<std::string>();
       const size_t space = line.find(' ');
       if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos) {
-        return model.FieldError("merges", absl::StrCat("entry ", i, " (\"", line, "\") is not two tokens separated by one space"));
+        return model.FieldError("merges",
+                                absl::StrCat("entry ", i, " (\"", line,
+                                             "\") is not two tokens separated by one space"));
       }
       spec.merges.emplace_back(line.substr(0, space), line.substr(space + 1));
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
       spec.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
     } else {
-      return model.FieldError("merges", absl::StrCat("entry ", i, " is neither \"a b\" nor [\"a\", \"b\"]"));
+      return model.FieldError("merges",
+                              absl::StrCat("entry ", i, " is neither \"a b\" nor [\"a\", \"b\"]"));
     }
   }
 
@@ -462,11 +486,14 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json, a
       if (!id.ok()) return id.status();
       if (!content.ok()) return content.status();
       if (!special.ok()) return special.status();
-      if (*id < 0 || *id >= (int64_t{1} << 30)) return entry.FieldError("id", "expected an id in [0, 2^30)");
+      if (*id < 0 || *id >= (int64_t{1} << 30))
+        return entry.FieldError("id", "expected an id in [0, 2^30)");
       for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
         absl::StatusOr<bool> v = entry.BoolOr(flag, false);
         if (!v.ok()) return v.status();
-        if (*v) return Unsupported(source, absl::StrCat("added_tokens[", i, "].", flag), "true is not implemented");
+        if (*v)
+          return Unsupported(source, absl::StrCat("added_tokens[", i, "].", flag),
+                             "true is not implemented");
       }
       added.id = static_cast<int32_t>(*id);
       added.content = *content;
@@ -483,12 +510,15 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json, a
     };
     if (is_nfc(n)) {
       spec.normalize_nfc = true;
-    } else if (n.is_object() && n.contains("type") && n["type"] == "Sequence" && n.contains("normalizers") &&
-               n["normalizers"].is_array() && n["normalizers"].size() <= 1 &&
+    } else if (n.is_object() && n.contains("type") && n["type"] == "Sequence" &&
+               n.contains("normalizers") && n["normalizers"].is_array() &&
+               n["normalizers"].size() <= 1 &&
                (n["normalizers"].empty() || is_nfc(n["normalizers"][0]))) {
       spec.normalize_nfc = !n["normalizers"].empty();
     } else {
-      return Unsupported(source, "normalizer", absl::StrCat(n.dump().substr(0, 200), " (only null and NFC are implemented)"));
+      return Unsupported(
+          source, "normalizer",
+          absl::StrCat(n.dump().substr(0, 200), " (only null and NFC are implemented)"));
     }
   }
 
@@ -496,16 +526,20 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json, a
   std::vector<PreTokenizeStep> steps;
   bool byte_level = false;
   if (top.Has("pre_tokenizer")) {
-    if (absl::Status s = ParsePreTokenizer(root["pre_tokenizer"], source, 0, &steps, &byte_level); !s.ok()) return s;
+    if (absl::Status s = ParsePreTokenizer(root["pre_tokenizer"], source, 0, &steps, &byte_level);
+        !s.ok())
+      return s;
   }
   if (!byte_level) {
-    return Unsupported(source, "pre_tokenizer", "no ByteLevel step: only byte-level BPE tokenizers are implemented");
+    return Unsupported(source, "pre_tokenizer",
+                       "no ByteLevel step: only byte-level BPE tokenizers are implemented");
   }
   spec.pre_tokenizer_name = NameSteps(steps);
   spec.pre_tokenizer = PreTokenizer(std::move(steps));
 
   // decoder
-  if (!top.Has("decoder") || !root["decoder"].is_object() || root["decoder"].value("type", "") != "ByteLevel") {
+  if (!top.Has("decoder") || !root["decoder"].is_object() ||
+      root["decoder"].value("type", "") != "ByteLevel") {
     return Unsupported(source, "decoder", "only the ByteLevel decoder is implemented");
   }
   return Create(std::move(spec));
@@ -524,8 +558,9 @@ absl::StatusOr<Tokenizer> Tokenizer::FromGguf(const GgufFile& gguf) {
   absl::StatusOr<std::string> model = gguf.GetString("tokenizer.ggml.model");
   if (!model.ok()) return model.status();
   if (*model != "gpt2") {
-    return absl::UnimplementedError(absl::StrCat(source, ": tokenizer.ggml.model \"", *model,
-                                                 "\" is not implemented (only \"gpt2\", byte-level BPE)"));
+    return absl::UnimplementedError(
+        absl::StrCat(source, ": tokenizer.ggml.model \"", *model,
+                     "\" is not implemented (only \"gpt2\", byte-level BPE)"));
   }
   absl::StatusOr<std::string> pre = gguf.GetString("tokenizer.ggml.pre");
   if (!pre.ok()) return pre.status();
@@ -545,50 +580,57 @@ absl::StatusOr<Tokenizer> Tokenizer::FromGguf(const GgufFile& gguf) {
   } else if (*pre == "llama-bpe") {
     spec.pre_tokenizer = PreTokenizer({{PreTokenizeStep::Kind::kRegex, SplitRegex::kLlama3}});
   } else {
-    return absl::UnimplementedError(absl::StrCat(
-        source, ": tokenizer.ggml.pre \"", *pre,
-        "\" is not implemented (gpt-2, smollm, qwen2, llama-bpe are)"));
+    return absl::UnimplementedError(
+        absl::StrCat(source, ": tokenizer.ggml.pre \"", *pre,
+                     "\" is not implemented (gpt-2, smollm, qwen2, llama-bpe are)"));
   }
-  absl::StatusOr<const std::vector<std::string>*> tokens = gguf.GetStringArray("tokenizer.ggml.tokens");
+  absl::StatusOr<const std::vector<std::string>*> tokens =
+      gguf.GetStringArray("tokenizer.ggml.tokens");
   if (!tokens.ok()) return tokens.status();
   spec.vocab = **tokens;
   if (gguf.Find("tokenizer.ggml.token_type") != nullptr) {
-    absl::StatusOr<const std::vector<int64_t>*> types = gguf.GetIntArray("tokenizer.ggml.token_type");
+    absl::StatusOr<const std::vector<int64_t>*> types =
+        gguf.GetIntArray("tokenizer.ggml.token_type");
     if (!types.ok()) return types.status();
     if ((*types)->size() != spec.vocab.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(source, ": tokenizer.ggml.token_type has ", (*types)->size(),
-                                                     " entries, tokenizer.ggml.tokens ", spec.vocab.size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": tokenizer.ggml.token_type has ", (*types)->size(),
+                       " entries, tokenizer.ggml.tokens ", spec.vocab.size()));
     }
     for (size_t id = 0; id < spec.vocab.size(); ++id) {
       const int64_t type = (**types)[id];
       if (type == 3 || type == 4) {  // control, user-defined
         if (spec.vocab[id].empty()) {
-          return absl::InvalidArgumentError(absl::StrCat(source, ": token ", id, " of type ", type, " is empty"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(source, ": token ", id, " of type ", type, " is empty"));
         }
         spec.added_tokens.push_back({static_cast<int32_t>(id), spec.vocab[id], type == 3});
       }
     }
   }
-  absl::StatusOr<const std::vector<std::string>*> merges = gguf.GetStringArray("tokenizer.ggml.merges");
+  absl::StatusOr<const std::vector<std::string>*> merges =
+      gguf.GetStringArray("tokenizer.ggml.merges");
   if (!merges.ok()) return merges.status();
   spec.merges.reserve((*merges)->size());
   for (size_t i = 0; i < (*merges)->size(); ++i) {
     const std::string& line = (**merges)[i];
     const size_t space = line.find(' ');
     if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(source, ": tokenizer.ggml.merges[", i, "] (\"", line,
-                                                     "\") is not two tokens separated by one space"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": tokenizer.ggml.merges[", i, "] (\"", line,
+                       "\") is not two tokens separated by one space"));
     }
     spec.merges.emplace_back(line.substr(0, space), line.substr(space + 1));
   }
-  for (auto [key, out] : {std::pair<const char*, int32_t*>{"tokenizer.ggml.bos_token_id", &spec.bos_id},
-                          std::pair<const char*, int32_t*>{"tokenizer.ggml.eos_token_id", &spec.eos_id}}) {
+  for (auto [key, out] :
+       {std::pair<const char*, int32_t*>{"tokenizer.ggml.bos_token_id", &spec.bos_id},
+        std::pair<const char*, int32_t*>{"tokenizer.ggml.eos_token_id", &spec.eos_id}}) {
     if (gguf.Find(key) == nullptr) continue;
     absl::StatusOr<uint64_t> id = gguf.GetUint(key);
     if (!id.ok()) return id.status();
     if (*id >= spec.vocab.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(source, ": ", key, " ", *id, " is outside the vocabulary of ",
-                                                     spec.vocab.size()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": ", key, " ", *id, " is outside the vocabulary of ", spec.vocab.size()));
     }
     *out = static_cast<int32_t>(*id);
   }
@@ -609,26 +651,25 @@ absl::StatusOr<Tokenizer> LoadTokenizer(const std::string& path) {
     // BOS/EOS ids from config.json when it has them (an EOS list gives its first id).
     absl::StatusOr<nlohmann::json> config = ReadJsonFile(dir + "config.json");
     if (config.ok() && config->is_object()) {
-      for (auto [key, setter] :
-           {std::pair<const char*, void (Tokenizer::*)(int32_t)>{"bos_token_id", &Tokenizer::set_bos_id},
-            std::pair<const char*, void (Tokenizer::*)(int32_t)>{"eos_token_id", &Tokenizer::set_eos_id}}) {
+      for (auto [key, setter] : {std::pair<const char*, void (Tokenizer::*)(int32_t)>{
+                                     "bos_token_id", &Tokenizer::set_bos_id},
+                                 std::pair<const char*, void (Tokenizer::*)(int32_t)>{
+                                     "eos_token_id", &Tokenizer::set_eos_id}}) {
         auto it = config->find(key);
         if (it == config->end()) continue;
         const nlohmann::json& v = it->is_array() && !it->empty() ? (*it)[0] : *it;
-        if (v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < tokenizer->vocab_size()) {
+        if (v.is_number_integer() && v.get<int64_t>() >= 0 &&
+            v.get<int64_t>() < tokenizer->vocab_size()) {
           ((*tokenizer).*setter)(static_cast<int32_t>(v.get<int64_t>()));
         }
       }
     }
     return tokenizer;
   }
-  if (absl::EndsWith(path, ".gguf")) {
-    absl::StatusOr<GgufFile> gguf = GgufFile::Open(path);
-    if (!gguf.ok()) return gguf.status();
-    return Tokenizer::FromGguf(*gguf);
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat(path, ": expected a Hugging Face snapshot folder or a .gguf file"));
+  // Any other file is read as GGUF (its parser says so if the file is not one).
+  absl::StatusOr<GgufFile> gguf = GgufFile::Open(path);
+  if (!gguf.ok()) return gguf.status();
+  return Tokenizer::FromGguf(*gguf);
 }
 
 }  // namespace kvgate::runtime

@@ -7,18 +7,19 @@
 // (tokenizer_pretokenize.h); (3) each piece's bytes are mapped to GPT-2's printable characters
 // (byte_to_unicode) and merged by BPE: repeatedly the adjacent pair with the lowest merge rank,
 // leftmost first, exactly as `tokenizers`' BPE word merge. No BOS/EOS is added (as
-// `encode(text, add_special_tokens=False)`). Decode maps token characters back to bytes (an
-// added token is its text); the result is the exact bytes, which may end inside a UTF-8 character
-// when the ids stop mid-character.
+// `encode(text, add_special_tokens=False)`). Decode maps each token's characters back to bytes
+// (the ByteLevel decoder; a token with a character outside the byte map, e.g. an added token
+// with a space, decodes to its own text); the result is the exact bytes, which may end inside a
+// UTF-8 character when the ids stop mid-character.
 //
 // A byte whose character is not in the vocabulary (SmolLM2 lacks 21 bytes that valid UTF-8 text
 // rarely or never contains: 0x04, 0xC0, 0xF5..0xFF, ...) is dropped, as `tokenizers` and llama.cpp
 // drop it, or becomes the unknown token if tokenizer.json's model names one.
 //
 // Supported tokenizer.json: model BPE (vocab, merges as "a b" strings or [a, b] pairs,
-// ignore_merges, unk_token, fuse_unk), no byte_fallback/dropout/subword prefixes; pre_tokenizer ByteLevel, Digits,
-// Split(Regex of GPT-2, Llama 3 or Qwen2, Isolated) or a Sequence of them; decoder ByteLevel;
-// normalizer null or NFC. Anything else is Unimplemented with the field named.
+// ignore_merges, unk_token, fuse_unk), no byte_fallback/dropout/subword prefixes; pre_tokenizer
+// ByteLevel, Digits, Split(Regex of GPT-2, Llama 3 or Qwen2, Isolated) or a Sequence of them;
+// decoder ByteLevel; normalizer null or NFC. Anything else is Unimplemented with the field named.
 // GGUF: tokenizer.ggml.model "gpt2" with tokenizer.ggml.pre "gpt-2", "smollm", "qwen2" or
 // "llama-bpe"; tokens of type 3 (control) and 4 (user-defined) are the added tokens.
 //
@@ -55,7 +56,7 @@ struct AddedToken {
 
 // Everything a tokenizer is made of, as read from a file (exposed for tests and for building one).
 struct TokenizerSpec {
-  std::vector<std::string> vocab;  // by id; "" for an unused id
+  std::vector<std::string> vocab;                           // by id; "" for an unused id
   std::vector<std::pair<std::string, std::string>> merges;  // by rank
   std::vector<AddedToken> added_tokens;
   PreTokenizer pre_tokenizer;
@@ -74,7 +75,8 @@ class Tokenizer {
   // Validates the spec: every byte has a token, every merge's parts and result are tokens, ids are
   // unique; errors name spec.source.
   static absl::StatusOr<Tokenizer> Create(TokenizerSpec spec);
-  static absl::StatusOr<Tokenizer> FromTokenizerJson(absl::string_view json, absl::string_view source);
+  static absl::StatusOr<Tokenizer> FromTokenizerJson(absl::string_view json,
+                                                     absl::string_view source);
   static absl::StatusOr<Tokenizer> FromTokenizerJsonFile(const std::string& path);
   static absl::StatusOr<Tokenizer> FromGguf(const GgufFile& gguf);
 
@@ -127,8 +129,8 @@ class Tokenizer {
   std::string source_;
 };
 
-// A tokenizer from a Hugging Face snapshot folder (tokenizer.json; BOS/EOS ids from config.json when
-// present) or a .gguf file.
+// A tokenizer from a Hugging Face snapshot folder (tokenizer.json; BOS/EOS ids from config.json
+// when present) or a .gguf file.
 absl::StatusOr<Tokenizer> LoadTokenizer(const std::string& path);
 
 // GPT-2's byte_to_unicode: the printable character standing for byte b.

@@ -4,8 +4,9 @@
 // in the regex's own order (leftmost alternative wins, greedy quantifiers, the (?!\S) lookahead),
 // without std::regex (which lacks \p{L} and is slow), as llama.cpp does:
 //   kGpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-//   kLlama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-//   kQwen2:  the same with \p{N} (one digit) for \p{N}{1,3}
+//   kLlama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+//   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ kQwen2:  the same with \p{N} (one digit) for
+//   \p{N}{1,3}
 // Every piece of text a regex does not match is kept as a piece of its own (the `tokenizers`
 // Split behaviour "Isolated"), so the pieces always concatenate back to the text.
 //

@@ -13,10 +13,9 @@
 #include "experiments/runtime/tokenizer.h"
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "experiments/runtime/loader_test_util.h"
 #include "experiments/runtime/tokenizer_unicode.h"
@@ -43,19 +42,20 @@ void ExpectMatches(const Tokenizer& tok, const nlohmann::json& rows, const std::
     const std::vector<int32_t> expected = row["ids"].get<std::vector<int32_t>>();
     const std::vector<int32_t> ids = tok.Encode(text);
     EXPECT_EQ(ids, expected) << what << ": \"" << text << "\"";
-    EXPECT_EQ(tok.Decode(expected), row["decoded"].get<std::string>()) << what << ": \"" << text << "\"";
+    EXPECT_EQ(tok.Decode(expected), row["decoded"].get<std::string>())
+        << what << ": \"" << text << "\"";
     if (ids != expected && ++mismatches > 5) break;
   }
 }
 
 TEST(UnicodeTest, Classes) {
   EXPECT_TRUE(IsUnicodeLetter('a'));
-  EXPECT_TRUE(IsUnicodeLetter(0x65E5));   // 日
-  EXPECT_TRUE(IsUnicodeLetter(0x17F));    // ſ
-  EXPECT_FALSE(IsUnicodeLetter(0x301));   // combining acute: Mn
-  EXPECT_TRUE(IsUnicodeNumber(0x663));    // Arabic-Indic three
-  EXPECT_TRUE(IsUnicodeNumber(0xB2));     // superscript two: No
-  EXPECT_TRUE(IsUnicodeNumber(0x216B));   // Roman numeral twelve: Nl
+  EXPECT_TRUE(IsUnicodeLetter(0x65E5));  // 日
+  EXPECT_TRUE(IsUnicodeLetter(0x17F));   // ſ
+  EXPECT_FALSE(IsUnicodeLetter(0x301));  // combining acute: Mn
+  EXPECT_TRUE(IsUnicodeNumber(0x663));   // Arabic-Indic three
+  EXPECT_TRUE(IsUnicodeNumber(0xB2));    // superscript two: No
+  EXPECT_TRUE(IsUnicodeNumber(0x216B));  // Roman numeral twelve: Nl
   EXPECT_FALSE(IsUnicodeNumber('x'));
   EXPECT_TRUE(IsUnicodeWhitespace(0x3000));
   EXPECT_TRUE(IsUnicodeWhitespace(0x85));
@@ -68,9 +68,9 @@ TEST(UnicodeTest, DecodeUtf8KeepsInvalidBytes) {
   const std::string text = "a\xC3\xA9\xFF\xE2\x82\xAC\xED\xA0\x80\xC0\xAF\xF0\x9F\xA4\x97";
   std::vector<char32_t> cps;
   for (const Utf8Char& c : DecodeUtf8(text)) cps.push_back(c.codepoint);
-  EXPECT_THAT(cps, ElementsAre('a', 0xE9, kInvalidUtf8, 0x20AC,
-                               kInvalidUtf8, kInvalidUtf8, kInvalidUtf8,  // surrogate D800
-                               kInvalidUtf8, kInvalidUtf8,                // overlong '/'
+  EXPECT_THAT(cps, ElementsAre('a', 0xE9, kInvalidUtf8, 0x20AC, kInvalidUtf8, kInvalidUtf8,
+                               kInvalidUtf8,                // surrogate D800
+                               kInvalidUtf8, kInvalidUtf8,  // overlong '/'
                                0x1F917));
 }
 
@@ -81,7 +81,9 @@ TEST(UnicodeTest, NfcMatchesPython) {
     EXPECT_EQ(NormalizeNfc(row["text"].get<std::string>()), row["nfc"].get<std::string>())
         << row["text"].get<std::string>();
   }
-  EXPECT_EQ(NormalizeNfc("\xFF" "e\xCC\x81"), "\xFF\xC3\xA9");  // invalid bytes kept
+  EXPECT_EQ(NormalizeNfc("\xFF"
+                         "e\xCC\x81"),
+            "\xFF\xC3\xA9");  // invalid bytes kept
 }
 
 TEST(PreTokenizeTest, Gpt2Pieces) {
@@ -157,12 +159,15 @@ TEST_F(SmolLM2TokenizerTest, KnownIds) {
 
 TEST_F(SmolLM2TokenizerTest, RoundTripsAnyBytes) {
   for (const std::string& text :
-       {std::string("plain ASCII, with digits 0123 and  spaces\t\n"), std::string("日本語 🤗 café\r\n"),
-        std::string("bad \xC3 utf8 \xE2\x82"), std::string(1000, ' '), std::string("a\0b", 3)}) {
+       {std::string("plain ASCII, with digits 0123 and  spaces\t\n"),
+        std::string("日本語 🤗 café\r\n"), std::string("bad \xC3 utf8 \xE2\x82"),
+        std::string(1000, ' '), std::string("a\0b", 3)}) {
     EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode(text)), text);
   }
   // Bytes without a token (0x04, 0xFF, ...) are dropped, as `tokenizers` drops them.
-  EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode("a\x04" "b\xFF")), "ab");
+  EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode("a\x04"
+                                                  "b\xFF")),
+            "ab");
   // parse_special=false tokenizes the markers as text.
   const std::vector<int32_t> literal = tokenizer_->Encode("<|im_end|>", /*parse_special=*/false);
   EXPECT_GT(literal.size(), 1u);
@@ -177,7 +182,9 @@ TEST_P(TinyTokenizerTest, MatchesHuggingFace) {
   absl::StatusOr<Tokenizer> tok =
       Tokenizer::FromTokenizerJsonFile(testing::TestDataPath("tiny_" + name + ".tokenizer.json"));
   ASSERT_TRUE(tok.ok()) << tok.status();
-  EXPECT_EQ(tok->pre_tokenizer_name(), name == "llama3" ? "llama-bpe" : name == "gpt2" ? "gpt-2" : name);
+  EXPECT_EQ(tok->pre_tokenizer_name(), name == "llama3" ? "llama-bpe"
+                                       : name == "gpt2" ? "gpt-2"
+                                                        : name);
   EXPECT_EQ(tok->normalize_nfc(), name == "qwen2");
   const nlohmann::json ref = ReadJson("tiny_tokenizers_expected.json")[name];
   ExpectMatches(*tok, ref["texts"], name);
@@ -201,8 +208,10 @@ TEST(TokenizerJsonTest, UnsupportedOrMalformedFilesAreErrors) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {[](nlohmann::json& j) { j["model"]["type"] = "WordPiece"; }, "model.type: WordPiece (only BPE"},
-      {[](nlohmann::json& j) { j["model"].erase("vocab"); }, "tok.json: model: missing field \"vocab\""},
+      {[](nlohmann::json& j) { j["model"]["type"] = "WordPiece"; },
+       "model.type: WordPiece (only BPE"},
+      {[](nlohmann::json& j) { j["model"].erase("vocab"); },
+       "tok.json: model: missing field \"vocab\""},
       {[](nlohmann::json& j) { j["model"]["byte_fallback"] = true; }, "model.byte_fallback"},
       {[](nlohmann::json& j) {
          const nlohmann::json& m = j["model"]["merges"][0];
@@ -217,18 +226,32 @@ TEST(TokenizerJsonTest, UnsupportedOrMalformedFilesAreErrors) {
          for (char c = '!'; c <= '~'; ++c) j["model"]["vocab"].erase(std::string(1, c));
        },
        "not a byte-level BPE vocabulary"},
-      {[](nlohmann::json& j) { j["model"]["unk_token"] = "<nope>"; }, "unk_token \"<nope>\" is not in the vocabulary"},
-      {[](nlohmann::json& j) { j["model"]["merges"][0] = "x y z"; }, "entry 0 (\"x y z\") is not two tokens"},
+      {[](nlohmann::json& j) { j["model"]["unk_token"] = "<nope>"; },
+       "unk_token \"<nope>\" is not in the vocabulary"},
+      {[](nlohmann::json& j) { j["model"]["merges"][0] = "x y z"; },
+       "entry 0 (\"x y z\") is not two tokens"},
       {[](nlohmann::json& j) { j["model"]["merges"][0] = 5; }, "entry 0 is neither"},
       {[](nlohmann::json& j) { j["model"]["vocab"]["dup"] = 5; }, "id 5 is given to both"},
-      {[](nlohmann::json& j) { j["normalizer"] = {{"type", "Lowercase"}}; }, "normalizer"},
       {[](nlohmann::json& j) {
-         j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}, {"behavior", "Isolated"}, {"invert", false}};
+         j["normalizer"] = {{"type", "Lowercase"}};
+       },
+       "normalizer"},
+      {[](nlohmann::json& j) {
+         j["pre_tokenizer"] = {{"type", "Split"},
+                               {"pattern", {{"Regex", "\\w+"}}},
+                               {"behavior", "Isolated"},
+                               {"invert", false}};
        },
        "split regex \\w+ is not one of the implemented ones"},
-      {[](nlohmann::json& j) { j["pre_tokenizer"] = {{"type", "Whitespace"}}; }, "type Whitespace is not implemented"},
+      {[](nlohmann::json& j) {
+         j["pre_tokenizer"] = {{"type", "Whitespace"}};
+       },
+       "type Whitespace is not implemented"},
       {[](nlohmann::json& j) { j["pre_tokenizer"] = nullptr; }, "no ByteLevel step"},
-      {[](nlohmann::json& j) { j["decoder"] = {{"type", "WordPiece"}}; }, "decoder: only the ByteLevel decoder"},
+      {[](nlohmann::json& j) {
+         j["decoder"] = {{"type", "WordPiece"}};
+       },
+       "decoder: only the ByteLevel decoder"},
       {[](nlohmann::json& j) { j["added_tokens"][0]["lstrip"] = true; }, "added_tokens[0].lstrip"},
       {[](nlohmann::json& j) { j["added_tokens"][0]["id"] = 7; }, "which the vocabulary gives to"},
   };
@@ -238,8 +261,10 @@ TEST(TokenizerJsonTest, UnsupportedOrMalformedFilesAreErrors) {
     EXPECT_THAT(Message(s), HasSubstr(c.message));
     EXPECT_THAT(Message(s), HasSubstr("tok.json"));
   }
-  EXPECT_THAT(Message(Tokenizer::FromTokenizerJson("{\"model\": ", "tok.json").status()), HasSubstr("invalid JSON"));
-  EXPECT_TRUE(absl::IsNotFound(Tokenizer::FromTokenizerJsonFile("/nonexistent/tokenizer.json").status()));
+  EXPECT_THAT(Message(Tokenizer::FromTokenizerJson("{\"model\": ", "tok.json").status()),
+              HasSubstr("invalid JSON"));
+  EXPECT_TRUE(
+      absl::IsNotFound(Tokenizer::FromTokenizerJsonFile("/nonexistent/tokenizer.json").status()));
 }
 
 TEST(TokenizerJsonTest, MergesAsStringsOrPairsGiveTheSameTokenizer) {
@@ -247,7 +272,8 @@ TEST(TokenizerJsonTest, MergesAsStringsOrPairsGiveTheSameTokenizer) {
   absl::StatusOr<Tokenizer> pairs = Tokenizer::FromTokenizerJson(json.dump(), "pairs");
   nlohmann::json strings = nlohmann::json::array();
   for (const nlohmann::json& m : json["model"]["merges"]) {
-    strings.push_back(m.is_array() ? m[0].get<std::string>() + " " + m[1].get<std::string>() : m.get<std::string>());
+    strings.push_back(m.is_array() ? m[0].get<std::string>() + " " + m[1].get<std::string>()
+                                   : m.get<std::string>());
   }
   json["model"]["merges"] = strings;
   absl::StatusOr<Tokenizer> lines = Tokenizer::FromTokenizerJson(json.dump(), "lines");
@@ -258,13 +284,18 @@ TEST(TokenizerJsonTest, MergesAsStringsOrPairsGiveTheSameTokenizer) {
 
 TEST(GgufTokenizerTest, UnsupportedVocabulariesAreErrors) {
   auto load = [](testing::GgufBuilder b) {
-    return Tokenizer::FromGguf(*GgufFile::Parse(MappedFile::FromBytes(b.Build(), "v.gguf"))).status();
+    return Tokenizer::FromGguf(*GgufFile::Parse(MappedFile::FromBytes(b.Build(), "v.gguf")))
+        .status();
   };
   EXPECT_THAT(Message(load(testing::GgufBuilder().String("tokenizer.ggml.model", "llama"))),
               HasSubstr("v.gguf: tokenizer.ggml.model \"llama\" is not implemented"));
-  EXPECT_THAT(Message(load(testing::GgufBuilder().String("tokenizer.ggml.model", "gpt2").String("tokenizer.ggml.pre", "falcon"))),
+  EXPECT_THAT(Message(load(testing::GgufBuilder()
+                               .String("tokenizer.ggml.model", "gpt2")
+                               .String("tokenizer.ggml.pre", "falcon"))),
               HasSubstr("tokenizer.ggml.pre \"falcon\" is not implemented"));
-  EXPECT_THAT(Message(load(testing::GgufBuilder().String("tokenizer.ggml.model", "gpt2").String("tokenizer.ggml.pre", "gpt-2"))),
+  EXPECT_THAT(Message(load(testing::GgufBuilder()
+                               .String("tokenizer.ggml.model", "gpt2")
+                               .String("tokenizer.ggml.pre", "gpt-2"))),
               HasSubstr("missing metadata key \"tokenizer.ggml.tokens\""));
 }
 

@@ -120,8 +120,9 @@ uint8_t CombiningClassOf(char32_t c) {
   if (c < 0x300 || c == kInvalidUtf8) return 0;
   const auto* begin = unicode_internal::kCombiningClasses;
   const auto* end = begin + unicode_internal::kCombiningClassCount;
-  const auto* it = std::lower_bound(begin, end, c, [](const unicode_internal::CombiningClass& e,
-                                                      char32_t v) { return e.codepoint < v; });
+  const auto* it = std::lower_bound(
+      begin, end, c,
+      [](const unicode_internal::CombiningClass& e, char32_t v) { return e.codepoint < v; });
   return it != end && it->codepoint == c ? it->ccc : 0;
 }
 
@@ -136,8 +137,9 @@ void Decompose(char32_t c, std::vector<char32_t>* out) {
   if (c >= 0xC0 && c != kInvalidUtf8) {
     const auto* begin = unicode_internal::kDecompositions;
     const auto* end = begin + unicode_internal::kDecompositionCount;
-    const auto* it = std::lower_bound(begin, end, c, [](const unicode_internal::Decomposition& e,
-                                                        char32_t v) { return e.codepoint < v; });
+    const auto* it = std::lower_bound(
+        begin, end, c,
+        [](const unicode_internal::Decomposition& e, char32_t v) { return e.codepoint < v; });
     if (it != end && it->codepoint == c) {
       out->insert(out->end(), unicode_internal::kDecompositionPool + it->offset,
                   unicode_internal::kDecompositionPool + it->offset + it->length);
@@ -149,7 +151,8 @@ void Decompose(char32_t c, std::vector<char32_t>* out) {
 
 // The primary composite of (first, second), or 0.
 char32_t Compose(char32_t first, char32_t second) {
-  if (first >= kLBase && first < kLBase + kLCount && second >= kVBase && second < kVBase + kVCount) {
+  if (first >= kLBase && first < kLBase + kLCount && second >= kVBase &&
+      second < kVBase + kVCount) {
     return kSBase + ((first - kLBase) * kVCount + (second - kVBase)) * kTCount;
   }
   if (first >= kSBase && first < kSBase + kSCount && (first - kSBase) % kTCount == 0 &&
