@@ -130,7 +130,7 @@ class Tokenizer {
 };
 
 // A tokenizer from a Hugging Face snapshot folder (tokenizer.json; BOS/EOS ids from config.json
-// when present) or a .gguf file.
+// when present) or a GGUF file.
 absl::StatusOr<Tokenizer> LoadTokenizer(const std::string& path);
 
 // GPT-2's byte_to_unicode: the printable character standing for byte b.
