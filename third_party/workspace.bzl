@@ -10,6 +10,7 @@ load("//third_party/nlohmann_json:workspace.bzl", nlohmann_json = "repo")
 load("//third_party/openssl:workspace.bzl", openssl = "repo")
 load("//third_party/libtorch:workspace.bzl", libtorch = "repo")
 load("//third_party/cuda:workspace.bzl", cuda = "repo")
+load("//third_party/smollm2:workspace.bzl", smollm2 = "repo")
 
 def kvgate_dependencies():
     rules_cc()
@@ -22,3 +23,4 @@ def kvgate_dependencies():
     openssl()
     libtorch()
     cuda()
+    smollm2()

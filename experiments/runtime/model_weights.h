@@ -5,7 +5,8 @@
 // built from one. Tensor names follow transformers' LlamaForCausalLM / Qwen2ForCausalLM:
 //   model.embed_tokens.weight                      [vocab, hidden]
 //   model.layers.{i}.input_layernorm.weight        [hidden]
-//   model.layers.{i}.self_attn.{q,k,v,o}_proj.weight   q,o: [heads*head_dim, hidden] / [hidden, heads*head_dim]
+//   model.layers.{i}.self_attn.{q,k,v,o}_proj.weight   q,o: [heads*head_dim, hidden] / [hidden,
+//   heads*head_dim]
 //                                                   k,v: [kv_heads*head_dim, hidden]
 //   model.layers.{i}.self_attn.{q,k,v}_proj.bias   Qwen2 only (attention_bias)
 //   model.layers.{i}.post_attention_layernorm.weight   [hidden]
@@ -19,11 +20,11 @@
 #ifndef KVGATE_EXPERIMENTS_RUNTIME_MODEL_WEIGHTS_H_
 #define KVGATE_EXPERIMENTS_RUNTIME_MODEL_WEIGHTS_H_
 
+#include <torch/types.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
-
-#include <torch/types.h>
 
 namespace kvgate::runtime {
 
