@@ -1,7 +1,8 @@
 // The study's published figures, read from one data file (reports/templates/published.json), so
 // no published number is typed into code or into a generated report. Each section belongs to a
 // gate and is a small table: the study's numbers as published, a source for each section, and
-// the inputs they were measured at.
+// what was given with them (the inputs they were measured at, the requirements they were judged
+// by).
 //
 //   {"source": "where the figures come from, in words",
 //    "sections": {

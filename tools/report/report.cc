@@ -436,7 +436,7 @@ std::string Generator::PublishedBlock(const std::string& gate_id) const {
     for (const auto& [name, cell] : s->inputs) {
       inputs.push_back(absl::StrCat(name, " = ", s->Format(PublishedColumn{}, cell)));
     }
-    absl::StrAppend(&out, "Measured at: ", absl::StrJoin(inputs, ", "), ".\n\n");
+    absl::StrAppend(&out, "Given with the figures: ", absl::StrJoin(inputs, ", "), ".\n\n");
   }
   if (s->rows.empty()) {
     absl::StrAppend(&out, "No rows published.\n");
