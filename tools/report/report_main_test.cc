@@ -1,0 +1,106 @@
+// //tools/report:report end to end, as a shell runs it: writing, --check catching a hand-edited
+// number, bad records named by file:line with nothing written, importing test outputs.
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gates/file_io.h"
+#include "gates/testing_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace kvgate::report {
+namespace {
+
+using ::kvgate::gates::testing::CommandResult;
+using ::kvgate::gates::testing::CopyOfFolder;
+using ::kvgate::gates::testing::ListedFiles;
+using ::kvgate::gates::testing::NewTestFolder;
+using ::kvgate::gates::testing::RunCommand;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// The fixture records, their templates and the real published figures; `extra` adds flags.
+std::string Report(const std::string& records, const std::string& out, const std::string& extra) {
+  return absl::StrCat("tools/report/report --records_dir=", records,
+                      " --templates_dir=tools/report/testdata/templates"
+                      " --published=reports/templates/published.json --out_dir=",
+                      out, " ", extra);
+}
+
+constexpr char kRecords[] = "tools/report/testdata/records";
+
+TEST(ReportMainTest, HelpExplainsEveryFlag) {
+  const CommandResult r = RunCommand("tools/report/report --help");
+  for (const char* flag : {"--check", "--testlogs", "--specs_dir", "--records_dir",
+                           "--templates_dir", "--published", "--out_dir"}) {
+    EXPECT_THAT(r.output, HasSubstr(absl::StrCat(flag, " ("))) << flag;
+  }
+}
+
+TEST(ReportMainTest, WritesThenChecksThenCatchesAHandEditedNumber) {
+  const std::string out = NewTestFolder();
+  CommandResult r = RunCommand(Report(kRecords, out, ""));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("9 reports in " + out + "/ from 33 records (9 changed)"));
+  r = RunCommand(Report(kRecords, out, ""));
+  EXPECT_THAT(r.output, HasSubstr("(0 changed)"));
+  r = RunCommand(Report(kRecords, out, "--check"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+
+  const std::string summary = out + "/summaries/hfkv-quality-k0-prep-summary.md";
+  std::string bytes = gates::ReadFile(summary).value();
+  bytes = absl::StrReplaceAll(bytes, {{"| 1.7400 |", "| 0.1740 |"}});
+  ASSERT_TRUE(gates::AtomicWriteFile(summary, bytes).ok());
+  r = RunCommand(Report(kRecords, out, "--check"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr("the committed reports differ from what the records "
+                                        "produce; run `tools/bazel run //tools/report`"),
+                              HasSubstr(summary + ": differs from what the records produce, "
+                                                  "first difference on line")));
+}
+
+TEST(ReportMainTest, ABadRecordIsNamedAndNothingIsWritten) {
+  const std::string records = CopyOfFolder(kRecords, ".jsonl");
+  const std::string file = records + "/qwen_oracle.jsonl";
+  std::string bytes = gates::ReadFile(file).value();
+  bytes.pop_back();  // a torn last line
+  ASSERT_TRUE(gates::AtomicWriteFile(file, bytes).ok());
+  const std::string out = NewTestFolder();
+  const CommandResult r = RunCommand(Report(records, out, ""));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output,
+              AllOf(HasSubstr("report: bad records; nothing written:"), HasSubstr(file + ":20: ")));
+  EXPECT_THAT(ListedFiles(out, ""), IsEmpty());
+}
+
+TEST(ReportMainTest, ImportsTestOutputsOnceThenRegenerates) {
+  const std::string records = CopyOfFolder(kRecords, ".jsonl");
+  const std::string out = NewTestFolder();
+  const std::string import = "--testlogs=tools/report/testdata/testlogs";
+  CommandResult r = RunCommand(Report(records, out, import));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr("appended 1 rows to " + records + "/hfkv_int4.jsonl"),
+                              HasSubstr("appended 1 rows to " + records + "/speed_ceiling.jsonl"),
+                              HasSubstr("2 records files in tools/report/testdata/testlogs, 2 "
+                                        "new rows, 1 already committed"),
+                              HasSubstr("from 35 records")));
+  r = RunCommand(Report(records, out, import));
+  EXPECT_THAT(r.output, HasSubstr("0 new rows, 3 already committed"));
+  EXPECT_THAT(gates::ReadFile(out + "/summaries/hfkv-quality-k0-prep-summary.md").value(),
+              HasSubstr("`affine_int4:block=64`"));
+}
+
+TEST(ReportMainTest, UsageErrors) {
+  for (const char* args : {"--check --testlogs=x", "extra_argument", "--specs_dir=gates/none",
+                           "--templates_dir=tools/report/testdata/no_such_folder"}) {
+    SCOPED_TRACE(args);
+    const CommandResult r = RunCommand(Report(kRecords, NewTestFolder(), args));
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("report: "));
+  }
+}
+
+}  // namespace
+}  // namespace kvgate::report

@@ -1,0 +1,292 @@
+// GenerateReports over the fixture records (testdata/records) and over no records; the file side
+// (collect.h): bad records, comparing with the committed reports, test outputs.
+#include "tools/report/report.h"
+
+#include <algorithm>
+#include <map>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gates/file_io.h"
+#include "gates/record_io.h"
+#include "gates/testing_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tools/report/collect.h"
+#include "tools/report/fixture_records.h"
+
+namespace kvgate::report {
+namespace {
+
+using ::kvgate::gates::testing::CopyOfFolder;
+using ::kvgate::gates::testing::NewTestFolder;
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+constexpr char kGolden[] = "tools/report/testdata/golden";
+
+ReportPaths FixturePaths() {
+  ReportPaths paths;
+  paths.records_dir = kFixtureRecordsDir;
+  paths.templates_dir = "tools/report/testdata/templates";
+  paths.published = "reports/templates/published.json";
+  paths.out_dir = kGolden;
+  return paths;
+}
+
+ReportInputs Load(const ReportPaths& paths) {
+  std::vector<std::string> problems;
+  absl::StatusOr<ReportInputs> in = LoadInputs(paths, &problems);
+  EXPECT_TRUE(in.ok()) << in.status();
+  EXPECT_THAT(problems, IsEmpty());
+  return in.ok() ? *std::move(in) : ReportInputs();
+}
+
+std::map<std::string, std::string> Generate(const ReportInputs& in) {
+  absl::StatusOr<std::map<std::string, std::string>> files = GenerateReports(in);
+  EXPECT_TRUE(files.ok()) << files.status();
+  return files.value_or(std::map<std::string, std::string>());
+}
+
+TEST(FixtureRecordsTest, CommittedFilesAreWhatTheGeneratorWrites) {
+  const ReportInputs in = Load(FixturePaths());
+  absl::StatusOr<std::map<std::string, std::vector<gates::Record>>> files =
+      FixtureRecords(in.specs);
+  ASSERT_TRUE(files.ok()) << files.status();
+  for (const auto& [name, rows] : *files) {
+    std::string expected;
+    for (const gates::Record& r : rows) {
+      absl::StatusOr<std::string> line = gates::RecordToJsonLine(r);
+      ASSERT_TRUE(line.ok()) << line.status();
+      absl::StrAppend(&expected, *line, "\n");
+    }
+    absl::StatusOr<std::string> committed =
+        gates::ReadFile(absl::StrCat(kFixtureRecordsDir, "/", name));
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    EXPECT_EQ(*committed, expected)
+        << name << " is stale: tools/bazel run //tools/report:make_fixture_records";
+  }
+}
+
+TEST(ReportTest, RelativePath) {
+  EXPECT_EQ(RelativePath("reports/summaries", "reports/records/a.jsonl"), "../records/a.jsonl");
+  EXPECT_EQ(RelativePath("reports", "reports/records/a.jsonl"), "records/a.jsonl");
+  EXPECT_EQ(RelativePath("reports/summaries", "gates/specs/x.json"), "../../gates/specs/x.json");
+  EXPECT_EQ(RelativePath("reports/summaries", "reports/summaries/x.md"), "x.md");
+}
+
+TEST(ReportTest, EveryReportFromNoRecordsSaysSoAndShowsThePublishedFigures) {
+  ReportPaths paths;  // the real templates
+  paths.records_dir = "tools/report/testdata/no_such_folder";
+  const std::map<std::string, std::string> files = Generate(Load(paths));
+  std::vector<std::string> names;
+  for (const auto& [name, bytes] : files) names.push_back(name);
+  EXPECT_THAT(
+      names,
+      ElementsAre("plots/kv-quality-vs-bytes.svg", "plots/speed-ceiling.svg",
+                  "plots/work-reduction-oracle.svg", "results-ledger.md",
+                  "summaries/eager-value-path-summary.md", "summaries/fused-codebook-summary.md",
+                  "summaries/hfkv-quality-k0-prep-summary.md", "summaries/speed-ceiling-summary.md",
+                  "summaries/work-reduction-oracle-summary.md"));
+  for (const auto& [name, bytes] : files) {
+    if (name.rfind("summaries/", 0) == 0) {
+      EXPECT_THAT(bytes, HasSubstr("No records yet")) << name;
+    }
+  }
+  EXPECT_THAT(files.at("results-ledger.md"),
+              AllOf(HasSubstr("untested, no records yet"), HasSubstr("None yet.")));
+  // The study's figures, as published figures.
+  const std::string& sc = files.at("summaries/speed-ceiling-summary.md");
+  EXPECT_THAT(sc, HasSubstr("Published figures, not measured by kvgate"));
+  EXPECT_THAT(sc, HasSubstr("| 0.376 | 1.26x | 1.19x | 1.12x | fail | near miss |"));
+  EXPECT_THAT(sc, HasSubstr("| 0.334 | 0.376 | 1.26x | 1.19x | 1.12x | fail (1.188x) |"));
+  EXPECT_THAT(files.at("summaries/hfkv-quality-k0-prep-summary.md"),
+              HasSubstr("| symmetric int4 | — | — | 1.74 | <= 0.25 | 3.56x | fail |"));
+  EXPECT_THAT(files.at("summaries/work-reduction-oracle-summary.md"),
+              HasSubstr("| recent_sink | fails only on layer-local L2 | 0.139 | <= 0.10 | fail |"));
+  EXPECT_THAT(files.at("summaries/eager-value-path-summary.md"),
+              HasSubstr("has no section for `eager_value_path_latency`"));
+  EXPECT_THAT(files.at("plots/work-reduction-oracle.svg"), HasSubstr(">no records yet</text>"));
+}
+
+TEST(ReportTest, SameRecordsInAnyOrderGiveTheSameBytes) {
+  ReportInputs in = Load(FixturePaths());
+  const std::map<std::string, std::string> first = Generate(in);
+  EXPECT_EQ(Generate(in), first);
+  std::reverse(in.rows.begin(), in.rows.end());
+  EXPECT_EQ(Generate(in), first);
+}
+
+// Every record's file:line is linked from the ledger: no row is dropped.
+TEST(ReportTest, TheLedgerLinksEveryRecord) {
+  const ReportInputs in = Load(FixturePaths());
+  const std::string ledger = Generate(in).at("results-ledger.md");
+  std::set<std::string> linked;
+  const std::regex link(R"(\(\.\./records/([a-z0-9_]+\.jsonl)#L(\d+)(?:-L(\d+))?\))");
+  for (std::sregex_iterator it(ledger.begin(), ledger.end(), link), end; it != end; ++it) {
+    const int from = std::stoi((*it)[2]);
+    const int to = (*it)[3].matched ? std::stoi((*it)[3]) : from;
+    for (int line = from; line <= to; ++line)
+      linked.insert(absl::StrCat((*it)[1].str(), ":", line));
+  }
+  ASSERT_EQ(in.rows.size(), 33u);
+  for (const gates::RecordAt& row : in.rows) {
+    const std::string name = row.file.substr(row.file.rfind('/') + 1);
+    EXPECT_THAT(linked, Contains(absl::StrCat(name, ":", row.line))) << row.Where();
+  }
+}
+
+TEST(ReportTest, TablesOfTheFixtureRecords) {
+  const std::map<std::string, std::string> files = Generate(Load(FixturePaths()));
+  const std::string& ledger = files.at("results-ledger.md");
+  // Closed: int4 (quality) and the eager path (latency); open: work reduction, fused codebook.
+  const std::string closed = ledger.substr(0, ledger.find("### Still open"));
+  EXPECT_THAT(closed, AllOf(HasSubstr("**Hardware-friendly int4 K/V**"),
+                            HasSubstr("**Eager value path**")));
+  EXPECT_THAT(closed, Not(HasSubstr("**Long-context work reduction**")));
+  EXPECT_THAT(ledger, HasSubstr("`global_block_mass:f=0.3370:b=16` on Qwen2.5-7B-Instruct, 8192 "
+                                "tokens, bfloat16, NVIDIA H100 80GB HBM3: `speed_ceiling v1` "
+                                "pass, `work_reduction_oracle v1` pass"));
+  EXPECT_THAT(ledger, HasSubstr("`recent_sink:f=0.3500`: **fail** layer_median_o_proj_rel_l2 "
+                                "0.1420 fails <= 0.1 on 4 of 4 steps"));
+  EXPECT_THAT(ledger, HasSubstr("(2 runs, 1 valid)"));
+  EXPECT_THAT(files.at("summaries/work-reduction-oracle-summary.md"),
+              HasSubstr("| Qwen2.5-7B-Instruct, 8192 tokens, bfloat16 | `recent_sink:f=0.3500` "
+                        "| 0.3500 | 0 of 4 | 0, 1, 2, 3 | 0.0610 | 0.1420 | "
+                        "layer_median_o_proj_rel_l2 0.1420 fails <= 0.1 on 4 of 4 steps | "
+                        "fail (v1) | `fixture`, NVIDIA H100 80GB HBM3, weights `random:seed=0`, "
+                        "2026-11-27T18:00:00Z | [qwen_oracle.jsonl:1-4]("
+                        "../../records/qwen_oracle.jsonl#L1-L4) |"));
+  EXPECT_THAT(files.at("summaries/speed-ceiling-summary.md"),
+              HasSubstr("| 0.334 | 0.3760 | 1.263x | 1.188x | 1.122x | fail (v1): "
+                        "projected_speedup at h = 0.05 1.1882 fails >= 1.2 |"));
+  EXPECT_THAT(files.at("summaries/hfkv-quality-k0-prep-summary.md"),
+              HasSubstr("| 0.2812 (3.56x smaller) |"));
+  EXPECT_THAT(files.at("summaries/eager-value-path-summary.md"),
+              HasSubstr("| 41.900 | 55.200 | 0.759 | >= 1.1 | fail (v1)"));
+  EXPECT_THAT(files.at("summaries/fused-codebook-summary.md"),
+              HasSubstr("| 0.840 | 0.700 | 1.200 | >= 1.1 | pass (v1) |"));
+  // The plot draws a curve for the study's p_attn and for the recorded one.
+  EXPECT_THAT(files.at("plots/speed-ceiling.svg"),
+              AllOf(HasSubstr("p_attn = 0.334 (study), h = 0.05"),
+                    HasSubstr("p_attn = 0.520 (records), h = 0.1")));
+}
+
+TEST(ReportTest, BadRecordsAreProblemsWithFileAndLine) {
+  const std::string dir = CopyOfFolder(kFixtureRecordsDir, ".jsonl");
+  auto edit = [&](const std::string& name, const std::string& from, const std::string& to) {
+    const std::string path = absl::StrCat(dir, "/", name);
+    std::string bytes = gates::ReadFile(path).value();
+    const size_t at = bytes.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    bytes.replace(at, from.size(), to);
+    ASSERT_TRUE(gates::AtomicWriteFile(path, bytes).ok());
+  };
+  edit("hfkv_int4.jsonl", "\"decode_logit_mse\":1.36", "\"decode_logit_mse\":0.01");
+  edit("fused_codebook.jsonl", "\"version\":1", "\"version\":7");
+  edit("speed_ceiling.jsonl", "\"p_attn\":0.334", "\"p_attn\":null");
+  ReportPaths paths = FixturePaths();
+  paths.records_dir = dir;
+  std::vector<std::string> problems;
+  absl::StatusOr<ReportInputs> in = LoadInputs(paths, &problems);
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_THAT(problems, Contains(AllOf(HasSubstr(dir + "/hfkv_int4.jsonl:2: stores verdict fail"),
+                                       HasSubstr("judges it pass"))));
+  EXPECT_THAT(problems, Contains(HasSubstr(dir + "/fused_codebook.jsonl:1: names unknown spec "
+                                                 "fused_codebook_latency v7")));
+  EXPECT_THAT(problems, Contains(HasSubstr(dir + "/speed_ceiling.jsonl:1: ")));
+}
+
+TEST(ReportTest, AMissingOrExtraTemplateBlockIsAnError) {
+  const std::string dir = CopyOfFolder("tools/report/testdata/templates", ".md");
+  const std::string path = dir + "/fused-codebook-summary.md";
+  std::string bytes = gates::ReadFile(path).value();
+  bytes = absl::StrReplaceAll(bytes, {{"<!-- report:begin ours -->\n<!-- report:end ours -->\n",
+                                       "<!-- report:begin our -->\n<!-- report:end our -->\n"}});
+  ASSERT_TRUE(gates::AtomicWriteFile(path, bytes).ok());
+  ReportPaths paths = FixturePaths();
+  paths.templates_dir = dir;
+  absl::StatusOr<std::map<std::string, std::string>> files = GenerateReports(Load(paths));
+  ASSERT_FALSE(files.ok());
+  EXPECT_THAT(files.status().message(), AllOf(HasSubstr(path + ": unknown blocks our (line"),
+                                              HasSubstr("missing blocks ours")));
+}
+
+TEST(CompareWithDiskTest, NamesChangedMissingAndStaleFiles) {
+  const std::map<std::string, std::string> files = Generate(Load(FixturePaths()));
+  const std::string out = NewTestFolder();
+  std::vector<std::string> changes;
+  ASSERT_TRUE(WriteReports(files, out, &changes).ok());
+  EXPECT_EQ(changes.size(), files.size());
+  EXPECT_THAT(CompareWithDisk(files, out), IsEmpty());
+  changes.clear();
+  ASSERT_TRUE(WriteReports(files, out, &changes).ok());
+  EXPECT_THAT(changes, IsEmpty());  // nothing rewritten when nothing changed
+
+  // A hand-edited number, a removed plot, a file the records do not produce.
+  const std::string ledger = out + "/results-ledger.md";
+  std::string bytes = gates::ReadFile(ledger).value();
+  bytes = absl::StrReplaceAll(bytes, {{"1.7400 fails", "0.1700 fails"}});
+  ASSERT_TRUE(gates::AtomicWriteFile(ledger, bytes).ok());
+  ASSERT_EQ(::remove((out + "/plots/speed-ceiling.svg").c_str()), 0);
+  ASSERT_TRUE(gates::AtomicWriteFile(out + "/summaries/old-summary.md", "old\n").ok());
+  EXPECT_THAT(
+      CompareWithDisk(files, out),
+      ElementsAre(
+          out + "/plots/speed-ceiling.svg: missing; the records produce it",
+          AllOf(HasSubstr(ledger + ": differs from what the records produce, first difference on "
+                                   "line 31, column "),
+                HasSubstr("committed \"...t4:block=32`: **fail** decode_logit_mse 0.1700 fails"),
+                HasSubstr("the records give \"...t4:block=32`: **fail** decode_logit_mse 1.7400")),
+          out + "/summaries/old-summary.md: stale; the records no longer produce it"));
+  changes.clear();
+  ASSERT_TRUE(WriteReports(files, out, &changes).ok());
+  EXPECT_THAT(changes, Contains("removed stale " + out + "/summaries/old-summary.md"));
+  EXPECT_THAT(CompareWithDisk(files, out), IsEmpty());
+}
+
+TEST(TestOutputsTest, FindsRecordsInFoldersAndInOutputsZip) {
+  absl::StatusOr<std::vector<FoundRecordsFile>> found =
+      FindTestOutputRecords("tools/report/testdata/testlogs");
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[0].name,
+            "tools/report/testdata/testlogs/experiments/hfkv_int4_test/test.outputs/"
+            "outputs.zip!hfkv_int4.jsonl");
+  EXPECT_EQ((*found)[0].basename, "hfkv_int4.jsonl");
+  EXPECT_EQ((*found)[1].name,
+            "tools/report/testdata/testlogs/experiments/speed_ceiling_test/test.outputs/"
+            "speed_ceiling.jsonl");
+  EXPECT_FALSE(FindTestOutputRecords("tools/report/testdata/no_such_folder").ok());
+
+  // Against the fixture records: one row is already committed, two are new.
+  const ReportInputs in = Load(FixturePaths());
+  const ImportPlan plan = PlanImport(in.specs, in.rows, *found, "records");
+  EXPECT_THAT(plan.problems, IsEmpty());
+  EXPECT_EQ(plan.already_committed, 1);
+  ASSERT_EQ(plan.appends.size(), 2u);
+  ASSERT_EQ(plan.appends.at("records/hfkv_int4.jsonl").size(), 1u);
+  EXPECT_EQ(plan.appends.at("records/hfkv_int4.jsonl")[0].variant, "affine_int4:block=64");
+  ASSERT_EQ(plan.appends.at("records/speed_ceiling.jsonl").size(), 1u);
+
+  // A bad row in the test outputs: a problem with its name and line, nothing to append.
+  std::vector<FoundRecordsFile> bad = *found;
+  bad[1].bytes =
+      absl::StrReplaceAll(bad[1].bytes, {{"\"verdict\":\"fail\"", "\"verdict\":\"pass\""}});
+  const ImportPlan refused = PlanImport(in.specs, in.rows, bad, "records");
+  EXPECT_THAT(refused.problems,
+              ElementsAre(HasSubstr("speed_ceiling_test/test.outputs/speed_ceiling.jsonl:1: ")));
+  EXPECT_THAT(refused.appends, IsEmpty());
+  EXPECT_FALSE(ApplyImport(refused).ok());
+}
+
+}  // namespace
+}  // namespace kvgate::report
