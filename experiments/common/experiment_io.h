@@ -1,0 +1,61 @@
+// What every experiment target shares: which model to run, where records go, the provenance of
+// the run, and judging rows by their pre-registered gate before they are written.
+//
+// Usage (inside an experiment's main, after absl::ParseCommandLine):
+//   absl::StatusOr<ModelChoice> model = ChooseModel(absl::GetFlag(FLAGS_model), "KVGATE_QWEN_DIR");
+//   std::printf("%s\n", model->note.c_str());          // says when the embedded default runs
+//   gates::Provenance provenance = CurrentProvenance(seed);
+//   std::vector<gates::Record> rows = ...;             // experiment, variant, target, step,
+//   metrics absl::Status s = JudgeAndAppend(RecordsPath(flag_out, "qwen_oracle"),
+//   "work_reduction_oracle",
+//                                   rows, provenance);  // fails the run on any error
+
+#ifndef KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_IO_H_
+#define KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_IO_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gates/record.h"
+
+namespace kvgate::experiments {
+
+// The embedded default model: SmolLM2-135M-Instruct, Q4_1 GGUF from the pinned PyPI package.
+inline constexpr char kEmbeddedModelName[] = "SmolLM2-135M-Instruct";
+inline constexpr char kEmbeddedModelFile[] = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+struct ModelChoice {
+  std::string path;
+  bool embedded = false;
+  std::string note;  // one line for the run's first line and for records' readers
+};
+
+// The model path: `flag` if set, else $env_var if set (pass nullptr for none), else the embedded
+// GGUF found in the runfiles. NotFound naming what was tried when nothing exists.
+absl::StatusOr<ModelChoice> ChooseModel(const std::string& flag, const char* env_var);
+
+// Where records go: `flag` if set; else reports/records/<experiment>.jsonl of the workspace under
+// `bazel run`; else $TEST_UNDECLARED_OUTPUTS_DIR/<experiment>.jsonl under `bazel test`; else
+// ./<experiment>.jsonl.
+std::string RecordsPath(const std::string& flag, const std::string& experiment);
+
+// This process's provenance: git commit and dirty flag of the workspace (under `bazel run`;
+// $KVGATE_GIT_COMMIT elsewhere, e.g. a GPU bundle, else "unknown"), the build configuration,
+// LibTorch's and CUDA's versions, the host, the start time (UTC) and the seed.
+gates::Provenance CurrentProvenance(int64_t seed);
+
+// The folder of the registered gate specs in the runfiles (gates/specs), or $KVGATE_SPECS_DIR.
+std::string SpecsDir();
+
+// Fills each row's gate from the latest version of `gate_id` and its verdict from the spec (the
+// caller never chooses a verdict), sets the provenance, and appends the rows atomically to
+// `path`. Any error fails the run: nothing is retried or ignored.
+absl::Status JudgeAndAppend(const std::string& path, const std::string& gate_id,
+                            std::vector<gates::Record> rows, const gates::Provenance& provenance);
+
+}  // namespace kvgate::experiments
+
+#endif  // KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_IO_H_
