@@ -5,7 +5,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "kernels/fp8_int8/fp8_int8_kv_format.h"
 #include "kernels/int4/int4_kv_format.h"
+#include "kernels/kivi/kivi_kv_format.h"
 
 namespace kvgate::kernels {
 namespace {
@@ -15,6 +17,8 @@ using Factory = std::function<absl::StatusOr<std::unique_ptr<KvFormat>>(const Kv
 struct Registered {
   const char* name;
   Factory make;
+  // Parameter sets KnownKvFormats lists besides the defaults, e.g. {"bits=4"}.
+  std::vector<std::string> variants = {};
 };
 
 // One line a format, in the order reports list them.
@@ -24,6 +28,12 @@ const std::vector<Registered>& Registry() {
        [](const KvFormatSpec& s) { return MakeInt4KvFormat(s, Int4Scheme::kSymmetric); }},
       {"affine_int4",
        [](const KvFormatSpec& s) { return MakeInt4KvFormat(s, Int4Scheme::kAffine); }},
+      {"kivi", MakeKiviKvFormat, {"bits=4"}},
+      {"fp8_e4m3",
+       [](const KvFormatSpec& s) { return MakeFp8Int8KvFormat(s, Fp8Int8Code::kFp8E4m3); },
+       {"scale=head"}},
+      {"int8", [](const KvFormatSpec& s) { return MakeFp8Int8KvFormat(s, Fp8Int8Code::kInt8); },
+       {"scale=head"}},
   };
   return *registry;
 }
@@ -47,6 +57,12 @@ std::vector<std::string> KnownKvFormats() {
   for (const Registered& entry : Registry()) {
     absl::StatusOr<std::unique_ptr<KvFormat>> format = entry.make(KvFormatSpec{entry.name, {}});
     if (format.ok()) specs.push_back((*format)->name());
+    for (const std::string& variant : entry.variants) {
+      absl::StatusOr<KvFormatSpec> spec = ParseKvFormatSpec(absl::StrCat(entry.name, ":", variant));
+      if (!spec.ok()) continue;
+      format = entry.make(*spec);
+      if (format.ok()) specs.push_back((*format)->name());
+    }
   }
   return specs;
 }
