@@ -12,11 +12,13 @@
 //   DecodeAttentionReference  plain float64 loops (attention_ref.cc): the exact answer
 //   DenseDecodeAttention      the baseline, in numbered variants (options.dense_kernel):
 //                               1 kBatchedMatmul: torch::bmm for logits, torch::softmax, torch::bmm
-//                               2 kBlockedLoop:   split-K loop: tasks of (kv head, G query heads,
-//                                                 span of tokens) over at::parallel_for, each a
-//                                                 logits pass, a local softmax and a values pass,
-//                                                 merged by log-sum-exp
+//                               2 kBlockedLoop:   split-K loop: tasks of (span of <= 512 tokens,
+//                                                 the kv heads and query heads attending to it)
+//                                                 over at::parallel_for, each a logits pass, a
+//                                                 local softmax and a values pass, merged by
+//                                                 log-sum-exp; AVX2/FMA when the CPU has it
 //   EagerDecodeAttention      decodes K and V of any KvFormat to float32, then DenseDecodeAttention
+//                             (the formats' decoders are their scalar references: that is its cost)
 //   Int4DecodeAttention       variant 2's loop reading int4 blocks (int4.h) directly: each token's
 //                             row is decoded into a head_dim scratch buffer as it is read (exactly
 //                             DequantizeInt4's values), never the whole K/V

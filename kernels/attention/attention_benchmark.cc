@@ -13,12 +13,18 @@
 // Primitives: dense1 (batched matmul), dense2 (blocked split-K loop), eager:<format> (decode K and V
 // to float32, then dense1), int4_direct (symmetric_int4 blocks read directly), selected_tokens
 // (25% of tokens, one random list per kv head), selected_blocks (25% of 16-token blocks, shared).
-// Threads: LibTorch's intra-op pool (at::get_num_threads(), printed in the context).
+// Threads: LibTorch's intra-op pool, --torch_threads=N (default: LibTorch's own choice, the
+// physical cores). Timer: wall clock; with --torch_threads=1 everything runs on the calling thread
+// and the timer is that thread's CPU time (CLOCK_THREAD_CPUTIME_ID), which other processes on a
+// busy machine disturb far less. Both are printed in the context.
 //
 // Run: tools/bazel run //kernels/attention:attention_benchmark -- --benchmark_min_time=0.2
+//      [--torch_threads=1]
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
+
+#include <time.h>
 
 #include <chrono>
 #include <memory>
@@ -38,10 +44,18 @@ constexpr double kFraction = 0.25;  // of history, for the selected primitives
 
 enum class Primitive { kDense1, kDense2, kEager, kInt4Direct, kSelectedTokens, kSelectedBlocks };
 
-using Clock = std::chrono::steady_clock;
+// Seconds on the timer: the calling thread's CPU time when LibTorch runs on one thread, else the
+// wall clock.
+bool thread_cpu_timer = false;
 
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
+double Now() {
+  if (thread_cpu_timer) {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 void BM_DecodeAttention(benchmark::State& state, Primitive primitive, std::string format_spec) {
@@ -132,16 +146,16 @@ void BM_DecodeAttention(benchmark::State& state, Primitive primitive, std::strin
 
   double primitive_s = 0, dense_s = 0;
   for (auto _ : state) {
-    const Clock::time_point t0 = Clock::now();
+    const double t0 = Now();
     absl::StatusOr<AttentionOutput> out = run();
     benchmark::DoNotOptimize(out);
-    const Clock::time_point t1 = Clock::now();
+    const double t1 = Now();
     absl::StatusOr<AttentionOutput> dense = DenseDecodeAttention(q, k, v, dense_options);
     benchmark::DoNotOptimize(dense);
-    const Clock::time_point t2 = Clock::now();
-    state.SetIterationTime(Seconds(t0, t1));
-    primitive_s += Seconds(t0, t1);
-    dense_s += Seconds(t1, t2);
+    const double t2 = Now();
+    state.SetIterationTime(t1 - t0);
+    primitive_s += t1 - t0;
+    dense_s += t2 - t1;
   }
   state.counters["dense_ms"] = 1e3 * dense_s / static_cast<double>(state.iterations());
   state.counters["vs_dense"] = primitive_s / dense_s;
@@ -176,9 +190,24 @@ BENCHMARK_CAPTURE(BM_DecodeAttention, selected_blocks, Primitive::kSelectedBlock
 }  // namespace
 }  // namespace kvgate::kernels
 
-// Google Benchmark's main, with LibTorch's thread count in the context.
+// Google Benchmark's main, after taking --torch_threads=N out of argv; LibTorch's thread count and
+// the timer go in the context.
 int main(int argc, char** argv) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--torch_threads=", 0) == 0) {
+      at::set_num_threads(std::stoi(arg.substr(16)));
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  kvgate::kernels::thread_cpu_timer = at::get_num_threads() == 1;
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  benchmark::AddCustomContext("timer", kvgate::kernels::thread_cpu_timer
+                                           ? "thread CPU time (one thread)"
+                                           : "wall clock");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
