@@ -5,8 +5,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "kernels/fp8_int8/fp8_int8_kv_format.h"
 #include "kernels/int4/int4_kv_format.h"
 #include "kernels/turboquant/turboquant_kv_format.h"
+#include "kernels/kivi/kivi_kv_format.h"
 
 namespace kvgate::kernels {
 namespace {
@@ -16,6 +18,8 @@ using Factory = std::function<absl::StatusOr<std::unique_ptr<KvFormat>>(const Kv
 struct Registered {
   const char* name;
   Factory make;
+  // Parameter sets KnownKvFormats lists besides the defaults, e.g. {"bits=4"}.
+  std::vector<std::string> variants = {};
 };
 
 // One line a format, in the order reports list them.
@@ -29,6 +33,12 @@ const std::vector<Registered>& Registry() {
       {"turboquant_prod", MakeTurboQuantProdKvFormat},
       {"turboquant_mse_split", MakeTurboQuantMseSplitKvFormat},
       {"turboquant_prod_split", MakeTurboQuantProdSplitKvFormat},
+      {"kivi", MakeKiviKvFormat, {"bits=4"}},
+      {"fp8_e4m3",
+       [](const KvFormatSpec& s) { return MakeFp8Int8KvFormat(s, Fp8Int8Code::kFp8E4m3); },
+       {"scale=head"}},
+      {"int8", [](const KvFormatSpec& s) { return MakeFp8Int8KvFormat(s, Fp8Int8Code::kInt8); },
+       {"scale=head"}},
   };
   return *registry;
 }
@@ -52,6 +62,12 @@ std::vector<std::string> KnownKvFormats() {
   for (const Registered& entry : Registry()) {
     absl::StatusOr<std::unique_ptr<KvFormat>> format = entry.make(KvFormatSpec{entry.name, {}});
     if (format.ok()) specs.push_back((*format)->name());
+    for (const std::string& variant : entry.variants) {
+      absl::StatusOr<KvFormatSpec> spec = ParseKvFormatSpec(absl::StrCat(entry.name, ":", variant));
+      if (!spec.ok()) continue;
+      format = entry.make(*spec);
+      if (format.ok()) specs.push_back((*format)->name());
+    }
   }
   return specs;
 }
