@@ -73,14 +73,14 @@ absl::Status CheckQuery(const std::string& who, const torch::Tensor& q,
   dims->kv_heads = kv_shape[1];
   dims->head_dim = kv_shape[2];
   if (q.size(1) != dims->head_dim || dims->head_dim < 1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: q's head_dim %d differs from K/V's %d (K/V [%s])", who, q.size(1), dims->head_dim,
-        absl::StrJoin(kv_shape, ", ")));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: q's head_dim %d differs from K/V's %d (K/V [%s])", who, q.size(1),
+                        dims->head_dim, absl::StrJoin(kv_shape, ", ")));
   }
   if (dims->kv_heads < 1 || dims->heads < 1 || dims->heads % dims->kv_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: heads %d must be a positive multiple of kv_heads %d", who, dims->heads,
-        dims->kv_heads));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: heads %d must be a positive multiple of kv_heads %d", who, dims->heads,
+                        dims->kv_heads));
   }
   if (dims->tokens < 1) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": no history (K/V have 0 tokens)"));
@@ -93,10 +93,10 @@ absl::Status CheckDense(const std::string& who, const torch::Tensor& q, const to
                         const torch::Tensor& v, Dims* dims) {
   for (auto [name, t] : {std::pair{"k", &k}, std::pair{"v", &v}}) {
     if (!t->defined() || !t->device().is_cpu() || !IsFloat(*t) || t->dim() != 3) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(who, ": ", name,
-                       " must be float32/bfloat16/float16 [tokens, kv_heads, head_dim] on cpu, got ",
-                       Describe(*t)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          who, ": ", name,
+          " must be float32/bfloat16/float16 [tokens, kv_heads, head_dim] on cpu, got ",
+          Describe(*t)));
     }
   }
   if (k.sizes() != v.sizes()) {
@@ -186,7 +186,7 @@ inline const float* Int4Rows::Row<false>(int64_t t, int64_t g, float* scratch) c
 // rounds once, as the reference's multiply-then-add does).
 template <>
 KVGATE_TARGET_AVX2 inline const float* Int4Rows::Row<true>(int64_t t, int64_t g,
-                                                          float* scratch) const {
+                                                           float* scratch) const {
   const int64_t vec = t * kv_heads + g;
   const int64_t blocks = head_dim / kInt4BlockSize;
   const uint8_t* c = codes + vec * (head_dim / 2);
@@ -297,8 +297,8 @@ inline __attribute__((always_inline)) void Axpy(float p, const float* __restrict
 // polynomial, 2^n by exponent bits); about 1 ulp on [-87, 0], 0-ish (~1e-38) below.
 KVGATE_TARGET_AVX2 inline __m256 Exp8(__m256 x) {
   x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365447504f));
-  __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f),
-                                             _mm256_set1_ps(0.5f)));
+  __m256 n = _mm256_floor_ps(
+      _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
   x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
   x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
   __m256 y = _mm256_set1_ps(1.9875691500e-4f);
@@ -308,8 +308,8 @@ KVGATE_TARGET_AVX2 inline __m256 Exp8(__m256 x) {
   y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
   y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
   y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
@@ -343,14 +343,14 @@ KVGATE_TARGET_AVX2 inline float HorizontalSum(__m256 v) {
 // out[j] = q_j . k for the n (<= 4) rows q_j = q + j * d: one load of k for every head, each
 // head its own accumulator chain.
 template <int kN>
-KVGATE_TARGET_AVX2 inline void DotHeadsAvx2(const float* q, int64_t d, const float* k,
-                                            float* out) {
+KVGATE_TARGET_AVX2 inline void DotHeadsAvx2(const float* q, int64_t d, const float* k, float* out) {
   __m256 acc[kN];
   for (int j = 0; j < kN; ++j) acc[j] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= d; i += 8) {
     const __m256 kv = _mm256_loadu_ps(k + i);
-    for (int j = 0; j < kN; ++j) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * d + i), kv, acc[j]);
+    for (int j = 0; j < kN; ++j)
+      acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * d + i), kv, acc[j]);
   }
   for (int j = 0; j < kN; ++j) {
     float total = HorizontalSum(acc[j]);
@@ -384,9 +384,15 @@ KVGATE_TARGET_AVX2 inline void DotHeads(const float* q, int64_t n, int64_t d, co
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) DotHeadsAvx2<4>(q + j * d, d, k, out + j);
   switch (n - j) {
-    case 3: DotHeadsAvx2<3>(q + j * d, d, k, out + j); break;
-    case 2: DotHeadsAvx2<2>(q + j * d, d, k, out + j); break;
-    case 1: DotHeadsAvx2<1>(q + j * d, d, k, out + j); break;
+    case 3:
+      DotHeadsAvx2<3>(q + j * d, d, k, out + j);
+      break;
+    case 2:
+      DotHeadsAvx2<2>(q + j * d, d, k, out + j);
+      break;
+    case 1:
+      DotHeadsAvx2<1>(q + j * d, d, k, out + j);
+      break;
   }
 }
 
@@ -395,9 +401,15 @@ KVGATE_TARGET_AVX2 inline void AxpyHeads(const float* p, int64_t n, const float*
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) AxpyHeadsAvx2<4>(p + j, v, d, acc + j * d);
   switch (n - j) {
-    case 3: AxpyHeadsAvx2<3>(p + j, v, d, acc + j * d); break;
-    case 2: AxpyHeadsAvx2<2>(p + j, v, d, acc + j * d); break;
-    case 1: AxpyHeadsAvx2<1>(p + j, v, d, acc + j * d); break;
+    case 3:
+      AxpyHeadsAvx2<3>(p + j, v, d, acc + j * d);
+      break;
+    case 2:
+      AxpyHeadsAvx2<2>(p + j, v, d, acc + j * d);
+      break;
+    case 1:
+      AxpyHeadsAvx2<1>(p + j, v, d, acc + j * d);
+      break;
   }
 }
 #endif
@@ -418,13 +430,10 @@ inline __attribute__((always_inline)) float ExpMinus(float* x, int64_t n, float 
 
 // One task: logits, local softmax, values; see the file comment.
 template <bool kAvx2, class Rows>
-inline __attribute__((always_inline)) void RunTaskImpl(const Task& task, const float* q,
-                                                       const Rows& k, const Rows& v,
-                                                       int64_t head_dim, float scale,
-                                                       float* raw_logits /*[heads, T] or null*/,
-                                                       int64_t tokens, float* logits,
-                                                       float* scratch, float* chunk_acc,
-                                                       Partial* partial) {
+inline __attribute__((always_inline)) void RunTaskImpl(
+    const Task& task, const float* q, const Rows& k, const Rows& v, int64_t head_dim, float scale,
+    float* raw_logits /*[heads, T] or null*/, int64_t tokens, float* logits, float* scratch,
+    float* chunk_acc, Partial* partial) {
   const int64_t span = task.end - task.begin;
   const int64_t n = task.heads();
   const int64_t h_first = task.h0();
@@ -505,12 +514,12 @@ inline __attribute__((always_inline)) void RunTaskImpl(const Task& task, const f
 
 #if KVGATE_X86_AVX2
 template <class Rows>
-KVGATE_TARGET_AVX2 void RunTaskAvx2(const Task& task, const float* q, const Rows& k,
-                                    const Rows& v, int64_t head_dim, float scale,
-                                    float* raw_logits, int64_t tokens, float* logits,
-                                    float* scratch, float* chunk_acc, Partial* partial) {
-  RunTaskImpl<true>(task, q, k, v, head_dim, scale, raw_logits, tokens, logits, scratch,
-                    chunk_acc, partial);
+KVGATE_TARGET_AVX2 void RunTaskAvx2(const Task& task, const float* q, const Rows& k, const Rows& v,
+                                    int64_t head_dim, float scale, float* raw_logits,
+                                    int64_t tokens, float* logits, float* scratch, float* chunk_acc,
+                                    Partial* partial) {
+  RunTaskImpl<true>(task, q, k, v, head_dim, scale, raw_logits, tokens, logits, scratch, chunk_acc,
+                    partial);
 }
 #endif
 
@@ -518,8 +527,8 @@ template <class Rows>
 void RunTaskBaseline(const Task& task, const float* q, const Rows& k, const Rows& v,
                      int64_t head_dim, float scale, float* raw_logits, int64_t tokens,
                      float* logits, float* scratch, float* chunk_acc, Partial* partial) {
-  RunTaskImpl<false>(task, q, k, v, head_dim, scale, raw_logits, tokens, logits, scratch,
-                     chunk_acc, partial);
+  RunTaskImpl<false>(task, q, k, v, head_dim, scale, raw_logits, tokens, logits, scratch, chunk_acc,
+                     partial);
 }
 
 // Whether this CPU runs the avx2,fma build of the task body.
@@ -621,7 +630,8 @@ void BlockedAttention(const float* q, const Rows& k, const Rows& v, const Dims& 
     for (int64_t d = 0; d < dims.head_dim; ++d) oh[d] /= sum;
     if (raw_logits != nullptr) {
       float* ph = raw_logits + h * dims.tokens;
-      const std::vector<int64_t>* list = units[h * static_cast<int64_t>(units.size()) / dims.heads].list;
+      const std::vector<int64_t>* list =
+          units[h * static_cast<int64_t>(units.size()) / dims.heads].list;
       const int64_t len = list ? static_cast<int64_t>(list->size()) : dims.tokens;
       for (int64_t i = 0; i < len; ++i) {
         const int64_t t = list ? (*list)[i] : i;
@@ -703,8 +713,7 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> SelectionRows(const HistorySel
     const torch::Tensor& mask = selection.block_mask;
     const int64_t b = selection.block_size;
     if (b < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("selection: block_size ", b, " must be >= 1"));
+      return absl::InvalidArgumentError(absl::StrCat("selection: block_size ", b, " must be >= 1"));
     }
     const int64_t blocks = (tokens + b - 1) / b;
     if (!mask.device().is_cpu() || mask.scalar_type() != torch::kBool || mask.dim() < 1 ||
@@ -758,7 +767,8 @@ absl::StatusOr<AttentionOutput> DecodeAttentionReference(const torch::Tensor& q,
   std::vector<std::vector<int64_t>> rows;
   if (selection != nullptr) {
     absl::StatusOr<std::vector<std::vector<int64_t>>> r = SelectionRows(*selection, dims.tokens);
-    if (!r.ok()) return absl::Status(r.status().code(), absl::StrCat(who, ": ", r.status().message()));
+    if (!r.ok())
+      return absl::Status(r.status().code(), absl::StrCat(who, ": ", r.status().message()));
     rows = *std::move(r);
     if (absl::Status s = CheckRowCount(who, static_cast<int64_t>(rows.size()), dims); !s.ok()) {
       return s;
@@ -804,8 +814,8 @@ absl::StatusOr<AttentionOutput> DenseDecodeAttention(const torch::Tensor& q, con
   result.probs = MaybeProbs(options, dims);
   BlockedAttention(qf.data_ptr<float>(),
                    DenseRows{kc.data_ptr<float>(), dims.kv_heads, dims.head_dim},
-                   DenseRows{vc.data_ptr<float>(), dims.kv_heads, dims.head_dim}, dims, *scale,
-                   {}, result.out.data_ptr<float>(), result.probs);
+                   DenseRows{vc.data_ptr<float>(), dims.kv_heads, dims.head_dim}, dims, *scale, {},
+                   result.out.data_ptr<float>(), result.probs);
   return result;
 }
 
@@ -819,11 +829,13 @@ absl::StatusOr<AttentionOutput> EagerDecodeAttention(const torch::Tensor& q, con
   }
   absl::StatusOr<torch::Tensor> k_hat = format.Decode(k);
   if (!k_hat.ok()) {
-    return absl::Status(k_hat.status().code(), absl::StrCat(who, ": k: ", k_hat.status().message()));
+    return absl::Status(k_hat.status().code(),
+                        absl::StrCat(who, ": k: ", k_hat.status().message()));
   }
   absl::StatusOr<torch::Tensor> v_hat = format.Decode(v);
   if (!v_hat.ok()) {
-    return absl::Status(v_hat.status().code(), absl::StrCat(who, ": v: ", v_hat.status().message()));
+    return absl::Status(v_hat.status().code(),
+                        absl::StrCat(who, ": v: ", v_hat.status().message()));
   }
   return DenseDecodeAttention(q, *k_hat, *v_hat, options);
 }
@@ -831,7 +843,8 @@ absl::StatusOr<AttentionOutput> EagerDecodeAttention(const torch::Tensor& q, con
 absl::StatusOr<AttentionOutput> Int4DecodeAttention(const torch::Tensor& q, const Int4Tensor& k,
                                                     const Int4Tensor& v,
                                                     const AttentionOptions& options) {
-  const std::string who = absl::StrCat("Int4DecodeAttention(", std::string(Int4SchemeName(k.scheme)), ")");
+  const std::string who =
+      absl::StrCat("Int4DecodeAttention(", std::string(Int4SchemeName(k.scheme)), ")");
   const std::vector<int64_t> shape = k.shape();
   if (shape.size() != 3 || v.shape() != shape || k.scheme != v.scheme) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -850,15 +863,14 @@ absl::StatusOr<AttentionOutput> Int4DecodeAttention(const torch::Tensor& q, cons
   const std::vector<int64_t> scales_shape = {dims.tokens, dims.kv_heads,
                                              dims.head_dim / kInt4BlockSize};
   for (auto [name, t] : {std::pair{"k", &k}, std::pair{"v", &v}}) {
-    const bool ok =
-        t->codes.device().is_cpu() && t->codes.scalar_type() == torch::kUInt8 &&
-        t->scales.defined() && t->scales.device().is_cpu() &&
-        t->scales.scalar_type() == torch::kFloat16 &&
-        t->scales.sizes() == c10::IntArrayRef(scales_shape) &&
-        (affine ? (t->zeros.defined() && t->zeros.device().is_cpu() &&
-                   t->zeros.scalar_type() == torch::kFloat16 &&
-                   t->zeros.sizes() == c10::IntArrayRef(scales_shape))
-                : !t->zeros.defined());
+    const bool ok = t->codes.device().is_cpu() && t->codes.scalar_type() == torch::kUInt8 &&
+                    t->scales.defined() && t->scales.device().is_cpu() &&
+                    t->scales.scalar_type() == torch::kFloat16 &&
+                    t->scales.sizes() == c10::IntArrayRef(scales_shape) &&
+                    (affine ? (t->zeros.defined() && t->zeros.device().is_cpu() &&
+                               t->zeros.scalar_type() == torch::kFloat16 &&
+                               t->zeros.sizes() == c10::IntArrayRef(scales_shape))
+                            : !t->zeros.defined());
     if (!ok) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: %s's tensors are not the int4 layout: codes %s, scales %s (want Half [%s]), "

@@ -42,8 +42,8 @@
 // Usage:
 //   torch::Tensor q = torch::randn({16, 128});                                   // [heads, D]
 //   torch::Tensor k = torch::randn({8192, 4, 128}), v = torch::randn({8192, 4, 128});
-//   absl::StatusOr<AttentionOutput> dense = DenseDecodeAttention(q, k, v);        // ->out [16, 128]
-//   HistorySelection recent = HistorySelection::Tokens(torch::arange(6144, 8192)); // shared
+//   absl::StatusOr<AttentionOutput> dense = DenseDecodeAttention(q, k, v);  // out [16, 128]
+//   HistorySelection recent = HistorySelection::Tokens(torch::arange(6144, 8192));  // shared
 //   absl::StatusOr<AttentionOutput> sub = SelectedDecodeAttention(q, k, v, recent);
 //
 // Tests: tools/bazel test //kernels/attention:attention_test
@@ -75,8 +75,9 @@ struct AttentionOptions {
 };
 
 struct AttentionOutput {
-  torch::Tensor out;    // float32 [heads, D] (float64 from DecodeAttentionReference)
-  torch::Tensor probs;  // float32 [heads, T] when asked (float64 from the reference), else undefined
+  torch::Tensor out;  // float32 [heads, D] (float64 from DecodeAttentionReference)
+  torch::Tensor
+      probs;  // float32 [heads, T] when asked (float64 from the reference), else undefined
 };
 
 // Which history tokens each head attends to: exactly one of token_indices or block_mask.

@@ -10,8 +10,8 @@
 //   dense_ms   the dense baseline's mean time over the same iterations
 //   vs_dense   primitive time / dense time (below 1: faster than dense)
 //   kv_bytes   bytes of K + V the primitive reads (its format's exact bytes; float32 for dense)
-// Primitives: dense1 (batched matmul), dense2 (blocked split-K loop), eager:<format> (decode K and V
-// to float32, then dense1), int4_direct (symmetric_int4 blocks read directly), selected_tokens
+// Primitives: dense1 (batched matmul), dense2 (blocked split-K loop), eager:<format> (decode K and
+// V to float32, then dense1), int4_direct (symmetric_int4 blocks read directly), selected_tokens
 // (25% of tokens, one random list per kv head), selected_blocks (25% of 16-token blocks, shared).
 // Threads: LibTorch's intra-op pool, --torch_threads=N (default: LibTorch's own choice, the
 // physical cores). Timer: wall clock; with --torch_threads=1 everything runs on the calling thread
@@ -22,9 +22,8 @@
 //      [--torch_threads=1]
 
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
-
 #include <time.h>
+#include <torch/torch.h>
 
 #include <chrono>
 #include <memory>
@@ -54,8 +53,7 @@ double Now() {
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
   }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 void BM_DecodeAttention(benchmark::State& state, Primitive primitive, std::string format_spec) {
@@ -122,8 +120,8 @@ void BM_DecodeAttention(benchmark::State& state, Primitive primitive, std::strin
     case Primitive::kSelectedBlocks: {
       const int64_t b = 16, blocks = (tokens + b - 1) / b;
       torch::Tensor mask = torch::zeros({blocks}, torch::kBool);
-      mask.index_fill_(0, torch::randperm(blocks).slice(0, 0, static_cast<int64_t>(kFraction * blocks)),
-                       true);
+      mask.index_fill_(
+          0, torch::randperm(blocks).slice(0, 0, static_cast<int64_t>(kFraction * blocks)), true);
       chosen = HistorySelection::Blocks(mask, b);
       selection = &chosen;
       kv_bytes = static_cast<int64_t>(kFraction * 2 * k.numel() * 4);
@@ -205,9 +203,8 @@ int main(int argc, char** argv) {
   argc = kept;
   kvgate::kernels::thread_cpu_timer = at::get_num_threads() == 1;
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
-  benchmark::AddCustomContext("timer", kvgate::kernels::thread_cpu_timer
-                                           ? "thread CPU time (one thread)"
-                                           : "wall clock");
+  benchmark::AddCustomContext(
+      "timer", kvgate::kernels::thread_cpu_timer ? "thread CPU time (one thread)" : "wall clock");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

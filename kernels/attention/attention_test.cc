@@ -68,8 +68,8 @@ AttentionOptions WithProbs(DenseKernel kernel = DenseKernel::kBatchedMatmul) {
 }
 
 const Case kCases[] = {
-    {8, 2, 1000, 64},  {16, 4, 3000, 128}, {4, 4, 1, 32}, {6, 3, 777, 40},
-    {1, 1, 5, 1},      {12, 2, 20000, 64},  // many spans to merge
+    {8, 2, 1000, 64}, {16, 4, 3000, 128}, {4, 4, 1, 32},
+    {6, 3, 777, 40},  {1, 1, 5, 1},       {12, 2, 20000, 64},  // many spans to merge
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -138,7 +138,8 @@ TEST(DenseDecodeAttentionTest, HandComputedTwoTokens) {
     EXPECT_NEAR(o.out.item<float>(), 7.0f, 1e-6);
     EXPECT_NEAR(o.probs[0][0].item<float>(), 0.25f, 1e-7);
   }
-  EXPECT_NEAR(Ok(DecodeAttentionReference(q, k, v, options)).out.item<double>(), 7.0, 1e-7);  // ln 3 in float
+  EXPECT_NEAR(Ok(DecodeAttentionReference(q, k, v, options)).out.item<double>(), 7.0,
+              1e-7);  // ln 3 in float
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -157,8 +158,8 @@ TEST(EagerDecodeAttentionTest, EveryKnownFormatMatchesTheReferenceOnItsDecodedKv
     absl::StatusOr<EncodedKv> v = (*format)->Encode(in.v, KvRole::kValue);
     ASSERT_TRUE(k.ok() && v.ok()) << k.status() << v.status();
     const AttentionOutput eager = Ok(EagerDecodeAttention(in.q, **format, *k, *v, WithProbs()));
-    const AttentionOutput ref = Ok(DecodeAttentionReference(
-        in.q, *(*format)->Decode(*k), *(*format)->Decode(*v), WithProbs()));
+    const AttentionOutput ref = Ok(DecodeAttentionReference(in.q, *(*format)->Decode(*k),
+                                                            *(*format)->Decode(*v), WithProbs()));
     EXPECT_LE(MaxAbsDiff(eager.out, ref.out), kTolerance);
     EXPECT_LE(MaxAbsDiff(eager.probs, ref.probs), kTolerance);
     // Lossy, but not unrecognizably so.
@@ -182,13 +183,13 @@ TEST(Int4DecodeAttentionTest, MatchesEagerInt4AndTheReference) {
       absl::StatusOr<std::unique_ptr<KvFormat>> format =
           MakeKvFormat(std::string(Int4SchemeName(scheme)));
       ASSERT_TRUE(format.ok());
-      const AttentionOutput eager = Ok(EagerDecodeAttention(
-          in.q, **format, *(*format)->Encode(in.k, KvRole::kKey),
-          *(*format)->Encode(in.v, KvRole::kValue), WithProbs()));
+      const AttentionOutput eager =
+          Ok(EagerDecodeAttention(in.q, **format, *(*format)->Encode(in.k, KvRole::kKey),
+                                  *(*format)->Encode(in.v, KvRole::kValue), WithProbs()));
       EXPECT_LE(MaxAbsDiff(direct.out, eager.out), kTolerance);
       EXPECT_LE(MaxAbsDiff(direct.probs, eager.probs), kTolerance);
-      const AttentionOutput ref = Ok(DecodeAttentionReference(in.q, *DequantizeInt4(*k),
-                                                              *DequantizeInt4(*v), WithProbs()));
+      const AttentionOutput ref =
+          Ok(DecodeAttentionReference(in.q, *DequantizeInt4(*k), *DequantizeInt4(*v), WithProbs()));
       EXPECT_LE(MaxAbsDiff(direct.out, ref.out), kTolerance);
       // Its error against exact attention is eager int4's error.
       const AttentionOutput exact = Ok(DecodeAttentionReference(in.q, in.k, in.v));
@@ -222,11 +223,13 @@ std::vector<std::pair<std::string, HistorySelection>> Selections(const Case& c) 
   std::vector<std::pair<std::string, HistorySelection>> s;
   const int64_t n = c.tokens / 3 + 1;
   s.emplace_back("shared list", HistorySelection::Tokens(torch::randperm(c.tokens).slice(0, 0, n)));
-  s.emplace_back("per kv head lists",
-                 HistorySelection::Tokens(torch::stack(
-                     {torch::randperm(c.tokens).slice(0, 0, n), torch::randperm(c.tokens).slice(0, 0, n)})));
+  s.emplace_back(
+      "per kv head lists",
+      HistorySelection::Tokens(torch::stack(
+          {torch::randperm(c.tokens).slice(0, 0, n), torch::randperm(c.tokens).slice(0, 0, n)})));
   std::vector<torch::Tensor> per_head;
-  for (int64_t h = 0; h < c.heads; ++h) per_head.push_back(torch::randperm(c.tokens).slice(0, 0, n));
+  for (int64_t h = 0; h < c.heads; ++h)
+    per_head.push_back(torch::randperm(c.tokens).slice(0, 0, n));
   s.emplace_back("per head lists", HistorySelection::Tokens(torch::stack(per_head)));
   s.emplace_back("all tokens", HistorySelection::Tokens(torch::arange(c.tokens)));
   const int64_t b = 16, blocks = (c.tokens + b - 1) / b;
@@ -245,7 +248,8 @@ TEST(SelectedDecodeAttentionTest, MatchesTheReferenceOverTheSameTokens) {
     const AttentionOutput dense = Ok(DecodeAttentionReference(in.q, in.k, in.v));
     for (const auto& [name, selection] : Selections(c)) {
       SCOPED_TRACE(absl::StrFormat("%s: %s", c.Name(), name));
-      const AttentionOutput got = Ok(SelectedDecodeAttention(in.q, in.k, in.v, selection, WithProbs()));
+      const AttentionOutput got =
+          Ok(SelectedDecodeAttention(in.q, in.k, in.v, selection, WithProbs()));
       const AttentionOutput ref =
           Ok(DecodeAttentionReference(in.q, in.k, in.v, WithProbs(), &selection));
       ASSERT_TRUE(got.out.defined() && ref.out.defined());
@@ -268,8 +272,7 @@ TEST(SelectedDecodeAttentionTest, MatchesTheReferenceOverTheSameTokens) {
 
 TEST(SelectionTest, RowsAndActiveFraction) {
   // T = 10, blocks of 4: [0..3], [4..7], [8, 9].
-  const HistorySelection blocks =
-      HistorySelection::Blocks(torch::tensor({true, false, true}), 4);
+  const HistorySelection blocks = HistorySelection::Blocks(torch::tensor({true, false, true}), 4);
   absl::StatusOr<std::vector<std::vector<int64_t>>> rows = SelectionRows(blocks, 10);
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_EQ(*rows, (std::vector<std::vector<int64_t>>{{0, 1, 2, 3, 8, 9}}));
@@ -278,9 +281,10 @@ TEST(SelectionTest, RowsAndActiveFraction) {
   const HistorySelection lists =
       HistorySelection::Tokens(torch::tensor({9, 0, 4, 7, 7, 7}, torch::kInt64).view({2, 3}));
   EXPECT_FALSE(SelectionRows(lists, 10).ok());  // row 1 repeats 7
-  const HistorySelection ok_lists = HistorySelection::Tokens(
-      torch::tensor({9, 0, 4, 7, 5, 6}, torch::kInt64).view({2, 3}));
-  EXPECT_EQ(*SelectionRows(ok_lists, 10), (std::vector<std::vector<int64_t>>{{0, 4, 9}, {5, 6, 7}}));
+  const HistorySelection ok_lists =
+      HistorySelection::Tokens(torch::tensor({9, 0, 4, 7, 5, 6}, torch::kInt64).view({2, 3}));
+  EXPECT_EQ(*SelectionRows(ok_lists, 10),
+            (std::vector<std::vector<int64_t>>{{0, 4, 9}, {5, 6, 7}}));
   EXPECT_DOUBLE_EQ(*ActiveFraction(ok_lists, 10), 0.3);
 }
 

@@ -71,10 +71,10 @@ absl::StatusOr<Fp8Int8Tensor> QuantizeFp8Int8(const torch::Tensor& x, Fp8Int8Cod
   for (int64_t i = 0; i < xf.numel(); ++i) {
     if (!std::isfinite(data[i])) {
       const char* what = std::isnan(data[i]) ? "NaN" : (data[i] > 0 ? "+Inf" : "-Inf");
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%selement [%d, %d, %d] (flat %d) is %s: %s takes finite values only", where,
-          i / (heads * head_dim), (i / head_dim) % heads, i % head_dim, i, what,
-          Fp8Int8CodeName(code)));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%selement [%d, %d, %d] (flat %d) is %s: %s takes finite values only",
+                          where, i / (heads * head_dim), (i / head_dim) % heads, i % head_dim, i,
+                          what, Fp8Int8CodeName(code)));
     }
   }
 
@@ -95,25 +95,25 @@ absl::StatusOr<Fp8Int8Tensor> QuantizeFp8Int8(const torch::Tensor& x, Fp8Int8Cod
 }
 
 absl::StatusOr<torch::Tensor> DequantizeFp8Int8(const Fp8Int8Tensor& q) {
-  const std::string where = absl::StrFormat("DequantizeFp8Int8(%s, scale=%s): ",
-                                            Fp8Int8CodeName(q.code),
-                                            ScaleGranularityName(q.granularity));
+  const std::string where =
+      absl::StrFormat("DequantizeFp8Int8(%s, scale=%s): ", Fp8Int8CodeName(q.code),
+                      ScaleGranularityName(q.granularity));
   const torch::ScalarType code_dtype =
       q.code == Fp8Int8Code::kFp8E4m3 ? torch::kUInt8 : torch::kInt8;
   if (!q.codes.defined() || !q.codes.device().is_cpu() || q.codes.scalar_type() != code_dtype ||
       q.codes.dim() != 3 || q.codes.size(2) == 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%scodes must be %s [tokens, kv_heads, head_dim] on cpu, got %s", where,
-        c10::toString(code_dtype), Describe(q.codes)));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%scodes must be %s [tokens, kv_heads, head_dim] on cpu, got %s", where,
+                        c10::toString(code_dtype), Describe(q.codes)));
   }
   const int64_t tokens = q.codes.size(0), heads = q.codes.size(1), head_dim = q.codes.size(2);
   const std::vector<int64_t> scales_shape = ScalesShape(tokens, heads, q.granularity);
   if (!q.scales.defined() || !q.scales.device().is_cpu() ||
       q.scales.scalar_type() != torch::kFloat32 ||
       q.scales.sizes() != c10::IntArrayRef(scales_shape)) {
-    return absl::InvalidArgumentError(absl::StrFormat("%sscales must be float32 [%s] on cpu, got %s",
-                                                      where, absl::StrJoin(scales_shape, ", "),
-                                                      Describe(q.scales)));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%sscales must be float32 [%s] on cpu, got %s", where,
+                        absl::StrJoin(scales_shape, ", "), Describe(q.scales)));
   }
   const torch::Tensor codes = q.codes.contiguous();
   const torch::Tensor scales = q.scales.contiguous();

@@ -10,8 +10,10 @@
 //                 static per-head scale ahead of time; this one is the absmax of exactly the data
 //                 encoded, which flatters it a little)
 //
-//   fp8_e4m3:  scale = absmax / 448,  code = E4m3FromFloat(x / scale),  x_hat = E4m3ToFloat(code) * scale
-//   int8:      scale = absmax / 127,  code = clamp(round(x / scale), -127, 127),  x_hat = code * scale
+//   fp8_e4m3  scale = absmax / 448, code = E4m3FromFloat(x / scale),
+//             x_hat = E4m3ToFloat(code) * scale
+//   int8      scale = absmax / 127, code = clamp(round(x / scale), -127, 127),
+//             x_hat = code * scale
 //   scale 0 (an all-zero group): every code 0, x_hat exactly 0.
 //
 // All arithmetic is float32; round() is round-half-to-even (std::nearbyint).
@@ -105,7 +107,7 @@ uint8_t E4m3FromFloat(float x);
 float E4m3ToFloat(uint8_t bits);
 
 // The plain scalar references over raw contiguous buffers x[T * H * D] (finite values: the tensor
-// API checks that first). They write codes[T * H * D] and scales[T * H] (token) or scales[H] (head).
+// API checks that first). They write codes[T * H * D] and scales, [T * H] (token) or [H] (head).
 void QuantizeFp8E4m3Ref(const float* x, int64_t tokens, int64_t heads, int64_t head_dim,
                         ScaleGranularity granularity, uint8_t* codes, float* scales);
 void QuantizeInt8Ref(const float* x, int64_t tokens, int64_t heads, int64_t head_dim,

@@ -66,8 +66,8 @@ absl::StatusOr<std::unique_ptr<KvFormat>> MakeFp8Int8KvFormat(const KvFormatSpec
     } else if (it->second == "head") {
       granularity = ScaleGranularity::kHead;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("KV format '", spec.name, "': scale=",
-                                                     it->second, " is not token or head"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("KV format '", spec.name, "': scale=", it->second, " is not token or head"));
     }
   }
   return std::make_unique<Fp8Int8KvFormat>(code, granularity);

@@ -77,7 +77,7 @@ uint8_t E4m3FromFloat(float x) {
   // eighths of that binade, the mantissa is round(a * 2^(3 - (e - 1))) - 8, in 0..8.
   int e = 0;
   std::frexp(a, &e);
-  int exponent = e - 1;  // unbiased, -6..8
+  int exponent = e - 1;                                                   // unbiased, -6..8
   int q = static_cast<int>(std::nearbyint(std::ldexp(a, 3 - exponent)));  // 8..16
   if (q == 16) {  // rounded up into the next binade
     q = 8;
@@ -89,9 +89,7 @@ uint8_t E4m3FromFloat(float x) {
 
 float E4m3ToFloat(uint8_t bits) { return E4m3Table()[bits]; }
 
-float Fp8Int8MaxCode(Fp8Int8Code code) {
-  return code == Fp8Int8Code::kFp8E4m3 ? kE4m3Max : 127.0f;
-}
+float Fp8Int8MaxCode(Fp8Int8Code code) { return code == Fp8Int8Code::kFp8E4m3 ? kE4m3Max : 127.0f; }
 
 void QuantizeFp8E4m3Ref(const float* x, int64_t tokens, int64_t heads, int64_t head_dim,
                         ScaleGranularity granularity, uint8_t* codes, float* scales) {

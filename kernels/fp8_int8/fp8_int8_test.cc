@@ -65,9 +65,8 @@ uint8_t TorchE4m3Bits(float x) { return c10::Float8_e4m3fn(x).x; }
 TEST(E4m3Test, EveryCodeDecodesLikeTorch) {
   for (int bits = 0; bits < 256; ++bits) {
     SCOPED_TRACE(bits);
-    const float torch_value =
-        static_cast<float>(c10::Float8_e4m3fn(static_cast<uint8_t>(bits),
-                                              c10::Float8_e4m3fn::from_bits()));
+    const float torch_value = static_cast<float>(
+        c10::Float8_e4m3fn(static_cast<uint8_t>(bits), c10::Float8_e4m3fn::from_bits()));
     const float ours = E4m3ToFloat(static_cast<uint8_t>(bits));
     if (std::isnan(torch_value)) {
       EXPECT_TRUE(std::isnan(ours));
@@ -80,7 +79,7 @@ TEST(E4m3Test, EveryCodeDecodesLikeTorch) {
     }
   }
   EXPECT_EQ(E4m3ToFloat(0x7E), 448.0f);
-  EXPECT_EQ(E4m3ToFloat(0x08), 0.015625f);           // smallest normal 2^-6
+  EXPECT_EQ(E4m3ToFloat(0x08), 0.015625f);             // smallest normal 2^-6
   EXPECT_EQ(E4m3ToFloat(0x01), std::ldexp(1.0f, -9));  // smallest subnormal
 }
 
@@ -108,11 +107,11 @@ TEST(E4m3Test, TiesGoToEvenMantissa) {
     EXPECT_EQ(E4m3FromFloat(std::nextafter(mid, 0.0f)), c);
     EXPECT_EQ(E4m3FromFloat(std::nextafter(mid, 1e9f)), c + 1);
   }
-  EXPECT_EQ(E4m3FromFloat(1.0625f), 0x38);                   // 1 + 1/16 -> 1.0
-  EXPECT_EQ(E4m3ToFloat(E4m3FromFloat(1.1875f)), 1.25f);     // 1 + 3/16 -> 1.25
-  EXPECT_EQ(E4m3FromFloat(std::ldexp(1.0f, -10)), 0x00);     // half the smallest subnormal -> 0
-  EXPECT_EQ(E4m3FromFloat(std::ldexp(3.0f, -10)), 0x02);     // 1.5 subnormal steps -> 2
-  EXPECT_EQ(E4m3FromFloat(std::ldexp(15.0f, -10)), 0x08);    // 7.5 steps -> smallest normal
+  EXPECT_EQ(E4m3FromFloat(1.0625f), 0x38);                 // 1 + 1/16 -> 1.0
+  EXPECT_EQ(E4m3ToFloat(E4m3FromFloat(1.1875f)), 1.25f);   // 1 + 3/16 -> 1.25
+  EXPECT_EQ(E4m3FromFloat(std::ldexp(1.0f, -10)), 0x00);   // half the smallest subnormal -> 0
+  EXPECT_EQ(E4m3FromFloat(std::ldexp(3.0f, -10)), 0x02);   // 1.5 subnormal steps -> 2
+  EXPECT_EQ(E4m3FromFloat(std::ldexp(15.0f, -10)), 0x08);  // 7.5 steps -> smallest normal
 }
 
 TEST(E4m3Test, SaturatesAtPlusMinus448) {
@@ -144,9 +143,8 @@ void ExpectFaithful(const torch::Tensor& x, const Fp8Int8Tensor& q, const torch:
   const int64_t tokens = x.size(0), heads = x.size(1), head_dim = x.size(2);
   // Expected scales.
   const torch::Tensor absmax = tokens == 0 ? torch::zeros_like(q.scales)
-                              : q.granularity == ScaleGranularity::kToken
-                                  ? xf.abs().amax({2})
-                                  : xf.abs().amax({0, 2});
+                               : q.granularity == ScaleGranularity::kToken ? xf.abs().amax({2})
+                                                                           : xf.abs().amax({0, 2});
   EXPECT_TRUE(torch::equal(q.scales, absmax / Fp8Int8MaxCode(q.code)));
   const float* xs = xf.data_ptr<float>();
   const float* hs = x_hat.contiguous().data_ptr<float>();
@@ -189,8 +187,7 @@ TEST_P(Fp8Int8RoundTripTest, ErrorWithinBoundOfStoredScale) {
       const torch::Tensor scale = granularity == ScaleGranularity::kToken
                                       ? q->scales.unsqueeze(-1)
                                       : q->scales.view({1, heads, 1});
-      const torch::Tensor torch_codes =
-          (xf / scale).to(torch::kFloat8_e4m3fn).view(torch::kUInt8);
+      const torch::Tensor torch_codes = (xf / scale).to(torch::kFloat8_e4m3fn).view(torch::kUInt8);
       EXPECT_TRUE(torch::equal(torch_codes, q->codes));
     }
   }
@@ -305,7 +302,8 @@ TEST(Fp8Int8BytesTest, HandCountsAndRatios) {
 TEST(Fp8Int8ErrorTest, NonFiniteIsNamedByIndex) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
-  for (auto [value, name] : {std::pair{nan, "NaN"}, std::pair{inf, "+Inf"}, std::pair{-inf, "-Inf"}}) {
+  for (auto [value, name] :
+       {std::pair{nan, "NaN"}, std::pair{inf, "+Inf"}, std::pair{-inf, "-Inf"}}) {
     for (Fp8Int8Code code : {Fp8Int8Code::kFp8E4m3, Fp8Int8Code::kInt8}) {
       torch::Tensor x = RandomKv(5, 4, 64, 9);
       x[3][2][17] = value;  // flat 3*256 + 2*64 + 17 = 913
@@ -355,8 +353,8 @@ TEST(Fp8Int8ErrorTest, BadShapesDtypesAndTensorsAreRejected) {
 
 TEST(Fp8Int8KvFormatTest, SpecsRoundTripAndDecodeChecksTheFormat) {
   const torch::Tensor x = RandomKv(9, 2, 64, 11);
-  for (const char* spec : {"fp8_e4m3:scale=token", "fp8_e4m3:scale=head", "int8:scale=token",
-                           "int8:scale=head"}) {
+  for (const char* spec :
+       {"fp8_e4m3:scale=token", "fp8_e4m3:scale=head", "int8:scale=token", "int8:scale=head"}) {
     SCOPED_TRACE(spec);
     absl::StatusOr<KvFormatSpec> parsed = ParseKvFormatSpec(spec);
     ASSERT_TRUE(parsed.ok());
@@ -369,7 +367,8 @@ TEST(Fp8Int8KvFormatTest, SpecsRoundTripAndDecodeChecksTheFormat) {
     EXPECT_EQ(encoded->bytes(), (*format)->Bytes(9, 2, 64, KvRole::kValue));
     absl::StatusOr<torch::Tensor> decoded = (*format)->Decode(*encoded);
     ASSERT_TRUE(decoded.ok()) << decoded.status();
-    EXPECT_LT(((*decoded - x).norm() / x.norm()).item<double>(), code == Fp8Int8Code::kInt8 ? 0.02 : 0.05);
+    EXPECT_LT(((*decoded - x).norm() / x.norm()).item<double>(),
+              code == Fp8Int8Code::kInt8 ? 0.02 : 0.05);
     EncodedKv other = *encoded;
     other.format = "symmetric_int4:block=32";
     EXPECT_THAT(Message((*format)->Decode(other).status()), HasSubstr("cannot decode"));

@@ -77,8 +77,7 @@ absl::StatusOr<std::vector<K0PrepRow>> RunK0Prep(const K0PrepConfig& config) {
           "K0-prep: shape [%d, %d, %d] must be positive", s.tokens, s.kv_heads, s.head_dim));
     }
   }
-  const std::vector<std::string> specs =
-      config.formats.empty() ? KnownKvFormats() : config.formats;
+  const std::vector<std::string> specs = config.formats.empty() ? KnownKvFormats() : config.formats;
   std::vector<std::unique_ptr<KvFormat>> formats;
   for (const std::string& spec : specs) {
     absl::StatusOr<std::unique_ptr<KvFormat>> format = MakeKvFormat(spec);
@@ -129,7 +128,8 @@ std::string K0PrepTable(const std::vector<K0PrepRow>& rows) {
                             r.tokens, r.kv_heads, r.head_dim, r.error);
       continue;
     }
-    absl::StrAppendFormat(&out, "| %s | %d | %d | %d | %.3e | %.3e | %.3e | %+.1e | %.1f | %.2f |\n",
+    absl::StrAppendFormat(&out,
+                          "| %s | %d | %d | %d | %.3e | %.3e | %.3e | %+.1e | %.1f | %.2f |\n",
                           r.format, r.tokens, r.kv_heads, r.head_dim, r.k_rel_mse, r.v_rel_mse,
                           r.ip_rel_rmse, r.ip_bias, r.bytes_per_token, r.kv_ratio_vs_bf16);
   }

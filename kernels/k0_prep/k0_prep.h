@@ -9,7 +9,8 @@
 //   ip_bias          mean (q.k_hat - q.k) / rms(q.k): signed; ~0 for an unbiased estimator
 //   bytes_per_token  exact encoded bytes of K plus V (one layer, all kv heads) / tokens; checked
 //                    equal to the format's own Bytes()
-//   kv_ratio_vs_bf16 2 * 2 * T * H * D / (K bytes + V bytes) at this T (windows make it depend on T)
+//   kv_ratio_vs_bf16 2 * 2 * T * H * D / (K bytes + V bytes) at this T (a window of bf16
+//                    tokens makes it depend on T)
 //
 // Inputs: K, V ~ N(0, 1) float32 [T, H, D]; queries ~ N(0, 1) float32 [H, Q, D]; drawn in that
 // order from torch's default generator after torch::manual_seed(seed + i) for the i-th shape, so a

@@ -24,7 +24,8 @@ ABSL_FLAG(std::string, csv_out, "", "also write CSV rows to this path ('-': stdo
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   kvgate::kernels::K0PrepConfig config;
-  for (kvgate::kernels::K0PrepShape& shape : config.shapes) shape.tokens = absl::GetFlag(FLAGS_tokens);
+  for (kvgate::kernels::K0PrepShape& shape : config.shapes)
+    shape.tokens = absl::GetFlag(FLAGS_tokens);
   config.queries = absl::GetFlag(FLAGS_queries);
   config.seed = absl::GetFlag(FLAGS_seed);
   const std::string formats = absl::GetFlag(FLAGS_formats);

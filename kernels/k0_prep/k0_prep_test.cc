@@ -49,14 +49,14 @@ TEST(K0PrepTest, EveryKnownFormatAndShapeHasAFaithfulRow) {
       }
       EXPECT_LT(std::fabs(r->ip_bias), 0.05);
       EXPECT_GT(r->kv_ratio_vs_bf16, 1.0);
-      EXPECT_DOUBLE_EQ(r->kv_ratio_vs_bf16,
-                       4.0 * r->kv_heads * r->head_dim / r->bytes_per_token);
+      EXPECT_DOUBLE_EQ(r->kv_ratio_vs_bf16, 4.0 * r->kv_heads * r->head_dim / r->bytes_per_token);
     }
   }
   // What the formats promise.
   EXPECT_NEAR(Find(*rows, "symmetric_int4:block=32", 128)->kv_ratio_vs_bf16, 64.0 / 18, 1e-12);
   EXPECT_NEAR(Find(*rows, "affine_int4:block=32", 64)->kv_ratio_vs_bf16, 64.0 / 20, 1e-12);
-  EXPECT_NEAR(Find(*rows, "fp8_e4m3:scale=token", 128)->bytes_per_token, 2 * 4 * 132, 1e-12);  // K+V
+  EXPECT_NEAR(Find(*rows, "fp8_e4m3:scale=token", 128)->bytes_per_token, 2 * 4 * 132,
+              1e-12);  // K+V
   EXPECT_LT(Find(*rows, "fp8_e4m3:scale=token", 128)->k_rel_mse, 3e-3);
   EXPECT_LT(Find(*rows, "int8:scale=token", 128)->k_rel_mse, 2e-4);
   // Inner-product error^2 of an unbiased-in-direction error is about the vector error (Gaussian).

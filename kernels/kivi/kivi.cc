@@ -155,9 +155,9 @@ absl::StatusOr<torch::Tensor> DequantizeKivi(const KiviTensor& q) {
   }
   if (!q.residual.defined() || !q.residual.device().is_cpu() ||
       q.residual.scalar_type() != torch::kBFloat16 || q.residual.dim() != 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, "residual must be BFloat16 [tokens, kv_heads, head_dim] on cpu, got ",
-        Describe(q.residual)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "residual must be BFloat16 [tokens, kv_heads, head_dim] on cpu, got ",
+                     Describe(q.residual)));
   }
   const int64_t heads = q.residual.size(1), head_dim = q.residual.size(2);
   if (absl::Status s = CheckHeadDim(head_dim, q.role, q.params); !s.ok()) {
@@ -171,10 +171,10 @@ absl::StatusOr<torch::Tensor> DequantizeKivi(const KiviTensor& q) {
   const int64_t quantized = q.codes.size(0);
   const int64_t tokens = quantized + q.residual.size(0);
   if (quantized != KiviQuantizedTokens(tokens, q.role, q.params)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s%d quantized and %d window tokens: %s of %d tokens quantize %d", where, quantized,
-        q.residual.size(0), RoleName(q.role), tokens,
-        KiviQuantizedTokens(tokens, q.role, q.params)));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s%d quantized and %d window tokens: %s of %d tokens quantize %d", where,
+                        quantized, q.residual.size(0), RoleName(q.role), tokens,
+                        KiviQuantizedTokens(tokens, q.role, q.params)));
   }
   if (absl::Status s = CheckTensor("codes", q.codes, torch::kUInt8,
                                    {quantized, heads, head_dim * q.params.bits / 8});

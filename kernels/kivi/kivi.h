@@ -48,7 +48,7 @@
 // whose scale or zero point overflows fp16 (|value| > 65504) is OutOfRange, naming the group.
 //
 // Usage:
-//   kvgate::kernels::KiviParams params{.bits = 2, .group = 32, .residual = 128};
+//   kvgate::kernels::KiviParams params;  // bits 2, group 32, residual 128
 //   absl::StatusOr<kvgate::kernels::KiviTensor> k =
 //       kvgate::kernels::QuantizeKivi(keys, kvgate::kernels::KvRole::kKey, params);  // [T, H, D]
 //   absl::StatusOr<torch::Tensor> k_hat = kvgate::kernels::DequantizeKivi(*k);     // float32

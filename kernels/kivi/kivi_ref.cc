@@ -65,18 +65,19 @@ absl::Status QuantizeKiviRef(const float* x, int64_t tokens, int64_t heads, int6
     for (int64_t g = 0; g < tokens / group; ++g) {
       for (int64_t h = 0; h < heads; ++h) {
         for (int64_t d = 0; d < head_dim; ++d) {
-          const auto at = [&](int64_t i) { return x[((g * group + i) * heads + h) * head_dim + d]; };
+          const auto at = [&](int64_t i) {
+            return x[((g * group + i) * heads + h) * head_dim + d];
+          };
           float min = at(0), max = at(0);
           for (int64_t i = 1; i < group; ++i) {
             min = std::min(min, at(i));
             max = std::max(max, at(i));
           }
           const int64_t s = (g * heads + h) * head_dim + d;
-          if (std::string bad = GroupScale(min, max, levels, &scales[s], &zeros[s]);
-              !bad.empty()) {
-            return absl::OutOfRangeError(absl::StrFormat(
-                "key group [%d, %d, %d] (tokens %d..%d, head %d, channel %d): %s", g, h, d,
-                g * group, g * group + group - 1, h, d, bad));
+          if (std::string bad = GroupScale(min, max, levels, &scales[s], &zeros[s]); !bad.empty()) {
+            return absl::OutOfRangeError(
+                absl::StrFormat("key group [%d, %d, %d] (tokens %d..%d, head %d, channel %d): %s",
+                                g, h, d, g * group, g * group + group - 1, h, d, bad));
           }
           const float scale = static_cast<float>(scales[s]);
           const float zero = static_cast<float>(zeros[s]);
@@ -99,11 +100,10 @@ absl::Status QuantizeKiviRef(const float* x, int64_t tokens, int64_t heads, int6
           const float min = *std::min_element(values, values + group);
           const float max = *std::max_element(values, values + group);
           const int64_t s = (t * heads + h) * groups + j;
-          if (std::string bad = GroupScale(min, max, levels, &scales[s], &zeros[s]);
-              !bad.empty()) {
-            return absl::OutOfRangeError(absl::StrFormat(
-                "value group [%d, %d, %d] (token %d, head %d, channels %d..%d): %s", t, h, j, t, h,
-                j * group, j * group + group - 1, bad));
+          if (std::string bad = GroupScale(min, max, levels, &scales[s], &zeros[s]); !bad.empty()) {
+            return absl::OutOfRangeError(
+                absl::StrFormat("value group [%d, %d, %d] (token %d, head %d, channels %d..%d): %s",
+                                t, h, j, t, h, j * group, j * group + group - 1, bad));
           }
           const float scale = static_cast<float>(scales[s]);
           const float zero = static_cast<float>(zeros[s]);
@@ -128,9 +128,9 @@ void DequantizeKiviRef(const uint8_t* codes, const c10::Half* scales, const c10:
       for (int64_t d = 0; d < head_dim; ++d) {
         const int64_t s = role == KvRole::kKey ? ((t / group) * heads + h) * head_dim + d
                                                : (t * heads + h) * (head_dim / group) + d / group;
-        row_out[d] = static_cast<float>(GetCode(row_codes, d, bits)) *
-                         static_cast<float>(scales[s]) +
-                     static_cast<float>(zeros[s]);
+        row_out[d] =
+            static_cast<float>(GetCode(row_codes, d, bits)) * static_cast<float>(scales[s]) +
+            static_cast<float>(zeros[s]);
       }
     }
   }

@@ -78,7 +78,8 @@ void ExpectFaithful(const torch::Tensor& x, const KiviTensor& q, const torch::Te
     for (int64_t g = 0; g < quantized / group; ++g) {
       for (int64_t c = 0; c < heads * head_dim; ++c) {
         std::vector<int64_t> members;
-        for (int64_t i = 0; i < group; ++i) members.push_back((g * group + i) * heads * head_dim + c);
+        for (int64_t i = 0; i < group; ++i)
+          members.push_back((g * group + i) * heads * head_dim + c);
         groups.emplace_back(g * heads * head_dim + c, members);
       }
     }
@@ -135,9 +136,8 @@ TEST(KiviSplitTest, QuantizedTokensAndWindow) {
   const KiviParams p{2, 32, 128};
   const struct {
     int64_t tokens, keys, values;
-  } cases[] = {{0, 0, 0},       {1, 0, 0},       {128, 0, 0},     {129, 0, 1},
-               {159, 0, 31},    {160, 32, 32},   {161, 32, 33},   {4096, 3968, 3968},
-               {4100, 3968, 3972}};
+  } cases[] = {{0, 0, 0},     {1, 0, 0},     {128, 0, 0},        {129, 0, 1},       {159, 0, 31},
+               {160, 32, 32}, {161, 32, 33}, {4096, 3968, 3968}, {4100, 3968, 3972}};
   for (const auto& c : cases) {
     SCOPED_TRACE(c.tokens);
     EXPECT_EQ(KiviQuantizedTokens(c.tokens, KvRole::kKey, p), c.keys);
@@ -269,8 +269,10 @@ TEST(KiviPackingTest, QuantizingTheGridIsExact) {
 TEST(KiviBytesTest, HandCountAndRatio) {
   const KiviParams p;  // kivi:bits=2:group=32:residual=128
   // 4096 tokens, 4 heads, 128 dims: 3968 quantized each.
-  EXPECT_EQ(KiviBytes(4096, 4, 128, KvRole::kKey, p), 3968 * 4 * 32 + 4 * 124 * 4 * 128 + 2 * 128 * 512);
-  EXPECT_EQ(KiviBytes(4096, 4, 128, KvRole::kValue, p), 3968 * 4 * 32 + 4 * 3968 * 4 * 4 + 2 * 128 * 512);
+  EXPECT_EQ(KiviBytes(4096, 4, 128, KvRole::kKey, p),
+            3968 * 4 * 32 + 4 * 124 * 4 * 128 + 2 * 128 * 512);
+  EXPECT_EQ(KiviBytes(4096, 4, 128, KvRole::kValue, p),
+            3968 * 4 * 32 + 4 * 3968 * 4 * 4 + 2 * 128 * 512);
   EXPECT_EQ(KiviBytes(4096, 4, 128, KvRole::kKey, p), 892928);
   absl::StatusOr<std::unique_ptr<KvFormat>> format = MakeKiviKvFormat({"kivi", {}});
   ASSERT_TRUE(format.ok());
@@ -298,7 +300,10 @@ TEST(KiviErrorTest, BadParametersAndShapes) {
       {x, KvRole::kKey, {2, 0, 0}, "group=0 < 1"},
       {x, KvRole::kKey, {2, 32, -1}, "residual=-1 < 0"},
       {x, KvRole::kValue, {2, 48, 0}, "head_dim 64 is not a multiple of group 48"},
-      {RandomKv(4, 2, 6, 1), KvRole::kKey, {2, 2, 0}, "head_dim 6 must be a positive multiple of 4"},
+      {RandomKv(4, 2, 6, 1),
+       KvRole::kKey,
+       {2, 2, 0},
+       "head_dim 6 must be a positive multiple of 4"},
       {x[0], KvRole::kKey, {}, "expected [tokens, kv_heads, head_dim], got rank 2"},
       {x.to(torch::kFloat64), KvRole::kKey, {}, "dtype must be"},
       {torch::Tensor(), KvRole::kKey, {}, "undefined"},
@@ -319,9 +324,9 @@ TEST(KiviErrorTest, NonFiniteIsNamedEvenInTheWindow) {
     absl::StatusOr<KiviTensor> q = QuantizeKivi(x, KvRole::kKey, {2, 32, 8});
     ASSERT_FALSE(q.ok());
     EXPECT_EQ(q.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(Message(q.status()),
-                HasSubstr(absl::StrFormat("element [%d, 1, 5] (flat %d) is NaN", t,
-                                          t * 128 + 64 + 5)));
+    EXPECT_THAT(
+        Message(q.status()),
+        HasSubstr(absl::StrFormat("element [%d, 1, 5] (flat %d) is NaN", t, t * 128 + 64 + 5)));
   }
 }
 
@@ -331,19 +336,22 @@ TEST(KiviErrorTest, Fp16OverflowIsOutOfRangeNamingTheGroup) {
   absl::StatusOr<KiviTensor> k = QuantizeKivi(x, KvRole::kKey, {2, 32, 0});
   ASSERT_FALSE(k.ok());
   EXPECT_EQ(k.status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_THAT(Message(k.status()), HasSubstr("key group [1, 1, 7] (tokens 32..63, head 1, channel 7)"));
+  EXPECT_THAT(Message(k.status()),
+              HasSubstr("key group [1, 1, 7] (tokens 32..63, head 1, channel 7)"));
   EXPECT_THAT(Message(k.status()), HasSubstr("fp16 range"));
   x[40][1][7] = -1e6f;  // value group [40, 1, 0]: the zero point overflows
   absl::StatusOr<KiviTensor> v = QuantizeKivi(x, KvRole::kValue, {2, 32, 0});
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_THAT(Message(v.status()), HasSubstr("value group [40, 1, 0] (token 40, head 1, channels 0..31): zero point"));
+  EXPECT_THAT(Message(v.status()),
+              HasSubstr("value group [40, 1, 0] (token 40, head 1, channels 0..31): zero point"));
   // In the window, the same value is only bf16-rounded.
   EXPECT_TRUE(QuantizeKivi(x, KvRole::kValue, {2, 32, 30}).ok());
 }
 
 TEST(KiviErrorTest, DequantizeRejectsInconsistentTensors) {
-  absl::StatusOr<KiviTensor> good = QuantizeKivi(RandomKv(200, 2, 64, 9), KvRole::kKey, {2, 32, 100});
+  absl::StatusOr<KiviTensor> good =
+      QuantizeKivi(RandomKv(200, 2, 64, 9), KvRole::kKey, {2, 32, 100});
   ASSERT_TRUE(good.ok());  // 96 quantized, 104 in the window
   ASSERT_TRUE(DequantizeKivi(*good).ok());
   KiviTensor short_window = *good;  // 160 tokens would quantize 32 keys, not 96
@@ -355,13 +363,15 @@ TEST(KiviErrorTest, DequantizeRejectsInconsistentTensors) {
   EXPECT_THAT(Message(DequantizeKivi(as_value).status()), HasSubstr("quantize 100"));
   KiviTensor scales32 = *good;
   scales32.scales = scales32.scales.to(torch::kFloat32);
-  EXPECT_THAT(Message(DequantizeKivi(scales32).status()), HasSubstr("scales must be Half [3, 2, 64]"));
+  EXPECT_THAT(Message(DequantizeKivi(scales32).status()),
+              HasSubstr("scales must be Half [3, 2, 64]"));
   KiviTensor no_zeros = *good;
   no_zeros.zeros = torch::Tensor();
   EXPECT_THAT(Message(DequantizeKivi(no_zeros).status()), HasSubstr("zeros must be Half"));
   KiviTensor float_window = *good;
   float_window.residual = float_window.residual.to(torch::kFloat32);
-  EXPECT_THAT(Message(DequantizeKivi(float_window).status()), HasSubstr("residual must be BFloat16"));
+  EXPECT_THAT(Message(DequantizeKivi(float_window).status()),
+              HasSubstr("residual must be BFloat16"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,7 +413,8 @@ TEST(KiviKvFormatTest, SpecsParseToCanonicalNames) {
 }
 
 TEST(KiviKvFormatTest, EncodeDecodeBothRoles) {
-  absl::StatusOr<std::unique_ptr<KvFormat>> format = MakeKiviKvFormat({"kivi", {{"residual", "16"}}});
+  absl::StatusOr<std::unique_ptr<KvFormat>> format =
+      MakeKiviKvFormat({"kivi", {{"residual", "16"}}});
   ASSERT_TRUE(format.ok());
   const torch::Tensor x = RandomKv(100, 2, 64, 10);
   for (KvRole role : {KvRole::kKey, KvRole::kValue}) {

@@ -37,7 +37,8 @@ const std::vector<Registered>& Registry() {
       {"fp8_e4m3",
        [](const KvFormatSpec& s) { return MakeFp8Int8KvFormat(s, Fp8Int8Code::kFp8E4m3); },
        {"scale=head"}},
-      {"int8", [](const KvFormatSpec& s) { return MakeFp8Int8KvFormat(s, Fp8Int8Code::kInt8); },
+      {"int8",
+       [](const KvFormatSpec& s) { return MakeFp8Int8KvFormat(s, Fp8Int8Code::kInt8); },
        {"scale=head"}},
   };
   return *registry;

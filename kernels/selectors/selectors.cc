@@ -34,16 +34,16 @@ std::string Describe(const torch::Tensor& t) {
 absl::StatusOr<torch::Tensor> Scores(const std::string& who, const char* name,
                                      const torch::Tensor& t, int64_t rank, const char* dims) {
   if (!t.defined() || !t.device().is_cpu() || !t.is_floating_point() || t.dim() != rank) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s: %s must be a float tensor %s on cpu, got %s",
-                                                      who, name, dims, Describe(t)));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: %s must be a float tensor %s on cpu, got %s", who, name, dims, Describe(t)));
   }
   torch::Tensor t64 = t.to(torch::kFloat64).contiguous();
   const double* data = t64.data_ptr<double>();
   for (int64_t i = 0; i < t64.numel(); ++i) {
     if (!std::isfinite(data[i]) || data[i] < 0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: %s holds %g at flat index %d; scores must be finite and >= 0", who, name, data[i],
-          i));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: %s holds %g at flat index %d; scores must be finite and >= 0", who,
+                          name, data[i], i));
     }
   }
   return t64;
@@ -119,8 +119,7 @@ absl::Status CheckTokens(const std::string& who, int64_t tokens) {
   return absl::OkStatus();
 }
 
-absl::Status CheckScored(const std::string& who, const char* name, int64_t scored,
-                         int64_t tokens) {
+absl::Status CheckScored(const std::string& who, const char* name, int64_t scored, int64_t tokens) {
   if (scored > tokens) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: %s scores %d tokens, more than the history of %d", who, name, scored, tokens));
@@ -174,9 +173,9 @@ absl::StatusOr<std::vector<Selection>> SelectLayerBlockMass(const torch::Tensor&
       const double* row = data + (l * heads + h) * tokens;
       for (int64_t t = 0; t < tokens; ++t) masses[t / block_size] += row[t];
     }
-    absl::StatusOr<Selection> s =
-        Finish(who, HistorySelection::Blocks(MassMask(masses, block_size, tokens, *units), block_size),
-               tokens);
+    absl::StatusOr<Selection> s = Finish(
+        who, HistorySelection::Blocks(MassMask(masses, block_size, tokens, *units), block_size),
+        tokens);
     if (!s.ok()) return s.status();
     out.push_back(*std::move(s));
   }
@@ -214,8 +213,8 @@ absl::StatusOr<Selection> SelectRecentSink(int64_t tokens, int64_t sink, int64_t
   if (sink < 0 || recent < 0) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": sink and recent must be >= 0"));
   }
-  const std::vector<int64_t> kept = Union(Range(0, std::min(sink, tokens)),
-                                          Range(std::max<int64_t>(0, tokens - recent), tokens));
+  const std::vector<int64_t> kept =
+      Union(Range(0, std::min(sink, tokens)), Range(std::max<int64_t>(0, tokens - recent), tokens));
   return Finish(who, TokenRows({kept}), tokens);
 }
 
@@ -223,8 +222,7 @@ absl::StatusOr<Selection> SelectStreamingLlm(int64_t tokens, int64_t sink, int64
   absl::StatusOr<Selection> s = SelectRecentSink(tokens, sink, window);
   const std::string name = absl::StrFormat("streaming_llm:sink=%d:window=%d", sink, window);
   if (!s.ok()) {
-    return absl::Status(s.status().code(),
-                        absl::StrCat(name, " (as ", s.status().message(), ")"));
+    return absl::Status(s.status().code(), absl::StrCat(name, " (as ", s.status().message(), ")"));
   }
   s->variant = name;
   return s;
@@ -280,7 +278,8 @@ absl::StatusOr<Selection> SelectTova(const torch::Tensor& last_probs, int64_t to
 
 absl::StatusOr<Selection> SelectSnapKv(const torch::Tensor& window_probs, int64_t tokens,
                                        int64_t budget, int64_t kernel, SnapKvPool pool) {
-  const int64_t window = window_probs.defined() && window_probs.dim() == 3 ? window_probs.size(1) : -1;
+  const int64_t window =
+      window_probs.defined() && window_probs.dim() == 3 ? window_probs.size(1) : -1;
   const std::string who = absl::StrFormat("snapkv:budget=%d:window=%d:kernel=%d:pool=%s", budget,
                                           window, kernel, pool == SnapKvPool::kAvg ? "avg" : "max");
   if (absl::Status s = CheckTokens(who, tokens); !s.ok()) return s;
@@ -294,9 +293,9 @@ absl::StatusOr<Selection> SelectSnapKv(const torch::Tensor& window_probs, int64_
         window, prompt));
   }
   if (budget <= window) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: budget %d must exceed the window %d (SnapKV keeps the window itself)", who, budget,
-        window));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: budget %d must exceed the window %d (SnapKV keeps the window itself)",
+                        who, budget, window));
   }
   if (kernel < 1 || kernel % 2 == 0) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": kernel must be odd and >= 1"));
@@ -321,8 +320,9 @@ absl::StatusOr<Selection> SelectSnapKv(const torch::Tensor& window_probs, int64_
       }
       pooled[t] = pool == SnapKvPool::kAvg ? acc / static_cast<double>(kernel) : acc;
     }
-    out.push_back(Union(Top([&](int64_t t) { return pooled[t]; }, Range(0, prefix), budget - window),
-                        Range(prefix, tokens)));
+    out.push_back(
+        Union(Top([&](int64_t t) { return pooled[t]; }, Range(0, prefix), budget - window),
+              Range(prefix, tokens)));
   }
   return Finish(who, TokenRows(std::move(out)), tokens);
 }
@@ -463,10 +463,9 @@ absl::StatusOr<ParsedSpec> Parse(absl::string_view spec) {
     if (!known) {
       std::vector<std::string> keys;
       for (const ParamRule& r : rule->second) keys.push_back(r.key);
-      return absl::InvalidArgumentError(absl::StrCat("selector '", parsed.name,
-                                                     "' has no parameter '", key,
-                                                     "' (it takes: ", absl::StrJoin(keys, ", "),
-                                                     ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("selector '", parsed.name, "' has no parameter '", key,
+                       "' (it takes: ", absl::StrJoin(keys, ", "), ")"));
     }
     if (!given.emplace(key, std::string(items[i].substr(eq + 1))).second) {
       return absl::InvalidArgumentError(
@@ -572,20 +571,20 @@ absl::StatusOr<Selection> Select(absl::string_view spec, const SelectorInputs& i
     const double f = *Fraction(p);
     const int64_t b = *Int(p, "b");
     if (in.step_probs.dim() == 3 && in.step_probs.size(2) != in.tokens) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: step_probs covers %d tokens, inputs.tokens is %d", *canonical,
-          in.step_probs.size(2), in.tokens));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: step_probs covers %d tokens, inputs.tokens is %d", *canonical,
+                          in.step_probs.size(2), in.tokens));
     }
     if (p.name == "global_block_mass") {
       result = SelectGlobalBlockMass(in.step_probs, f, b);
     } else {
       if (in.layer < 0 || (in.step_probs.dim() == 3 && in.layer >= in.step_probs.size(0))) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: inputs.layer %d is not a layer of step_probs %s", *canonical, in.layer,
-            Describe(in.step_probs)));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: inputs.layer %d is not a layer of step_probs %s", *canonical,
+                            in.layer, Describe(in.step_probs)));
       }
-      absl::StatusOr<std::vector<Selection>> all = SelectLayerBlockMass(
-          in.step_probs.slice(0, in.layer, in.layer + 1), f, b);
+      absl::StatusOr<std::vector<Selection>> all =
+          SelectLayerBlockMass(in.step_probs.slice(0, in.layer, in.layer + 1), f, b);
       if (!all.ok()) return all.status();
       result = (*all)[0];
     }
@@ -610,9 +609,9 @@ absl::StatusOr<Selection> Select(absl::string_view spec, const SelectorInputs& i
     absl::StatusOr<std::vector<int64_t>> v = ints({"budget", "window", "kernel"});
     if (!v.ok()) return v.status();
     if (in.window_probs.dim() == 3 && in.window_probs.size(1) != (*v)[1]) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: window_probs holds %d window queries, the spec says window=%d", *canonical,
-          in.window_probs.size(1), (*v)[1]));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: window_probs holds %d window queries, the spec says window=%d",
+                          *canonical, in.window_probs.size(1), (*v)[1]));
     }
     result = SelectSnapKv(in.window_probs, in.tokens, (*v)[0], (*v)[2], *Pool(p));
   } else if (p.name == "quest") {

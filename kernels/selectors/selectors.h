@@ -40,8 +40,8 @@
 //       [rows, W, P]: the attention of the last W prompt queries over the P prompt tokens. Scores
 //       of the prompt tokens before the window (t < P - W) are summed over the W queries, then
 //       pooled along t (kernel odd, stride 1, padding kernel/2; avg counts padding as zeros, like
-//       torch's avg_pool1d; or max); keeps the top budget - W of them, the W window tokens and every
-//       token after the prompt (P..T-1).
+//       torch's avg_pool1d; or max); keeps the top budget - W of them, the W window tokens and
+//       every token after the prompt (P..T-1).
 //   quest:budget=1024:b=16            Quest, per query head: sees q [heads, D] and QuestMetadata
 //       (per block, kv head and channel: min and max of the keys). A block's bound
 //       U = sum_d max(q_d min_d, q_d max_d) >= q . k for each key k of the block; keeps the
@@ -75,11 +75,11 @@ namespace kvgate::kernels {
 
 // What a selector chose.
 struct Selection {
-  std::string variant;       // canonical name, e.g. "global_block_mass:f=0.3760:b=16"
-  HistorySelection history;  // for SelectedDecodeAttention
-  int64_t tokens = 0;        // T, the history selected from
-  int64_t rows = 1;          // 1 (shared), or one per kv head or query head
-  int64_t kept = 0;          // tokens kept, summed over rows
+  std::string variant;         // canonical name, e.g. "global_block_mass:f=0.3760:b=16"
+  HistorySelection history;    // for SelectedDecodeAttention
+  int64_t tokens = 0;          // T, the history selected from
+  int64_t rows = 1;            // 1 (shared), or one per kv head or query head
+  int64_t kept = 0;            // tokens kept, summed over rows
   double active_fraction = 0;  // kept / (rows * tokens)
 };
 
@@ -96,13 +96,13 @@ absl::StatusOr<QuestMetadata> BuildQuestMetadata(const torch::Tensor& k, int64_t
 
 // Everything a selector may see; each reads only its own fields (and says which it lacks).
 struct SelectorInputs {
-  int64_t tokens = 0;                // T, history length at this decode step (every selector)
-  torch::Tensor step_probs;          // [layers, heads, T]: global_/layer_block_mass
-  int64_t layer = -1;                // layer_block_mass
-  torch::Tensor accumulated;         // [rows, T']: h2o
-  torch::Tensor last_probs;          // [rows, T']: tova
-  torch::Tensor window_probs;        // [rows, W, P]: snapkv
-  torch::Tensor q;                   // [heads, D]: quest
+  int64_t tokens = 0;                    // T, history length at this decode step (every selector)
+  torch::Tensor step_probs;              // [layers, heads, T]: global_/layer_block_mass
+  int64_t layer = -1;                    // layer_block_mass
+  torch::Tensor accumulated;             // [rows, T']: h2o
+  torch::Tensor last_probs;              // [rows, T']: tova
+  torch::Tensor window_probs;            // [rows, W, P]: snapkv
+  torch::Tensor q;                       // [heads, D]: quest
   const QuestMetadata* quest = nullptr;  // quest
 };
 

@@ -75,17 +75,16 @@ torch::Tensor BlockMasses(const std::vector<std::vector<std::vector<double>>>& m
 TEST(GlobalBlockMassTest, KeepsBlocksInMassOrderUntilTheFractionIsCovered) {
   // T = 10, b = 4: blocks [0..3], [4..7], [8, 9]. Masses summed over 2 layers x 2 heads:
   // block 0: 1.0, block 1: 0.4, block 2: 2.6 -> rank 2, 0, 1.
-  const torch::Tensor p = BlockMasses({{{0.2, 0.1, 0.7}, {0.3, 0.1, 0.6}},
-                                       {{0.25, 0.1, 0.65}, {0.25, 0.1, 0.65}}},
-                                      10, 4);
+  const torch::Tensor p = BlockMasses(
+      {{{0.2, 0.1, 0.7}, {0.3, 0.1, 0.6}}, {{0.25, 0.1, 0.65}, {0.25, 0.1, 0.65}}}, 10, 4);
   const struct {
     double f;
     std::vector<int64_t> kept;
     const char* name;
   } cases[] = {
-      {0.2, {8, 9}, "global_block_mass:f=0.2000:b=4"},                   // 2 tokens reach 2
-      {0.21, {0, 1, 2, 3, 8, 9}, "global_block_mass:f=0.2100:b=4"},      // need 3: add block 0
-      {0.6, {0, 1, 2, 3, 8, 9}, "global_block_mass:f=0.6000:b=4"},       // 6 reach 6
+      {0.2, {8, 9}, "global_block_mass:f=0.2000:b=4"},               // 2 tokens reach 2
+      {0.21, {0, 1, 2, 3, 8, 9}, "global_block_mass:f=0.2100:b=4"},  // need 3: add block 0
+      {0.6, {0, 1, 2, 3, 8, 9}, "global_block_mass:f=0.6000:b=4"},   // 6 reach 6
       {0.61, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, "global_block_mass:f=0.6100:b=4"},
       {1.0, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, "global_block_mass:f=1.0000:b=4"},
       {0.0001, {8, 9}, "global_block_mass:f=0.0001:b=4"},  // at least one block
@@ -132,7 +131,8 @@ TEST(GlobalBlockMassTest, RandomMassesKeepAtLeastFAndRespectRankOrder) {
         EXPECT_LT(s.active_fraction, f + static_cast<double>(b) / tokens + 1e-12);
         // Every kept block has at least the mass of every dropped block.
         const int64_t blocks = (tokens + b - 1) / b;
-        const torch::Tensor padded = torch::constant_pad_nd(p.sum(std::vector<int64_t>{0, 1}), {0, blocks * b - tokens});
+        const torch::Tensor padded =
+            torch::constant_pad_nd(p.sum(std::vector<int64_t>{0, 1}), {0, blocks * b - tokens});
         const torch::Tensor masses = padded.view({blocks, b}).sum(1);
         const torch::Tensor mask = s.history.block_mask;
         if (mask.all().item<bool>()) continue;
@@ -167,18 +167,17 @@ TEST(RecentSinkTest, SinkAndWindow) {
 TEST(H2oTest, RecentPlusHeavyHittersPerRow) {
   // T = 10, scores for the first 8 tokens; recent 3 -> 7, 8, 9 (8, 9 unscored anyway);
   // heavy 2 among 0..6.
-  const torch::Tensor acc = torch::tensor({{0.1, 5.0, 0.2, 3.0, 0.0, 0.0, 0.3, 9.0},
-                                           {2.0, 0.0, 2.0, 2.0, 1.0, 0.0, 0.0, 0.0}},
-                                          torch::kFloat64);
+  const torch::Tensor acc = torch::tensor(
+      {{0.1, 5.0, 0.2, 3.0, 0.0, 0.0, 0.3, 9.0}, {2.0, 0.0, 2.0, 2.0, 1.0, 0.0, 0.0, 0.0}},
+      torch::kFloat64);
   const Selection s = Ok(SelectH2o(acc, 10, 2, 3));
   EXPECT_EQ(s.variant, "h2o:heavy=2:recent=3");
   EXPECT_EQ(s.rows, 2);
-  EXPECT_THAT(Rows(s)[0], ElementsAre(1, 3, 7, 8, 9));   // 9.0 at 7 is recent, not heavy
-  EXPECT_THAT(Rows(s)[1], ElementsAre(0, 2, 7, 8, 9));   // a three-way tie at 2.0: 0 and 2
+  EXPECT_THAT(Rows(s)[0], ElementsAre(1, 3, 7, 8, 9));  // 9.0 at 7 is recent, not heavy
+  EXPECT_THAT(Rows(s)[1], ElementsAre(0, 2, 7, 8, 9));  // a three-way tie at 2.0: 0 and 2
   EXPECT_DOUBLE_EQ(s.active_fraction, 0.5);
   // Unscored tokens beyond the recent window are kept too.
-  EXPECT_THAT(Rows(Ok(SelectH2o(acc.slice(1, 0, 5), 10, 1, 2)))[0],
-              ElementsAre(1, 5, 6, 7, 8, 9));
+  EXPECT_THAT(Rows(Ok(SelectH2o(acc.slice(1, 0, 5), 10, 1, 2)))[0], ElementsAre(1, 5, 6, 7, 8, 9));
   EXPECT_THAT(Message(SelectH2o(acc, 7, 2, 3).status()), HasSubstr("scores 8 tokens, more than"));
 }
 
@@ -198,7 +197,8 @@ TEST(TovaTest, NewestPlusTopOfTheHeadAveragedLastAttention) {
 
 TEST(SnapKvTest, ObservationWindowPooledTopK) {
   // Prompt P = 8, window W = 2 (queries at 6, 7), T = 10 (2 decode tokens). Window attention
-  // summed over the 2 queries for prefix tokens 0..5: {0.125, 0, 0, 0.5, 0, 0.25} (exact in binary).
+  // summed over the 2 queries for prefix tokens 0..5: {0.125, 0, 0, 0.5, 0, 0.25} (exact in
+  // binary).
   torch::Tensor w = torch::zeros({1, 2, 8}, torch::kFloat64);
   w[0][0] = torch::tensor({0.125, 0.0, 0.0, 0.25, 0.0, 0.125, 0.25, 0.25}, torch::kFloat64);
   w[0][1] = torch::tensor({0.0, 0.0, 0.0, 0.25, 0.0, 0.125, 0.375, 0.25}, torch::kFloat64);
@@ -224,9 +224,12 @@ TEST(SnapKvTest, ObservationWindowPooledTopK) {
 
 TEST(QuestTest, BoundIsAnUpperBoundAndPicksTheRightBlocks) {
   // One kv head, D = 2, b = 2, T = 6: blocks {0,1}, {2,3}, {4,5}.
-  const torch::Tensor k = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f},     // block 0
-                                         {-1.0f, -1.0f}, {-2.0f, 0.0f},  // block 1
-                                         {3.0f, -3.0f}, {0.0f, 0.0f}})   // block 2
+  const torch::Tensor k = torch::tensor({{1.0f, 0.0f},
+                                         {0.0f, 1.0f},  // block 0
+                                         {-1.0f, -1.0f},
+                                         {-2.0f, 0.0f},  // block 1
+                                         {3.0f, -3.0f},
+                                         {0.0f, 0.0f}})  // block 2
                               .view({6, 1, 2});
   absl::StatusOr<QuestMetadata> m = BuildQuestMetadata(k, 2);
   ASSERT_TRUE(m.ok()) << m.status();
@@ -251,9 +254,9 @@ TEST(QuestTest, BoundIsAnUpperBoundAndPicksTheRightBlocks) {
   for (int64_t h = 0; h < 6; ++h) {
     const torch::Tensor qh = qr[h];
     const torch::Tensor dots = (kr.select(1, h / 3) * qh).sum(-1);  // [1000]
-    const torch::Tensor bound = torch::maximum(mr->min.select(1, h / 3) * qh,
-                                               mr->max.select(1, h / 3) * qh)
-                                    .sum(-1);  // [63]
+    const torch::Tensor bound =
+        torch::maximum(mr->min.select(1, h / 3) * qh, mr->max.select(1, h / 3) * qh)
+            .sum(-1);  // [63]
     for (int64_t t = 0; t < 1000; ++t) {
       ASSERT_LE(dots[t].item<float>(), bound[t / 16].item<float>() + 1e-5f) << h << " " << t;
     }
@@ -346,8 +349,7 @@ TEST(SelectorSpecTest, DispatchMatchesTheFunctionsAndNamesMissingInputs) {
     EXPECT_EQ(Rows(via_spec), Rows(*c.direct));
     // Every selection drives attention (GQA: 8 heads over 4 kv heads).
     const torch::Tensor q = torch::randn({8, 32});
-    absl::StatusOr<AttentionOutput> got =
-        SelectedDecodeAttention(q, k, k, via_spec.history, {});
+    absl::StatusOr<AttentionOutput> got = SelectedDecodeAttention(q, k, k, via_spec.history, {});
     ASSERT_TRUE(got.ok()) << got.status();
     absl::StatusOr<AttentionOutput> ref = DecodeAttentionReference(q, k, k, {}, &via_spec.history);
     ASSERT_TRUE(ref.ok()) << ref.status();
