@@ -403,7 +403,8 @@ std::string Generator::GateBlock(const std::string& gate_id) const {
     for (const Condition& c : s.validity) valid.push_back(gates::DescribeCondition(c));
     absl::StrAppend(&out, "- ", SpecLink(SummaryDir(), s.id, s.version), ", registered ", s.created,
                     ", sha256 `", registered.sha256, "`: ", s.summary, "\n",
-                    "  - target: ", s.target.model, ", ", s.target.dtype, ", context ",
+                    "  - target: ", s.target.model.value_or("any model"), ", ",
+                    s.target.dtype.value_or("any dtype"), ", context ",
                     s.target.context.has_value() ? absl::StrCat(*s.target.context, " tokens")
                                                  : "named by each record",
                     ", ",
