@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "kernels/common/tensor_checks.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -42,13 +43,6 @@
 
 namespace kvgate::kernels {
 namespace {
-
-// e.g. "float32 [5, 4, 128] on cpu", or "an undefined tensor".
-std::string Describe(const torch::Tensor& t) {
-  if (!t.defined()) return "an undefined tensor";
-  return absl::StrFormat("%s [%s] on %s", c10::toString(t.scalar_type()),
-                         absl::StrJoin(t.sizes(), ", "), t.device().str());
-}
 
 bool IsFloat(const torch::Tensor& t) {
   const torch::ScalarType s = t.scalar_type();
@@ -65,8 +59,9 @@ struct Dims {
 absl::Status CheckQuery(const std::string& who, const torch::Tensor& q,
                         const std::vector<int64_t>& kv_shape, Dims* dims) {
   if (!q.defined() || !q.device().is_cpu() || !IsFloat(q) || q.dim() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        who, ": q must be float32/bfloat16/float16 [heads, head_dim] on cpu, got ", Describe(q)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": q must be float32/bfloat16/float16 [heads, head_dim] on cpu, got ",
+                     DescribeTensor(q)));
   }
   dims->heads = q.size(0);
   dims->tokens = kv_shape[0];
@@ -96,12 +91,12 @@ absl::Status CheckDense(const std::string& who, const torch::Tensor& q, const to
       return absl::InvalidArgumentError(absl::StrCat(
           who, ": ", name,
           " must be float32/bfloat16/float16 [tokens, kv_heads, head_dim] on cpu, got ",
-          Describe(*t)));
+          DescribeTensor(*t)));
     }
   }
   if (k.sizes() != v.sizes()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(who, ": k and v differ: ", Describe(k), " and ", Describe(v)));
+        absl::StrCat(who, ": k and v differ: ", DescribeTensor(k), " and ", DescribeTensor(v)));
   }
   return CheckQuery(who, q, k.sizes().vec(), dims);
 }
@@ -685,8 +680,9 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> SelectionRows(const HistorySel
     const torch::Tensor& idx = selection.token_indices;
     if (!idx.device().is_cpu() || idx.scalar_type() != torch::kInt64 || idx.dim() < 1 ||
         idx.dim() > 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "selection: token_indices must be int64 [n] or [rows, n] on cpu, got ", Describe(idx)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("selection: token_indices must be int64 [n] or [rows, n] on cpu, got ",
+                       DescribeTensor(idx)));
     }
     const torch::Tensor t2 = (idx.dim() == 1 ? idx.unsqueeze(0) : idx).contiguous();
     const int64_t n = t2.size(1);
@@ -721,7 +717,7 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> SelectionRows(const HistorySel
       return absl::InvalidArgumentError(absl::StrFormat(
           "selection: block_mask must be bool [%d] or [rows, %d] on cpu (ceil(%d tokens / block "
           "%d)), got %s",
-          blocks, blocks, tokens, b, Describe(mask)));
+          blocks, blocks, tokens, b, DescribeTensor(mask)));
     }
     const torch::Tensor m2 = (mask.dim() == 1 ? mask.unsqueeze(0) : mask).contiguous();
     const bool* data = m2.data_ptr<bool>();
@@ -875,8 +871,8 @@ absl::StatusOr<AttentionOutput> Int4DecodeAttention(const torch::Tensor& q, cons
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: %s's tensors are not the int4 layout: codes %s, scales %s (want Half [%s]), "
           "zeros %s",
-          who, name, Describe(t->codes), Describe(t->scales), absl::StrJoin(scales_shape, ", "),
-          Describe(t->zeros)));
+          who, name, DescribeTensor(t->codes), DescribeTensor(t->scales),
+          absl::StrJoin(scales_shape, ", "), DescribeTensor(t->zeros)));
     }
   }
   absl::StatusOr<float> scale = Scale(who, options, dims.head_dim);

@@ -13,16 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "kernels/common/tensor_checks.h"
 
 namespace kvgate::kernels {
 namespace {
-
-// e.g. "float32 [5, 4, 128] on cpu", or "an undefined tensor".
-std::string Describe(const torch::Tensor& t) {
-  if (!t.defined()) return "an undefined tensor";
-  return absl::StrFormat("%s [%s] on %s", c10::toString(t.scalar_type()),
-                         absl::StrJoin(t.sizes(), ", "), t.device().str());
-}
 
 std::vector<int64_t> ScalesShape(int64_t tokens, int64_t heads, ScaleGranularity granularity) {
   if (granularity == ScaleGranularity::kToken) return {tokens, heads};
@@ -51,7 +45,7 @@ absl::StatusOr<Fp8Int8Tensor> QuantizeFp8Int8(const torch::Tensor& x, Fp8Int8Cod
                                               ScaleGranularity granularity) {
   const std::string where =
       absl::StrFormat("QuantizeFp8Int8(%s, scale=%s) of %s: ", Fp8Int8CodeName(code),
-                      ScaleGranularityName(granularity), Describe(x));
+                      ScaleGranularityName(granularity), DescribeTensor(x));
   if (!x.defined()) return absl::InvalidArgumentError(absl::StrCat(where, "x is undefined"));
   if (!x.device().is_cpu()) {
     return absl::InvalidArgumentError(absl::StrCat(where, "x must be a CPU tensor"));
@@ -104,7 +98,7 @@ absl::StatusOr<torch::Tensor> DequantizeFp8Int8(const Fp8Int8Tensor& q) {
       q.codes.dim() != 3 || q.codes.size(2) == 0) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%scodes must be %s [tokens, kv_heads, head_dim] on cpu, got %s", where,
-                        c10::toString(code_dtype), Describe(q.codes)));
+                        c10::toString(code_dtype), DescribeTensor(q.codes)));
   }
   const int64_t tokens = q.codes.size(0), heads = q.codes.size(1), head_dim = q.codes.size(2);
   const std::vector<int64_t> scales_shape = ScalesShape(tokens, heads, q.granularity);
@@ -113,7 +107,7 @@ absl::StatusOr<torch::Tensor> DequantizeFp8Int8(const Fp8Int8Tensor& q) {
       q.scales.sizes() != c10::IntArrayRef(scales_shape)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%sscales must be float32 [%s] on cpu, got %s", where,
-                        absl::StrJoin(scales_shape, ", "), Describe(q.scales)));
+                        absl::StrJoin(scales_shape, ", "), DescribeTensor(q.scales)));
   }
   const torch::Tensor codes = q.codes.contiguous();
   const torch::Tensor scales = q.scales.contiguous();

@@ -12,43 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "kernels/common/tensor_checks.h"
 
 namespace kvgate::kernels {
 namespace {
-
-std::string DtypeName(torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kFloat32:
-      return "float32";
-    case torch::kBFloat16:
-      return "bfloat16";
-    case torch::kFloat16:
-      return "float16";
-    case torch::kUInt8:
-      return "uint8";
-    default:
-      return c10::toString(dtype);
-  }
-}
-
-// e.g. "float32 [5, 4, 128] on cpu", or "an undefined tensor".
-std::string Describe(const torch::Tensor& t) {
-  if (!t.defined()) return "an undefined tensor";
-  return absl::StrFormat("%s [%s] on %s", DtypeName(t.scalar_type()),
-                         absl::StrJoin(t.sizes(), ", "), t.device().str());
-}
-
-// InvalidArgument unless t is a defined CPU tensor of the given dtype and, past rank 0, shape.
-absl::Status CheckTensor(const char* name, const torch::Tensor& t, torch::ScalarType dtype,
-                         const std::vector<int64_t>& shape) {
-  if (!t.defined() || !t.device().is_cpu() || t.scalar_type() != dtype ||
-      t.sizes() != c10::IntArrayRef(shape)) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s must be %s [%s] on cpu, got %s", name,
-                                                      DtypeName(dtype), absl::StrJoin(shape, ", "),
-                                                      Describe(t)));
-  }
-  return absl::OkStatus();
-}
 
 // leading + [last]
 std::vector<int64_t> WithLast(c10::IntArrayRef leading, int64_t last) {
@@ -86,7 +53,7 @@ int64_t Int4Tensor::bytes() const {
 
 absl::StatusOr<Int4Tensor> QuantizeInt4(const torch::Tensor& x, Int4Scheme scheme) {
   const std::string where =
-      absl::StrFormat("QuantizeInt4(%s) of %s: ", Int4SchemeName(scheme), Describe(x));
+      absl::StrFormat("QuantizeInt4(%s) of %s: ", Int4SchemeName(scheme), DescribeTensor(x));
   if (!x.defined()) return absl::InvalidArgumentError(absl::StrCat(where, "x is undefined"));
   if (!x.device().is_cpu()) {
     return absl::InvalidArgumentError(absl::StrCat(where, "x must be a CPU tensor"));
@@ -128,22 +95,22 @@ absl::StatusOr<torch::Tensor> DequantizeInt4(const Int4Tensor& q) {
       q.codes.dim() == 0 || q.codes.size(-1) <= 0 || q.codes.size(-1) % (kInt4BlockSize / 2) != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%scodes must be uint8 [..., D/2] on cpu with D a positive multiple of %d, got %s", where,
-        kInt4BlockSize, Describe(q.codes)));
+        kInt4BlockSize, DescribeTensor(q.codes)));
   }
   const int64_t d = 2 * q.codes.size(-1);
   const c10::IntArrayRef leading = q.codes.sizes().slice(0, q.codes.dim() - 1);
   const std::vector<int64_t> scales_shape = WithLast(leading, d / kInt4BlockSize);
-  if (absl::Status s = CheckTensor("scales", q.scales, torch::kFloat16, scales_shape); !s.ok()) {
+  if (absl::Status s = CheckCpuTensor("scales", q.scales, torch::kFloat16, scales_shape); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
   }
   if (q.scheme == Int4Scheme::kAffine) {
-    if (absl::Status s = CheckTensor("zeros", q.zeros, torch::kFloat16, scales_shape); !s.ok()) {
+    if (absl::Status s = CheckCpuTensor("zeros", q.zeros, torch::kFloat16, scales_shape); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
     }
   } else if (q.zeros.defined()) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, "zeros must be undefined (symmetric keeps no zero points), got ",
-                     Describe(q.zeros)));
+                     DescribeTensor(q.zeros)));
   }
 
   const torch::Tensor codes = q.codes.contiguous();

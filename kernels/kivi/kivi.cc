@@ -13,30 +13,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "kernels/common/tensor_checks.h"
 
 namespace kvgate::kernels {
 namespace {
 
 const char* RoleName(KvRole role) { return role == KvRole::kKey ? "keys" : "values"; }
-
-// e.g. "float32 [5, 4, 128] on cpu", or "an undefined tensor".
-std::string Describe(const torch::Tensor& t) {
-  if (!t.defined()) return "an undefined tensor";
-  return absl::StrFormat("%s [%s] on %s", c10::toString(t.scalar_type()),
-                         absl::StrJoin(t.sizes(), ", "), t.device().str());
-}
-
-// InvalidArgument unless t is a defined CPU tensor of the given dtype and shape.
-absl::Status CheckTensor(const char* name, const torch::Tensor& t, torch::ScalarType dtype,
-                         const std::vector<int64_t>& shape) {
-  if (!t.defined() || !t.device().is_cpu() || t.scalar_type() != dtype ||
-      t.sizes() != c10::IntArrayRef(shape)) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s must be %s [%s] on cpu, got %s", name,
-                                                      c10::toString(dtype),
-                                                      absl::StrJoin(shape, ", "), Describe(t)));
-  }
-  return absl::OkStatus();
-}
 
 // InvalidArgument when [., H, D] cannot be encoded with these parameters.
 absl::Status CheckHeadDim(int64_t head_dim, KvRole role, const KiviParams& params) {
@@ -98,8 +80,8 @@ int64_t KiviTensor::bytes() const {
 
 absl::StatusOr<KiviTensor> QuantizeKivi(const torch::Tensor& x, KvRole role,
                                         const KiviParams& params) {
-  const std::string where =
-      absl::StrFormat("QuantizeKivi(%s, %s) of %s: ", params.Name(), RoleName(role), Describe(x));
+  const std::string where = absl::StrFormat("QuantizeKivi(%s, %s) of %s: ", params.Name(),
+                                            RoleName(role), DescribeTensor(x));
   if (absl::Status s = params.Check(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
   }
@@ -157,7 +139,7 @@ absl::StatusOr<torch::Tensor> DequantizeKivi(const KiviTensor& q) {
       q.residual.scalar_type() != torch::kBFloat16 || q.residual.dim() != 3) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, "residual must be BFloat16 [tokens, kv_heads, head_dim] on cpu, got ",
-                     Describe(q.residual)));
+                     DescribeTensor(q.residual)));
   }
   const int64_t heads = q.residual.size(1), head_dim = q.residual.size(2);
   if (absl::Status s = CheckHeadDim(head_dim, q.role, q.params); !s.ok()) {
@@ -166,7 +148,7 @@ absl::StatusOr<torch::Tensor> DequantizeKivi(const KiviTensor& q) {
   if (!q.codes.defined() || q.codes.dim() != 3) {
     return absl::InvalidArgumentError(absl::StrCat(
         where, "codes must be Byte [quantized tokens, kv_heads, head_dim*bits/8], got ",
-        Describe(q.codes)));
+        DescribeTensor(q.codes)));
   }
   const int64_t quantized = q.codes.size(0);
   const int64_t tokens = quantized + q.residual.size(0);
@@ -176,15 +158,15 @@ absl::StatusOr<torch::Tensor> DequantizeKivi(const KiviTensor& q) {
                         quantized, q.residual.size(0), RoleName(q.role), tokens,
                         KiviQuantizedTokens(tokens, q.role, q.params)));
   }
-  if (absl::Status s = CheckTensor("codes", q.codes, torch::kUInt8,
-                                   {quantized, heads, head_dim * q.params.bits / 8});
+  if (absl::Status s = CheckCpuTensor("codes", q.codes, torch::kUInt8,
+                                      {quantized, heads, head_dim * q.params.bits / 8});
       !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
   }
   const std::vector<int64_t> scales_shape =
       ScalesShape(quantized, heads, head_dim, q.role, q.params.group);
   for (auto [name, t] : {std::pair{"scales", &q.scales}, std::pair{"zeros", &q.zeros}}) {
-    if (absl::Status s = CheckTensor(name, *t, torch::kFloat16, scales_shape); !s.ok()) {
+    if (absl::Status s = CheckCpuTensor(name, *t, torch::kFloat16, scales_shape); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
     }
   }

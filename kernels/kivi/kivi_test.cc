@@ -364,7 +364,7 @@ TEST(KiviErrorTest, DequantizeRejectsInconsistentTensors) {
   KiviTensor scales32 = *good;
   scales32.scales = scales32.scales.to(torch::kFloat32);
   EXPECT_THAT(Message(DequantizeKivi(scales32).status()),
-              HasSubstr("scales must be Half [3, 2, 64]"));
+              HasSubstr("scales must be float16 [3, 2, 64]"));
   KiviTensor no_zeros = *good;
   no_zeros.zeros = torch::Tensor();
   EXPECT_THAT(Message(DequantizeKivi(no_zeros).status()), HasSubstr("zeros must be Half"));

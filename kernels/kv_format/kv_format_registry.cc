@@ -7,8 +7,8 @@
 #include "absl/strings/str_join.h"
 #include "kernels/fp8_int8/fp8_int8_kv_format.h"
 #include "kernels/int4/int4_kv_format.h"
-#include "kernels/turboquant/turboquant_kv_format.h"
 #include "kernels/kivi/kivi_kv_format.h"
+#include "kernels/turboquant/turboquant_kv_format.h"
 
 namespace kvgate::kernels {
 namespace {

@@ -19,15 +19,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "kernels/common/tensor_checks.h"
 
 namespace kvgate::kernels {
 namespace {
-
-std::string Describe(const torch::Tensor& t) {
-  if (!t.defined()) return "an undefined tensor";
-  return absl::StrFormat("%s [%s] on %s", c10::toString(t.scalar_type()),
-                         absl::StrJoin(t.sizes(), ", "), t.device().str());
-}
 
 // A float64 contiguous copy of probabilities or scores of the given rank, after checking they are
 // a defined floating CPU tensor, finite and non-negative.
@@ -35,7 +30,7 @@ absl::StatusOr<torch::Tensor> Scores(const std::string& who, const char* name,
                                      const torch::Tensor& t, int64_t rank, const char* dims) {
   if (!t.defined() || !t.device().is_cpu() || !t.is_floating_point() || t.dim() != rank) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: %s must be a float tensor %s on cpu, got %s", who, name, dims, Describe(t)));
+        "%s: %s must be a float tensor %s on cpu, got %s", who, name, dims, DescribeTensor(t)));
   }
   torch::Tensor t64 = t.to(torch::kFloat64).contiguous();
   const double* data = t64.data_ptr<double>();
@@ -334,8 +329,9 @@ absl::StatusOr<QuestMetadata> BuildQuestMetadata(const torch::Tensor& k, int64_t
   const std::string who = "BuildQuestMetadata";
   if (!k.defined() || !k.device().is_cpu() || !k.is_floating_point() || k.dim() != 3 ||
       k.size(0) < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        who, ": k must be a float tensor [T >= 1, kv_heads, head_dim] on cpu, got ", Describe(k)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": k must be a float tensor [T >= 1, kv_heads, head_dim] on cpu, got ",
+                     DescribeTensor(k)));
   }
   if (block_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": block size ", block_size, " < 1"));
@@ -373,8 +369,8 @@ absl::StatusOr<Selection> SelectQuest(const torch::Tensor& q, const QuestMetadat
       metadata.min.dim() != 3 || metadata.min.sizes() != metadata.max.sizes() ||
       metadata.min.size(0) != (metadata.tokens + b - 1) / b) {
     return absl::InvalidArgumentError(
-        absl::StrCat(who, ": metadata is not BuildQuestMetadata's: min ", Describe(metadata.min),
-                     ", max ", Describe(metadata.max)));
+        absl::StrCat(who, ": metadata is not BuildQuestMetadata's: min ",
+                     DescribeTensor(metadata.min), ", max ", DescribeTensor(metadata.max)));
   }
   const int64_t blocks = metadata.min.size(0), kv_heads = metadata.min.size(1),
                 head_dim = metadata.min.size(2);
@@ -382,7 +378,7 @@ absl::StatusOr<Selection> SelectQuest(const torch::Tensor& q, const QuestMetadat
       q.size(1) != head_dim || q.size(0) % kv_heads != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: q must be a float tensor [heads, %d] on cpu with heads a multiple of %d, got %s", who,
-        head_dim, kv_heads, Describe(q)));
+        head_dim, kv_heads, DescribeTensor(q)));
   }
   const int64_t heads = q.size(0), group = heads / kv_heads;
   const torch::Tensor q64 = q.to(torch::kFloat64).contiguous();
@@ -581,7 +577,7 @@ absl::StatusOr<Selection> Select(absl::string_view spec, const SelectorInputs& i
       if (in.layer < 0 || (in.step_probs.dim() == 3 && in.layer >= in.step_probs.size(0))) {
         return absl::InvalidArgumentError(
             absl::StrFormat("%s: inputs.layer %d is not a layer of step_probs %s", *canonical,
-                            in.layer, Describe(in.step_probs)));
+                            in.layer, DescribeTensor(in.step_probs)));
       }
       absl::StatusOr<std::vector<Selection>> all =
           SelectLayerBlockMass(in.step_probs.slice(0, in.layer, in.layer + 1), f, b);

@@ -16,49 +16,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "kernels/common/tensor_checks.h"
 #include "kernels/turboquant/lloyd_max.h"
 
 namespace kvgate::kernels {
 namespace {
 
-std::string DtypeName(torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kFloat32:
-      return "float32";
-    case torch::kBFloat16:
-      return "bfloat16";
-    case torch::kFloat16:
-      return "float16";
-    case torch::kUInt8:
-      return "uint8";
-    default:
-      return c10::toString(dtype);
-  }
-}
-
-// e.g. "float32 [5, 4, 128] on cpu", or "an undefined tensor".
-std::string Describe(const torch::Tensor& t) {
-  if (!t.defined()) return "an undefined tensor";
-  return absl::StrFormat("%s [%s] on %s", DtypeName(t.scalar_type()),
-                         absl::StrJoin(t.sizes(), ", "), t.device().str());
-}
-
-// InvalidArgument unless t is a defined CPU tensor of the given dtype and shape.
-absl::Status CheckTensor(const std::string& name, const torch::Tensor& t, torch::ScalarType dtype,
-                         const std::vector<int64_t>& shape) {
-  if (!t.defined() || !t.device().is_cpu() || t.scalar_type() != dtype ||
-      t.sizes() != c10::IntArrayRef(shape)) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s must be %s [%s] on cpu, got %s", name,
-                                                      DtypeName(dtype), absl::StrJoin(shape, ", "),
-                                                      Describe(t)));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckUndefined(const std::string& name, const torch::Tensor& t, const char* why) {
   if (t.defined()) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("%s must be undefined (%s), got %s", name, why, Describe(t)));
+        absl::StrFormat("%s must be undefined (%s), got %s", name, why, DescribeTensor(t)));
   }
   return absl::OkStatus();
 }
@@ -353,7 +320,8 @@ absl::Status TurboQuant::Check(const TurboQuantTensor& t) const {
   }
   if (options_.split) {
     const int64_t row = PackedBytes(head_dim_, 1);
-    if (absl::Status s = CheckTensor("outlier_mask", t.outlier_mask, torch::kUInt8, {heads, row});
+    if (absl::Status s =
+            CheckCpuTensor("outlier_mask", t.outlier_mask, torch::kUInt8, {heads, row});
         !s.ok()) {
       return bad(std::string(s.message()));
     }
@@ -382,15 +350,16 @@ absl::Status TurboQuant::Check(const TurboQuantTensor& t) const {
     std::vector<absl::Status> checks;
     if (t.exact_cleanup) {
       checks.push_back(
-          CheckTensor(prefix + "rotated", p.rotated, torch::kFloat32, {tokens, heads, c.dim()}));
+          CheckCpuTensor(prefix + "rotated", p.rotated, torch::kFloat32, {tokens, heads, c.dim()}));
       checks.push_back(CheckUndefined(prefix + "codes", p.codes, "exact cleanup"));
       checks.push_back(CheckUndefined(prefix + "norms", p.norms, "exact cleanup"));
     } else {
       checks.push_back(CheckUndefined(prefix + "rotated", p.rotated, "not exact cleanup"));
       if (c.mse_bits() > 0) {
+        checks.push_back(CheckCpuTensor(prefix + "codes", p.codes, torch::kUInt8,
+                                        {tokens, heads, c.code_bytes()}));
         checks.push_back(
-            CheckTensor(prefix + "codes", p.codes, torch::kUInt8, {tokens, heads, c.code_bytes()}));
-        checks.push_back(CheckTensor(prefix + "norms", p.norms, torch::kFloat16, {tokens, heads}));
+            CheckCpuTensor(prefix + "norms", p.norms, torch::kFloat16, {tokens, heads}));
       } else {
         checks.push_back(CheckUndefined(prefix + "codes", p.codes, "0 codebook bits"));
         checks.push_back(CheckUndefined(prefix + "norms", p.norms, "0 codebook bits"));
@@ -398,9 +367,9 @@ absl::Status TurboQuant::Check(const TurboQuantTensor& t) const {
     }
     if (c.kind() == TurboQuantKind::kProd) {
       checks.push_back(
-          CheckTensor(prefix + "qjl", p.qjl, torch::kUInt8, {tokens, heads, c.qjl_bytes()}));
-      checks.push_back(CheckTensor(prefix + "residual_norms", p.residual_norms, torch::kFloat16,
-                                   {tokens, heads}));
+          CheckCpuTensor(prefix + "qjl", p.qjl, torch::kUInt8, {tokens, heads, c.qjl_bytes()}));
+      checks.push_back(CheckCpuTensor(prefix + "residual_norms", p.residual_norms, torch::kFloat16,
+                                      {tokens, heads}));
     } else {
       checks.push_back(CheckUndefined(prefix + "qjl", p.qjl, "turboquant_mse"));
       checks.push_back(
@@ -445,7 +414,7 @@ absl::StatusOr<torch::Tensor> TurboQuant::DecodeRef(const TurboQuantTensor& t) c
 absl::StatusOr<TurboQuantTensor> TurboQuant::EncodeImpl(const torch::Tensor& x,
                                                         const torch::Tensor* mask,
                                                         Path path) const {
-  const std::string where = absl::StrFormat("%s Encode of %s: ", name(), Describe(x));
+  const std::string where = absl::StrFormat("%s Encode of %s: ", name(), DescribeTensor(x));
   auto bad = [&](const std::string& what) { return absl::InvalidArgumentError(where + what); };
   if (!x.defined()) return bad("x is undefined");
   if (!x.device().is_cpu()) return bad("x must be a CPU tensor");
