@@ -367,7 +367,7 @@ TEST(KiviErrorTest, DequantizeRejectsInconsistentTensors) {
               HasSubstr("scales must be float16 [3, 2, 64]"));
   KiviTensor no_zeros = *good;
   no_zeros.zeros = torch::Tensor();
-  EXPECT_THAT(Message(DequantizeKivi(no_zeros).status()), HasSubstr("zeros must be Half"));
+  EXPECT_THAT(Message(DequantizeKivi(no_zeros).status()), HasSubstr("zeros must be float16"));
   KiviTensor float_window = *good;
   float_window.residual = float_window.residual.to(torch::kFloat32);
   EXPECT_THAT(Message(DequantizeKivi(float_window).status()),
