@@ -1,0 +1,197 @@
+#include "experiments/eager_value_path/experiment_main.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "experiments/common/experiment_io.h"
+#include "experiments/runtime/model.h"
+#include "experiments/runtime/model_loader.h"
+#include "experiments/runtime/prompt_corpus.h"
+#include "experiments/runtime/tokenizer.h"
+#include "gates/record_io.h"
+
+ABSL_FLAG(std::string, model, "",
+          "Model path: a .gguf file or a Hugging Face snapshot folder. Empty: the embedded "
+          "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized to --dtype).");
+ABSL_FLAG(int64_t, context, 2048,
+          "Prompt tokens: the license corpus (prompt_corpus.h) cut to exactly this many tokens, "
+          "prefilled densely and then encoded once per layer.");
+ABSL_FLAG(int64_t, decode_steps, 16,
+          "Teacher-forced decode steps after the prompt (quality rows read step 0; timings are "
+          "medians over all steps).");
+ABSL_FLAG(std::string, dtype, "float32", "Model dtype: float32, bfloat16 or float16.");
+ABSL_FLAG(std::string, device, "cpu", "Device: cpu only (the TurboQuant primitives are CPU).");
+ABSL_FLAG(int64_t, seed, 0, "TurboQuant rotation / QJL seed (the formats' seed=), >= 0.");
+ABSL_FLAG(std::string, out, "",
+          "Records file (appended). Empty: reports/records/<experiment>.jsonl of the workspace "
+          "under bazel run, $TEST_UNDECLARED_OUTPUTS_DIR under bazel test.");
+
+namespace kvgate::experiments {
+namespace {
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five;
+  in >> one >> five;
+  return one.empty() ? "unknown" : one + " (1 min), " + five + " (5 min)";
+}
+
+}  // namespace
+
+int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
+                   const char* latency_gate, const char* usage) {
+  absl::SetProgramUsageMessage(usage);
+  absl::ParseCommandLine(argc, argv);
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t context = absl::GetFlag(FLAGS_context);
+  const int64_t steps = absl::GetFlag(FLAGS_decode_steps);
+  const std::string dtype = absl::GetFlag(FLAGS_dtype);
+  const std::string device = absl::GetFlag(FLAGS_device);
+  const int64_t seed = absl::GetFlag(FLAGS_seed);
+  if (absl::Status s = CheckRunFlags(context, steps, dtype, device, seed); !s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, std::string(s.message()).c_str());
+    return 2;
+  }
+  absl::StatusOr<ModelChoice> choice = ChooseModel(absl::GetFlag(FLAGS_model), nullptr);
+  if (!choice.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, choice.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("%s\n", choice->note.c_str());
+  std::printf("%s: %s, context %lld, %lld decode steps, %s, %s, seed %lld; CPU timing, %d LibTorch "
+              "threads, load average %s, OMP_WAIT_POLICY=%s\n",
+              experiment,
+              path == KvPath::kEager ? "eager dequantize-then-attend"
+                                     : "fused codebook attention (+ exact cleanup)",
+              static_cast<long long>(context), static_cast<long long>(steps), dtype.c_str(),
+              device.c_str(), static_cast<long long>(seed), at::get_num_threads(),
+              LoadAverage().c_str(),
+              std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)");
+  std::fflush(stdout);
+
+  absl::StatusOr<runtime::ModelWeights> weights = runtime::LoadModel(choice->path);
+  if (!weights.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, weights.status().ToString().c_str());
+    return 1;
+  }
+  if (weights->config.max_position_embeddings > 0 &&
+      context + steps > weights->config.max_position_embeddings) {
+    std::fprintf(stderr, "%s: --context + --decode_steps = %lld exceeds the model's %lld positions\n",
+                 experiment, static_cast<long long>(context + steps),
+                 static_cast<long long>(weights->config.max_position_embeddings));
+    return 2;
+  }
+  absl::StatusOr<runtime::Tokenizer> tokenizer = runtime::LoadTokenizer(choice->path);
+  if (!tokenizer.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, tokenizer.status().ToString().c_str());
+    return 1;
+  }
+  runtime::ModelOptions model_options;
+  model_options.dtype = dtype == "bfloat16"  ? torch::kBFloat16
+                        : dtype == "float16" ? torch::kFloat16
+                                             : torch::kFloat32;
+  model_options.device = torch::Device(torch::kCPU);
+  absl::StatusOr<runtime::Model> model = runtime::Model::Create(*weights, model_options);
+  if (!model.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, model.status().ToString().c_str());
+    return 1;
+  }
+  absl::StatusOr<runtime::CorpusPrompt> prompt = runtime::LicenseCorpusPrompt(*tokenizer, context);
+  if (!prompt.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, prompt.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("model: %s (%s), weights sha256 %s\nprompt: %s\n", weights->model_name.c_str(),
+              weights->weights_note.c_str(), weights->weights_sha256.c_str(),
+              prompt->note.c_str());
+  const std::vector<int64_t> ids(prompt->ids.begin(), prompt->ids.end());
+
+  absl::StatusOr<std::vector<PathVariant>> variants = StandardVariants(path, seed);
+  if (!variants.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, variants.status().ToString().c_str());
+    return 1;
+  }
+  CompressedDecodeOptions options;
+  options.decode_steps = steps;
+  options.experiment = experiment;
+  options.target.model = weights->model_name;
+  options.target.weights_sha256 = weights->weights_sha256;
+  options.target.context = context;
+  options.target.dtype = dtype;
+  options.target.device = device;
+  options.progress = [](const std::string& line) {
+    std::printf("  %s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  absl::StatusOr<CompressedDecodeOutput> out = RunCompressedDecode(*model, ids, *variants, options);
+  if (!out.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, out.status().ToString().c_str());
+    return 1;
+  }
+  const std::string records = RecordsPath(absl::GetFlag(FLAGS_out), experiment);
+  const gates::Provenance provenance = CurrentProvenance(seed);
+  if (absl::Status s = JudgeAndAppend(records, "hfkv_real_kv_quality", out->quality, provenance);
+      !s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, s.ToString().c_str());
+    return 1;
+  }
+  if (absl::Status s = JudgeAndAppend(records, latency_gate, out->latency, provenance); !s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, s.ToString().c_str());
+    return 1;
+  }
+  // Tables of the rows just written (read back: verdicts as judged).
+  absl::StatusOr<std::vector<gates::RecordAt>> rows = gates::ReadRecordsFile(records);
+  if (!rows.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, rows.status().ToString().c_str());
+    return 1;
+  }
+  const size_t mine = out->quality.size() + out->latency.size();
+  const size_t first = rows->size() - mine;
+  auto metric = [](const gates::Record& r, const char* name) {
+    auto it = r.metrics.find(name);
+    return it == r.metrics.end() ? std::nan("") : it->second;
+  };
+  std::printf("\nquality (hfkv_real_kv_quality, step 0):\n%-58s %10s %6s %6s %9s %8s %s\n",
+              "variant", "logit_mse", "top10", "argmax", "kl", "kv_ratio", "verdict");
+  for (size_t i = first; i < rows->size(); ++i) {
+    const gates::Record& r = (*rows)[i].record;
+    if (r.gate.id != "hfkv_real_kv_quality") continue;
+    std::printf("%-58s %10.4g %6.2f %6.0f %9.4g %8.4f %s\n", r.variant.c_str(),
+                metric(r, "decode_logit_mse"), metric(r, "top10_overlap"),
+                metric(r, "argmax_agreement"), metric(r, "kl_divergence"), metric(r, "kv_ratio"),
+                std::string(gates::VerdictName(r.gate.verdict)).c_str());
+  }
+  std::printf("\nlatency (%s; medians over %lld steps, ms):\n%-58s %9s %9s %9s %9s %7s %s\n",
+              latency_gate, static_cast<long long>(steps), "variant", "dense_stp", "comp_stp",
+              "dense_att", "comp_att", "ratio", "verdict");
+  const bool step_gate = std::string(latency_gate) == "eager_value_path_latency";
+  for (size_t i = first; i < rows->size(); ++i) {
+    const gates::Record& r = (*rows)[i].record;
+    if (r.gate.id != latency_gate) continue;
+    const double ratio =
+        step_gate ? metric(r, "dense_decode_step_ms") / metric(r, "compressed_decode_step_ms")
+                  : metric(r, "dense_attention_ms") / metric(r, "compressed_attention_ms");
+    std::printf("%-58s %9.2f %9.2f %9.3f %9.3f %7.3f %s\n", r.variant.c_str(),
+                metric(r, "dense_decode_step_ms"), metric(r, "compressed_decode_step_ms"),
+                metric(r, "dense_attention_ms"), metric(r, "compressed_attention_ms"), ratio,
+                std::string(gates::VerdictName(r.gate.verdict)).c_str());
+  }
+  std::printf("\n%zu rows appended to %s in %.1f s\n", mine, records.c_str(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return 0;
+}
+
+}  // namespace kvgate::experiments
