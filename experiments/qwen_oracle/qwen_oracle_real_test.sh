@@ -10,7 +10,7 @@ start=$(date +%s)
 "$binary" --context=2048 --out="$out" | tee "${TEST_TMPDIR}/stdout.txt"
 echo "qwen_oracle_real_test: run took $(( $(date +%s) - start )) s"
 head -1 "${TEST_TMPDIR}/stdout.txt" | grep -q "^qwen_oracle: .*model"
-configs=$(grep -c '^| [a-z_]*:' "${TEST_TMPDIR}/stdout.txt")
+configs=$(grep -c '^| [a-z0-9_]*:' "${TEST_TMPDIR}/stdout.txt")
 rows=$(wc -l < "$out")
 [[ "$configs" -ge 4 ]] || { echo "only $configs configurations"; exit 1; }
 [[ "$rows" -eq $(( 4 * configs )) ]] || { echo "$rows rows for $configs configurations"; exit 1; }
