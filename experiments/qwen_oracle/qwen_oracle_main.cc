@@ -1,0 +1,237 @@
+// qwen_oracle: the work-reduction oracle (issue 6, item 3). See oracle.h for what it measures.
+//
+//   tools/bazel run //experiments:qwen_oracle -- --context=2048
+//   tools/bazel run //experiments:qwen_oracle -- --model=/models/Qwen2.5-7B-Instruct
+//       --device=cuda --context=8192   (one command line)          (or KVGATE_QWEN_DIR=/models/Qwen2.5-7B-Instruct)
+//
+// Target: Qwen2.5-7B-Instruct, 8192 tokens, 4 decode steps, bfloat16. Without --model and
+// $KVGATE_QWEN_DIR it runs on the embedded SmolLM2-135M-Instruct and says so in its first line
+// (and every record's target names that model). Rows are judged by `work_reduction_oracle` and
+// appended to --out (default: reports/records/qwen_oracle.jsonl of the workspace under bazel run).
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "experiments/common/experiment_io.h"
+#include "experiments/qwen_oracle/oracle.h"
+#include "experiments/runtime/model.h"
+#include "experiments/runtime/model_loader.h"
+#include "experiments/runtime/prompt_corpus.h"
+#include "experiments/runtime/tokenizer.h"
+#include "gates/metrics.h"
+#include "gates/record.h"
+#include "gates/spec_registry.h"
+#include "gates/verdict.h"
+#include "kernels/selectors/selectors.h"
+
+ABSL_FLAG(std::string, model, "",
+          "Model: a Hugging Face snapshot folder (config.json, *.safetensors, tokenizer.json) or a "
+          "GGUF file. Empty: $KVGATE_QWEN_DIR, else the embedded SmolLM2-135M-Instruct (Q4_1 "
+          "GGUF), which is not the target and is said so in the first line.");
+ABSL_FLAG(int64_t, context, 8192,
+          "Prompt tokens (history before the first decode step): the license corpus cut to "
+          "exactly this many tokens. At most the model's max_position_embeddings and one copy of "
+          "the corpus.");
+ABSL_FLAG(int64_t, decode_steps, 4,
+          "Decode steps after the prompt; the gate work_reduction_oracle judges 4 (other counts "
+          "make its runs invalid).");
+ABSL_FLAG(std::string, dtype, "bfloat16",
+          "Weights and activations: float32, bfloat16 or float16. The target is bfloat16.");
+ABSL_FLAG(std::string, device, "cpu", "LibTorch device: cpu, cuda or cuda:N (CUDA builds).");
+ABSL_FLAG(int64_t, seed, 0,
+          "Seed recorded in the provenance (the run itself is deterministic: real text, greedy).");
+ABSL_FLAG(std::string, out, "",
+          "Records file (JSON Lines, appended). Empty: reports/records/qwen_oracle.jsonl of the "
+          "workspace under bazel run, $TEST_UNDECLARED_OUTPUTS_DIR under bazel test.");
+ABSL_FLAG(std::string, selectors, "",
+          "Comma-separated selector specs (kernels/selectors names, e.g. "
+          "'global_block_mass:f=0.376:b=16,recent_sink:sink=4:recent=3072'). Empty: the study's "
+          "set (global_block_mass f=0.376/0.350/0.337 b=16, recent_sink sink=4 recent=3072 scaled "
+          "to the context) and every other selector of kernels/ at a comparable budget.");
+ABSL_FLAG(int64_t, prefill_chunk, 256, "Prompt tokens per prefill forward (bounds memory).");
+
+namespace kvgate::experiments {
+namespace {
+
+int Fail(const std::string& line) {
+  std::fprintf(stderr, "qwen_oracle: %s\n", line.c_str());
+  return 2;
+}
+
+std::string Fixed(double v, int digits) { return absl::StrFormat("%.*f", digits, v); }
+
+int Main() {
+  const int64_t context = absl::GetFlag(FLAGS_context);
+  const int64_t steps = absl::GetFlag(FLAGS_decode_steps);
+  const std::string dtype_name = absl::GetFlag(FLAGS_dtype);
+  const std::string device_name = absl::GetFlag(FLAGS_device);
+  if (steps < 1) return Fail(absl::StrCat("--decode_steps=", steps, " must be >= 1"));
+  if (context < 1) return Fail(absl::StrCat("--context=", context, " must be >= 1"));
+  if (absl::GetFlag(FLAGS_prefill_chunk) < 1) return Fail("--prefill_chunk must be >= 1");
+  torch::Dtype dtype;
+  if (dtype_name == "float32") {
+    dtype = torch::kFloat32;
+  } else if (dtype_name == "bfloat16") {
+    dtype = torch::kBFloat16;
+  } else if (dtype_name == "float16") {
+    dtype = torch::kFloat16;
+  } else {
+    return Fail(absl::StrCat("--dtype=", dtype_name, ": use float32, bfloat16 or float16"));
+  }
+  std::optional<torch::Device> device;
+  try {
+    device = torch::Device(device_name);
+  } catch (const std::exception&) {
+    return Fail(absl::StrCat("--device=", device_name, ": not a LibTorch device (cpu, cuda:N)"));
+  }
+  if (device->is_cuda() && !torch::cuda::is_available()) {
+    return Fail(absl::StrCat("--device=", device_name, ": no CUDA device in this build/host"));
+  }
+  std::string budget_note;
+  std::vector<std::string> specs = DefaultSelectorSpecs(context, &budget_note);
+  if (const std::string flag = absl::GetFlag(FLAGS_selectors); !flag.empty()) {
+    specs = absl::StrSplit(flag, ',', absl::SkipWhitespace());
+    budget_note = "selectors from --selectors";
+  }
+  for (const std::string& spec : specs) {
+    absl::StatusOr<std::string> canonical = kernels::CanonicalSelectorName(spec);
+    if (!canonical.ok()) return Fail(absl::StrCat("--selectors: ", canonical.status().message()));
+  }
+
+  absl::StatusOr<ModelChoice> choice = ChooseModel(absl::GetFlag(FLAGS_model), "KVGATE_QWEN_DIR");
+  if (!choice.ok()) return Fail(std::string(choice.status().message()));
+  // First line: which model, and whether it is the target.
+  std::printf("qwen_oracle: %s%s\n",
+              choice->embedded ? "NOT the target Qwen2.5-7B-Instruct -- " : "",
+              choice->note.c_str());
+  std::fflush(stdout);
+
+  absl::StatusOr<runtime::ModelWeights> weights = runtime::LoadModel(choice->path);
+  if (!weights.ok()) return Fail(std::string(weights.status().message()));
+  absl::StatusOr<runtime::Tokenizer> tokenizer = runtime::LoadTokenizer(choice->path);
+  if (!tokenizer.ok()) return Fail(std::string(tokenizer.status().message()));
+  const int64_t max_positions = weights->config.max_position_embeddings;
+  if (max_positions > 0 && context > max_positions) {
+    return Fail(absl::StrCat("--context=", context, " is longer than the model's ",
+                             "max_position_embeddings ", max_positions));
+  }
+  absl::StatusOr<runtime::CorpusPrompt> prompt = runtime::LicenseCorpusPrompt(*tokenizer, context);
+  if (!prompt.ok()) return Fail(std::string(prompt.status().message()));
+  if (prompt->copies > 1) {
+    return Fail(absl::StrCat("--context=", context, " is longer than the prompt corpus (",
+                             prompt->corpus_tokens, " tokens)"));
+  }
+  std::printf("prompt: %s\n%s\n", prompt->note.c_str(), budget_note.c_str());
+
+  runtime::ModelOptions model_options;
+  model_options.dtype = dtype;
+  model_options.device = *device;
+  absl::StatusOr<runtime::Model> model = runtime::Model::Create(*weights, model_options);
+  if (!model.ok()) return Fail(std::string(model.status().message()));
+
+  gates::Target target;
+  target.model = choice->embedded ? kEmbeddedModelName : weights->model_name;
+  target.weights_sha256 = weights->weights_sha256.empty() ? "unknown" : weights->weights_sha256;
+  target.context = context;
+  target.dtype = dtype_name;
+  target.device = device->str();
+  weights = absl::UnknownError("released");  // the model holds its own copy
+
+  std::printf("target: %s, weights sha256 %s, context %lld, %s, %s; %lld decode steps%s\n",
+              target.model.c_str(), target.weights_sha256.c_str(),
+              static_cast<long long>(context), target.dtype.c_str(), target.device.c_str(),
+              static_cast<long long>(steps),
+              choice->embedded ? " (embedded default, not the target)" : "");
+  std::fflush(stdout);
+
+  OracleOptions options;
+  options.decode_steps = steps;
+  options.selectors = specs;
+  options.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk);
+  options.progress = [](const std::string& line) {
+    std::fprintf(stderr, "qwen_oracle: %s\n", line.c_str());
+  };
+  std::vector<int64_t> ids(prompt->ids.begin(), prompt->ids.end());
+  const gates::Provenance provenance = CurrentProvenance(absl::GetFlag(FLAGS_seed));
+  absl::StatusOr<OracleResult> result = RunOracle(*model, ids, target, options);
+  if (!result.ok()) return Fail(std::string(result.status().message()));
+
+  const std::string path = RecordsPath(absl::GetFlag(FLAGS_out), kOracleExperiment);
+  absl::Status written = JudgeAndAppend(path, kOracleGate, result->rows, provenance);
+  if (!written.ok()) return Fail(absl::StrCat("writing records: ", written.message()));
+
+  // The per-configuration table, judged by the same spec.
+  absl::StatusOr<gates::SpecRegistry> registry = gates::LoadSpecDir(SpecsDir());
+  if (!registry.ok()) return Fail(std::string(registry.status().message()));
+  const gates::RegisteredSpec* spec = gates::LatestSpec(*registry, kOracleGate);
+  if (spec == nullptr) return Fail("no spec work_reduction_oracle");
+  std::printf("\n%s v%d (every step must pass), %s:\n", kOracleGate, spec->spec.version,
+              result->reference_finite ? "dense reference finite"
+                                       : "dense reference NON-FINITE: run invalid");
+  std::printf("| variant | active f | passed | failed | invalid | max MSE | max layer L2 | main "
+              "failure | verdict |\n|---|---|---|---|---|---|---|---|---|\n");
+  for (const std::string& variant : result->variants) {
+    int passed = 0, failed = 0, invalid = 0;
+    double max_mse = 0, max_l2 = 0, f_sum = 0;
+    int rows = 0;
+    std::map<std::string, int> causes;
+    for (gates::Record row : result->rows) {
+      if (row.variant != variant) continue;
+      row.provenance = provenance;
+      row.gate = {spec->spec.id, spec->spec.version, spec->sha256};
+      const gates::Judgement j = gates::JudgeRow(spec->spec, row);
+      (j.verdict == gates::Verdict::kPass ? passed
+       : j.verdict == gates::Verdict::kFail ? failed
+                                            : invalid)++;
+      for (const std::string& why : j.failed) {
+        ++causes[std::string(why.substr(0, why.find(' ')))];
+      }
+      max_mse = std::max(max_mse, row.metrics[gates::kDecodeLogitMse]);
+      max_l2 = std::max(max_l2, row.metrics[gates::kLayerMedianOProjRelL2]);
+      f_sum += row.metrics[gates::kActiveHistoryFraction];
+      ++rows;
+    }
+    std::string main_failure = "-";
+    int most = 0;
+    for (const auto& [cause, count] : causes) {
+      if (count > most) {
+        most = count;
+        main_failure = absl::StrCat(cause, " (", count, "/", rows, " steps)");
+      }
+    }
+    const char* verdict = invalid > 0 ? "invalid" : failed > 0 ? "fail" : "pass";
+    std::printf("| %s | %s | %d | %d | %d | %s | %s | %s | %s |\n", variant.c_str(),
+                Fixed(f_sum / std::max(rows, 1), 3).c_str(), passed, failed, invalid,
+                absl::StrFormat("%.4g", max_mse).c_str(), Fixed(max_l2, 4).c_str(),
+                main_failure.c_str(), verdict);
+  }
+  std::printf("\nprefill %.1f s, dense reference %.1f s, selectors %.1f s; %zu rows -> %s\n",
+              result->prefill_seconds, result->reference_seconds, result->selectors_seconds,
+              result->rows.size(), path.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace kvgate::experiments
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "The work-reduction oracle: dense reference, then each selector teacher-forced on its "
+      "tokens; per-step rows judged by work_reduction_oracle.\n  tools/bazel run "
+      "//experiments:qwen_oracle -- --context=2048");
+  absl::ParseCommandLine(argc, argv);
+  return kvgate::experiments::Main();
+}
