@@ -8,6 +8,11 @@
 // 1 / ((1 - p_attn) + p_attn * f + h) for the study's active fractions (0.337, 0.350, 0.376) and a
 // sweep at h = 0, 5, 10%, and appends one record a study fraction to
 // reports/records/speed_ceiling.jsonl (or --out). CPU here; the GPU version is another issue.
+//
+// On a loaded machine use --threads=1: with 2 LibTorch threads under a load average of ~9 on 2
+// cores, the per-op attention timer read 0.694 while the ablation read 0.280 (every parallel
+// region waits for a descheduled thread, and attention has many small ones); with 1 thread the
+// two agree (0.291 vs 0.332). Both runs are in reports/records/speed_ceiling.jsonl.
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
