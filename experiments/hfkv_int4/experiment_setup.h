@@ -1,0 +1,58 @@
+// What the hfkv_int4 and speed_ceiling binaries share: checking the common flags (--context,
+// --decode_steps, --dtype, --device), loading the chosen model (experiment_io.h's ChooseModel:
+// --model, else the embedded SmolLM2-135M-Instruct) and its tokenizer, cutting the license corpus
+// to exactly --context tokens (prompt_corpus.h), and the records' target.
+//
+// Usage:
+//   absl::StatusOr<RunSetup> setup = SetUpRun(flags, [](const std::string& line) { ... });
+//   // setup->model, setup->prompt (exactly flags.context ids), setup->target
+
+#ifndef KVGATE_EXPERIMENTS_HFKV_INT4_EXPERIMENT_SETUP_H_
+#define KVGATE_EXPERIMENTS_HFKV_INT4_EXPERIMENT_SETUP_H_
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "experiments/common/experiment_io.h"
+#include "experiments/runtime/model.h"
+#include "gates/record.h"
+
+namespace kvgate::experiments {
+
+struct CommonFlags {
+  std::string model;  // "" : the embedded default
+  int64_t context = 2048;
+  int64_t decode_steps = 1;
+  std::string dtype = "float32";
+  std::string device = "cpu";
+  int64_t seed = 0;
+  std::string out;
+};
+
+// InvalidArgument, one line naming the flag and the allowed values, for a bad value.
+absl::StatusOr<torch::Dtype> ParseDtype(const std::string& dtype);
+absl::StatusOr<torch::Device> ParseDevice(const std::string& device);  // "cpu", "cuda[:n]"
+absl::Status CheckCommonFlags(const CommonFlags& flags);
+
+struct RunSetup {
+  ModelChoice choice;
+  std::optional<runtime::Model> model;
+  std::vector<int64_t> prompt;  // the license corpus cut to exactly flags.context tokens
+  std::string prompt_note;
+  gates::Target target;  // model name, weights sha256, context, dtype, device
+  double load_seconds = 0;
+};
+
+absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& flags,
+                                  const std::function<void(const std::string&)>& progress);
+
+}  // namespace kvgate::experiments
+
+#endif  // KVGATE_EXPERIMENTS_HFKV_INT4_EXPERIMENT_SETUP_H_

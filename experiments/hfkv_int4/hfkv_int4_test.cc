@@ -1,0 +1,147 @@
+// Hermetic checks of hfkv_int4 on the tiny seeded fixture model (model_test_util.h): what must hold
+// whatever the numbers. A lossless format (a test-only identity KvFormat: kernels/ has no 16-bit
+// one) matches dense exactly and passes the gate; rows = formats x steps; the records judge.
+
+#include "experiments/hfkv_int4/hfkv_int4.h"
+
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "experiments/common/experiment_io.h"
+#include "experiments/runtime/model.h"
+#include "experiments/runtime/model_test_util.h"
+#include "gates/record_io.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace kvgate::experiments {
+namespace {
+
+// Stores the tensor as float32 as it is: decode returns the input exactly.
+class IdentityKvFormat : public kernels::KvFormat {
+ public:
+  std::string name() const override { return "test_identity_fp32"; }
+  absl::StatusOr<kernels::EncodedKv> Encode(const torch::Tensor& x,
+                                            kernels::KvRole role) const override {
+    kernels::EncodedKv e;
+    e.format = name();
+    e.role = role;
+    e.shape = x.sizes().vec();
+    e.parts["x"] = x.to(torch::kFloat32).clone();
+    return e;
+  }
+  absl::StatusOr<torch::Tensor> Decode(const kernels::EncodedKv& e) const override {
+    return e.parts.at("x");
+  }
+  int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim,
+                kernels::KvRole) const override {
+    return 4 * tokens * kv_heads * head_dim;
+  }
+};
+
+runtime::Model TinyModel() {
+  absl::StatusOr<runtime::Fixture> fixture =
+      runtime::LoadFixture(runtime::FixtureDir("tiny_llama"));
+  EXPECT_TRUE(fixture.ok()) << fixture.status();
+  absl::StatusOr<runtime::Model> model = runtime::Model::Create(fixture->weights);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return std::move(*model);
+}
+
+std::vector<int64_t> Prompt(int64_t n) {
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < n; ++i) ids.push_back(3 + (i * 37) % 120);
+  return ids;
+}
+
+gates::Target TinyTarget() {
+  return gates::Target{"tiny_llama", "random:seed=1234", 48, "float32", "cpu"};
+}
+
+TEST(HfkvInt4Test, DefaultFormatsStartWithTheStudysInt4AndHaveNoDuplicates) {
+  std::vector<std::string> specs = DefaultFormatSpecs();
+  ASSERT_GE(specs.size(), 8u);
+  EXPECT_EQ(specs[0], "symmetric_int4:block=32");
+  EXPECT_EQ(specs[1], "affine_int4:block=32");
+  std::set<std::string> unique(specs.begin(), specs.end());
+  EXPECT_EQ(unique.size(), specs.size());
+  EXPECT_THAT(specs, testing::Contains(testing::HasSubstr("turboquant_mse:bits=2")));
+  EXPECT_THAT(specs, testing::Contains(testing::HasSubstr("turboquant_prod:bits=4")));
+  ASSERT_TRUE(MakeFormats(specs).ok());
+  EXPECT_FALSE(MakeFormats({"no_such_format"}).ok());
+}
+
+TEST(HfkvInt4Test, KvRatioIsCompressedOverBf16) {
+  absl::StatusOr<std::vector<std::shared_ptr<const kernels::KvFormat>>> f =
+      MakeFormats({"symmetric_int4:block=32"});
+  ASSERT_TRUE(f.ok());
+  // 4 bits a value + a 16-bit scale a block of 32: (0.5 + 2/32) / 2 bytes.
+  EXPECT_DOUBLE_EQ(FormatKvRatio(*(*f)[0], 2048, 3, 64), 0.28125);
+  EXPECT_DOUBLE_EQ(FormatKvRatio(IdentityKvFormat(), 100, 2, 32), 2.0);
+}
+
+TEST(HfkvInt4Test, LosslessFormatMatchesDenseAndPasses) {
+  torch::manual_seed(0);
+  runtime::Model model = TinyModel();
+  std::vector<std::shared_ptr<const kernels::KvFormat>> formats = {
+      std::make_shared<IdentityKvFormat>()};
+  absl::StatusOr<std::vector<std::shared_ptr<const kernels::KvFormat>>> int4 =
+      MakeFormats({"symmetric_int4:block=32", "affine_int4:block=32"});
+  ASSERT_TRUE(int4.ok());
+  formats.insert(formats.end(), int4->begin(), int4->end());
+  const int64_t steps = 3;
+  absl::StatusOr<HfkvResult> result = RunHfkvQuality(model, Prompt(48), formats, steps);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->failures.empty());
+  ASSERT_EQ(result->rows.size(), formats.size() * steps);
+  for (int64_t i = 0; i < steps; ++i) {
+    const HfkvRow& row = result->rows[i];
+    EXPECT_EQ(row.format, "test_identity_fp32");
+    EXPECT_EQ(row.step, i);
+    EXPECT_EQ(row.decode_logit_mse, 0.0);
+    EXPECT_EQ(row.top10_overlap, 1.0);
+    EXPECT_EQ(row.argmax_agreement, 1.0);
+    EXPECT_NEAR(row.kl_divergence, 0.0, 1e-12);
+    EXPECT_EQ(row.reference_finite, 1.0);
+  }
+  for (const HfkvRow& row : result->rows) {
+    EXPECT_GE(row.decode_logit_mse, 0.0);
+    EXPECT_GE(row.top10_overlap, 0.0);
+    EXPECT_LE(row.top10_overlap, 1.0);
+  }
+  EXPECT_THAT(HfkvTable(result->rows), testing::HasSubstr("| test_identity_fp32 | 0 | 0.0000 |"));
+
+  // Records: only the step the gate reads (step 0), one a format, judged by the spec.
+  std::vector<gates::Record> records = HfkvRecords(result->rows, TinyTarget(), 1);
+  ASSERT_EQ(records.size(), formats.size());
+  const std::string dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+  const std::string path = dir + "/hfkv_int4.jsonl";
+  std::filesystem::remove(path);
+  ASSERT_TRUE(JudgeAndAppend(path, kHfkvGate, records, CurrentProvenance(0)).ok());
+  absl::StatusOr<std::vector<gates::RecordAt>> back = gates::ReadRecordsFile(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), formats.size());
+  EXPECT_EQ((*back)[0].record.variant, "test_identity_fp32");
+  EXPECT_EQ((*back)[0].record.gate.verdict, gates::Verdict::kPass);
+  EXPECT_EQ((*back)[0].record.step, 0);
+  for (const gates::RecordAt& r : *back) {
+    EXPECT_EQ(r.record.experiment, "hfkv_int4");
+    EXPECT_NE(r.record.gate.verdict, gates::Verdict::kInvalid);
+    EXPECT_EQ(r.record.metrics.count("kv_ratio"), 1u);
+  }
+}
+
+TEST(HfkvInt4Test, RejectsBadInput) {
+  runtime::Model model = TinyModel();
+  EXPECT_FALSE(RunHfkvQuality(model, {}, {}, 1).ok());
+  EXPECT_FALSE(RunHfkvQuality(model, Prompt(4), {}, 0).ok());
+}
+
+}  // namespace
+}  // namespace kvgate::experiments

@@ -1,0 +1,181 @@
+// //experiments:speed_ceiling — the share of a dense decode step spent in attention (p_attn), and
+// the speed ceiling it puts on long-context work reduction, judged by gates/specs/speed_ceiling.
+//
+//   OMP_WAIT_POLICY=PASSIVE tools/bazel run //experiments:speed_ceiling -- --context=2048
+//
+// Times the real dense decode step at exactly --context tokens of history (the license corpus),
+// the attention inside it per op, and an ablated step; prints the projection table
+// 1 / ((1 - p_attn) + p_attn * f + h) for the study's active fractions (0.337, 0.350, 0.376) and a
+// sweep at h = 0, 5, 10%, and appends one record a study fraction to
+// reports/records/speed_ceiling.jsonl (or --out). CPU here; the GPU version is another issue.
+//
+// On a loaded machine use --threads=1: with 2 LibTorch threads under a load average of ~9 on 2
+// cores, the per-op attention timer read 0.694 while the ablation read 0.280 (every parallel
+// region waits for a descheduled thread, and attention has many small ones); with 1 thread the
+// two agree (0.291 vs 0.332). Both runs are in reports/records/speed_ceiling.jsonl.
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "experiments/common/experiment_io.h"
+#include "experiments/hfkv_int4/experiment_setup.h"
+#include "experiments/speed_ceiling/speed_ceiling_exp.h"
+#include "gates/record_io.h"
+#include "gates/speed_ceiling/speed_ceiling.h"
+
+ABSL_FLAG(std::string, model, "",
+          "Hugging Face snapshot folder or .gguf file; empty: the embedded default "
+          "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized to float32).");
+ABSL_FLAG(int64_t, context, 2048,
+          "History tokens of every timed step (the license corpus cut to exactly this many).");
+ABSL_FLAG(int64_t, decode_steps, 20, "Timed decode steps (medians are reported).");
+ABSL_FLAG(int64_t, warmup_steps, 3, "Untimed decode steps first.");
+ABSL_FLAG(std::string, dtype, "float32", "Model dtype: float32, bfloat16 or float16.");
+ABSL_FLAG(std::string, device, "cpu", "cpu (the GPU version of this experiment is another issue).");
+ABSL_FLAG(int64_t, seed, 0, "torch::manual_seed and the records' provenance seed.");
+ABSL_FLAG(int32_t, threads, 0, "LibTorch CPU threads; 0: LibTorch's default.");
+ABSL_FLAG(std::string, out, "",
+          "Records file; empty: reports/records/speed_ceiling.jsonl of the workspace under bazel "
+          "run.");
+
+namespace kvgate::experiments {
+namespace {
+
+void Say(const std::string& line) { std::cout << line << std::endl; }
+
+int Run() {
+  CommonFlags flags;
+  flags.model = absl::GetFlag(FLAGS_model);
+  flags.context = absl::GetFlag(FLAGS_context);
+  flags.decode_steps = absl::GetFlag(FLAGS_decode_steps);
+  flags.dtype = absl::GetFlag(FLAGS_dtype);
+  flags.device = absl::GetFlag(FLAGS_device);
+  flags.seed = absl::GetFlag(FLAGS_seed);
+  flags.out = absl::GetFlag(FLAGS_out);
+  if (absl::Status s = CheckCommonFlags(flags); !s.ok()) {
+    std::cerr << "speed_ceiling: " << s.message() << "\n";
+    return 2;
+  }
+  if (flags.device != "cpu") {
+    std::cerr << "speed_ceiling: --device=" << flags.device
+              << ": only cpu is timed by this experiment (the GPU version is another issue)\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_warmup_steps) < 0 || absl::GetFlag(FLAGS_threads) < 0) {
+    std::cerr << "speed_ceiling: --warmup_steps and --threads must be >= 0\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  torch::manual_seed(flags.seed);
+  absl::StatusOr<RunSetup> setup =
+      SetUpRun(flags, [](const std::string& l) { Say("speed_ceiling: " + l); });
+  if (!setup.ok()) {
+    std::cerr << "speed_ceiling: " << setup.status() << "\n";
+    return 1;
+  }
+  const gates::Provenance provenance = CurrentProvenance(flags.seed);
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  std::ifstream loadavg("/proc/loadavg");
+  std::string load1;
+  loadavg >> load1;
+  Say(absl::StrCat("speed_ceiling: ", at::get_num_threads(), " LibTorch threads, OMP_WAIT_POLICY=",
+                   wait ? wait : "(unset)", ", load average ", load1, "; ", flags.decode_steps,
+                   " timed steps after ", absl::GetFlag(FLAGS_warmup_steps),
+                   " warm-up steps, each at exactly ", flags.context, " tokens of history"));
+
+  absl::StatusOr<SpeedMeasurement> m =
+      MeasureDenseDecode(*setup->model, setup->prompt, flags.decode_steps,
+                         absl::GetFlag(FLAGS_warmup_steps), Say);
+  if (!m.ok()) {
+    std::cerr << "speed_ceiling: " << m.status() << "\n";
+    return 1;
+  }
+  Say(absl::StrFormat(
+      "\n## p_attn (%s, context %d, %s, cpu)\n\n"
+      "| measure | p_attn | from |\n|---|---|---|\n"
+      "| per op (recorded) | %.4f | attention %.3f ms / step %.3f ms (medians of %d steps) |\n"
+      "| ablation | %.4f | (step %.3f ms - newest-token-only step %.3f ms) / step |\n"
+      "| bytes projection | %.4f | K/V bytes / (weights + K/V bytes) at %d tokens |",
+      setup->target.model, flags.context, flags.dtype, m->p_attn, m->dense_attention_ms,
+      m->dense_decode_step_ms, m->steps, m->p_attn_ablation, m->dense_decode_step_ms,
+      m->ablated_step_ms_median, m->p_attn_bytes, m->history));
+
+  absl::StatusOr<std::vector<ProjectionRow>> table =
+      ProjectionTable(m->p_attn, StudyFractions(), TableOverheads());
+  std::vector<double> sweep;
+  for (int i = 1; i <= 10; ++i) sweep.push_back(0.1 * i);
+  absl::StatusOr<std::vector<ProjectionRow>> swept =
+      ProjectionTable(m->p_attn, sweep, TableOverheads());
+  if (!table.ok() || !swept.ok()) {
+    std::cerr << "speed_ceiling: " << (table.ok() ? swept.status() : table.status()) << "\n";
+    return 1;
+  }
+  Say(absl::StrFormat("\n## Projected speedup 1/((1-p)+p*f+h), p_attn = %.4f (per op)\n",
+                      m->p_attn));
+  std::cout << ProjectionMarkdown(*table);
+  Say("\nSweep:\n");
+  std::cout << ProjectionMarkdown(*swept);
+  for (const auto& [name, p] : {std::pair<const char*, double>{"ablation", m->p_attn_ablation},
+                                {"bytes projection", m->p_attn_bytes}}) {
+    if (p < 0 || p > 1) continue;
+    absl::StatusOr<std::vector<ProjectionRow>> t =
+        ProjectionTable(p, StudyFractions(), TableOverheads());
+    if (!t.ok()) continue;
+    Say(absl::StrFormat("\nWith p_attn = %.4f (%s; not recorded):\n", p, name));
+    std::cout << ProjectionMarkdown(*t);
+  }
+
+  absl::StatusOr<std::vector<gates::Record>> records =
+      SpeedCeilingRecords(*m, StudyFractions(), setup->target);
+  if (!records.ok()) {
+    std::cerr << "speed_ceiling: " << records.status() << "\n";
+    return 1;
+  }
+  const std::string path = RecordsPath(flags.out, kSpeedCeilingExperiment);
+  absl::StatusOr<std::vector<gates::RecordAt>> before = gates::ReadRecordsFile(path);
+  const size_t offset = before.ok() ? before->size() : 0;
+  if (absl::Status s = JudgeAndAppend(path, kSpeedCeilingGate, *records, provenance); !s.ok()) {
+    std::cerr << "speed_ceiling: " << s << "\n";
+    return 1;
+  }
+  absl::StatusOr<std::vector<gates::RecordAt>> after = gates::ReadRecordsFile(path);
+  if (!after.ok()) {
+    std::cerr << "speed_ceiling: " << after.status() << "\n";
+    return 1;
+  }
+  Say("\n## speed_ceiling verdicts (gate: projected speedup at h = 5% >= 1.20x)\n\n"
+      "| active fraction f | p_attn | speedup at 5% | verdict |\n|---|---|---|---|");
+  for (size_t i = offset; i < after->size(); ++i) {
+    const gates::Record& r = (*after)[i].record;
+    Say(absl::StrFormat("| %.3f | %.4f | %.4fx | %s%s |", r.metrics.at("active_history_fraction"),
+                        r.metrics.at("p_attn"), r.metrics.at("projected_speedup_h5"),
+                        gates::VerdictName(r.gate.verdict),
+                        r.gate.failed.empty() ? "" : ": " + absl::StrJoin(r.gate.failed, "; ")));
+  }
+  Say(absl::StrCat("\nspeed_ceiling: ", records->size(), " rows judged by speed_ceiling -> ", path));
+  return 0;
+}
+
+}  // namespace
+}  // namespace kvgate::experiments
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "speed_ceiling: p_attn of the dense decode step and the projected speedup ceiling of "
+      "work reduction.\n  OMP_WAIT_POLICY=PASSIVE tools/bazel run //experiments:speed_ceiling -- "
+      "--context=2048");
+  absl::ParseCommandLine(argc, argv);
+  return kvgate::experiments::Run();
+}
