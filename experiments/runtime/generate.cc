@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -220,6 +222,12 @@ int main(int argc, char** argv) {
       "[--max_new_tokens=N] [--dtype=float32] [--threads=N]\n"
       "Prints the model, the generated text and ids, and prefill / decode tokens per second.");
   absl::ParseCommandLine(argc, argv);
+  // Run directly (bazel-bin/.../generate) rather than under `bazel run`: the embedded model is in
+  // the binary's runfiles folder next to it.
+  if (std::getenv("RUNFILES_DIR") == nullptr && std::getenv("TEST_SRCDIR") == nullptr) {
+    const std::string runfiles = std::string(argv[0]) + ".runfiles";
+    if (std::filesystem::is_directory(runfiles)) setenv("RUNFILES_DIR", runfiles.c_str(), 0);
+  }
   const absl::Status status = kvgate::runtime::Run();
   if (!status.ok()) {
     std::cerr << "generate: " << status << "\n";
