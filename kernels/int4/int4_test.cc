@@ -362,7 +362,9 @@ TEST(Int4EdgeTest, AllZeroBlocksAreExactZeros) {
     const int zero_code = scheme == Int4Scheme::kSymmetric ? 0x88 : 0x00;
     for (auto [row, block] : {std::pair{0, 2}, std::pair{1, 0}}) {
       EXPECT_EQ(q.scales[row][block].item<float>(), 0.0f);
-      if (q.zeros.defined()) EXPECT_EQ(q.zeros[row][block].item<float>(), 0.0f);
+      if (q.zeros.defined()) {
+        EXPECT_EQ(q.zeros[row][block].item<float>(), 0.0f);
+      }
       EXPECT_TRUE(torch::equal(q.codes[row].slice(0, block * 16, block * 16 + 16),
                                torch::full({16}, zero_code, torch::kUInt8)));
       EXPECT_TRUE(
