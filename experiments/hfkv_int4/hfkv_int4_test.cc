@@ -8,8 +8,8 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,41 +23,10 @@
 namespace kvgate::experiments {
 namespace {
 
-// Stores the tensor as float32 as it is: decode returns the input exactly.
-class IdentityKvFormat : public kernels::KvFormat {
- public:
-  std::string name() const override { return "test_identity_fp32"; }
-  absl::StatusOr<kernels::EncodedKv> Encode(const torch::Tensor& x,
-                                            kernels::KvRole role) const override {
-    kernels::EncodedKv e;
-    e.format = name();
-    e.role = role;
-    e.shape = x.sizes().vec();
-    e.parts["x"] = x.to(torch::kFloat32).clone();
-    return e;
-  }
-  absl::StatusOr<torch::Tensor> Decode(const kernels::EncodedKv& e) const override {
-    return e.parts.at("x");
-  }
-  int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim,
-                kernels::KvRole) const override {
-    return 4 * tokens * kv_heads * head_dim;
-  }
-};
-
 runtime::Model TinyModel() {
-  absl::StatusOr<runtime::Fixture> fixture =
-      runtime::LoadFixture(runtime::FixtureDir("tiny_llama"));
-  EXPECT_TRUE(fixture.ok()) << fixture.status();
-  absl::StatusOr<runtime::Model> model = runtime::Model::Create(fixture->weights);
+  absl::StatusOr<runtime::Model> model = runtime::LoadFixtureModel("tiny_llama");
   EXPECT_TRUE(model.ok()) << model.status();
   return std::move(*model);
-}
-
-std::vector<int64_t> Prompt(int64_t n) {
-  std::vector<int64_t> ids;
-  for (int64_t i = 0; i < n; ++i) ids.push_back(3 + (i * 37) % 120);
-  return ids;
 }
 
 gates::Target TinyTarget() {
@@ -83,20 +52,21 @@ TEST(HfkvInt4Test, KvRatioIsCompressedOverBf16) {
   ASSERT_TRUE(f.ok());
   // 4 bits a value + a 16-bit scale a block of 32: (0.5 + 2/32) / 2 bytes.
   EXPECT_DOUBLE_EQ(FormatKvRatio(*(*f)[0], 2048, 3, 64), 0.28125);
-  EXPECT_DOUBLE_EQ(FormatKvRatio(IdentityKvFormat(), 100, 2, 32), 2.0);
+  EXPECT_DOUBLE_EQ(FormatKvRatio(runtime::IdentityKvFormat("test_identity_fp32"), 100, 2, 32), 2.0);
 }
 
 TEST(HfkvInt4Test, LosslessFormatMatchesDenseAndPasses) {
   torch::manual_seed(0);
   runtime::Model model = TinyModel();
   std::vector<std::shared_ptr<const kernels::KvFormat>> formats = {
-      std::make_shared<IdentityKvFormat>()};
+      std::make_shared<runtime::IdentityKvFormat>("test_identity_fp32")};
   absl::StatusOr<std::vector<std::shared_ptr<const kernels::KvFormat>>> int4 =
       MakeFormats({"symmetric_int4:block=32", "affine_int4:block=32"});
   ASSERT_TRUE(int4.ok());
   formats.insert(formats.end(), int4->begin(), int4->end());
   const int64_t steps = 3;
-  absl::StatusOr<HfkvResult> result = RunHfkvQuality(model, Prompt(48), formats, steps);
+  absl::StatusOr<HfkvResult> result =
+      RunHfkvQuality(model, runtime::FixturePrompt(48), formats, steps);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_TRUE(result->failures.empty());
   ASSERT_EQ(result->rows.size(), formats.size() * steps);
@@ -140,7 +110,7 @@ TEST(HfkvInt4Test, LosslessFormatMatchesDenseAndPasses) {
 TEST(HfkvInt4Test, RejectsBadInput) {
   runtime::Model model = TinyModel();
   EXPECT_FALSE(RunHfkvQuality(model, {}, {}, 1).ok());
-  EXPECT_FALSE(RunHfkvQuality(model, Prompt(4), {}, 0).ok());
+  EXPECT_FALSE(RunHfkvQuality(model, runtime::FixturePrompt(4), {}, 0).ok());
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "experiments/runtime/model_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -174,26 +175,8 @@ TEST(PolicyTest, SelectionErrors) {
   EXPECT_EQ(failing.code(), absl::StatusCode::kFailedPrecondition);
 }
 
-// Keeps the tensor as it is (float32): a lossless KvFormat.
-class IdentityFormat : public kernels::KvFormat {
- public:
-  std::string name() const override { return "identity"; }
-  absl::StatusOr<kernels::EncodedKv> Encode(const torch::Tensor& x,
-                                            kernels::KvRole role) const override {
-    return kernels::EncodedKv{
-        name(), role, x.sizes().vec(), {{"x", x.to(torch::kFloat32).clone()}}};
-  }
-  absl::StatusOr<torch::Tensor> Decode(const kernels::EncodedKv& e) const override {
-    return e.parts.at("x");
-  }
-  int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim,
-                kernels::KvRole) const override {
-    return tokens * kv_heads * head_dim * 4;
-  }
-};
-
 // Rounds to a grid of 1/4: lossy.
-class CoarseFormat : public IdentityFormat {
+class CoarseFormat : public IdentityKvFormat {
  public:
   absl::StatusOr<torch::Tensor> Decode(const kernels::EncodedKv& e) const override {
     return (e.parts.at("x") * 4).round() / 4;
@@ -204,7 +187,7 @@ TEST(PolicyTest, KvRoundTrip) {
   const AttentionCall call = Call(Random(1, 12, 4, 2, 16, 17));
   absl::StatusOr<AttentionResult> dense = DenseAttention()(call);
   absl::StatusOr<AttentionResult> identity =
-      KvRoundTripAttention(std::make_shared<IdentityFormat>())(call);
+      KvRoundTripAttention(std::make_shared<IdentityKvFormat>())(call);
   ASSERT_TRUE(identity.ok()) << identity.status();
   EXPECT_TRUE(torch::equal(identity->out, dense->out));
   absl::StatusOr<AttentionResult> coarse =

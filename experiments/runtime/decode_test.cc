@@ -32,24 +32,6 @@ using ::testing::HasSubstr;
 
 constexpr int64_t kSteps = 8;
 
-// Keeps the tensor as it is: a lossless KvFormat.
-class IdentityFormat : public kernels::KvFormat {
- public:
-  std::string name() const override { return "identity"; }
-  absl::StatusOr<kernels::EncodedKv> Encode(const torch::Tensor& x,
-                                            kernels::KvRole role) const override {
-    return kernels::EncodedKv{
-        name(), role, x.sizes().vec(), {{"x", x.to(torch::kFloat32).clone()}}};
-  }
-  absl::StatusOr<torch::Tensor> Decode(const kernels::EncodedKv& e) const override {
-    return e.parts.at("x");
-  }
-  int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim,
-                kernels::KvRole) const override {
-    return tokens * kv_heads * head_dim * 4;
-  }
-};
-
 class DecodeTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -124,7 +106,7 @@ TEST_P(DecodeTest, CaptureDoesNotChangeTheRun) { ExpectSameLogits(Dense(), Run(D
 TEST_P(DecodeTest, LosslessKvRoundTripEqualsDense) {
   const DecodeResult dense = Dense();
   DecodeOptions options;
-  options.policy = KvRoundTripAttention(std::make_shared<IdentityFormat>());
+  options.policy = KvRoundTripAttention(std::make_shared<IdentityKvFormat>());
   options.capture_attention_probs = true;
   // Round trip at the prefill too.
   const DecodeResult identity = Run(options, nullptr, options.policy);

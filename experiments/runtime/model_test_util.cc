@@ -102,4 +102,30 @@ std::vector<int64_t> ToVector(const torch::Tensor& ids) {
   return std::vector<int64_t>(x.data_ptr<int64_t>(), x.data_ptr<int64_t>() + x.numel());
 }
 
+absl::StatusOr<Model> LoadFixtureModel(const std::string& name) {
+  absl::StatusOr<Fixture> fixture = LoadFixture(FixtureDir(name));
+  if (!fixture.ok()) return fixture.status();
+  return Model::Create(fixture->weights);
+}
+
+std::vector<int64_t> FixturePrompt(int64_t n) {
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < n; ++i) ids.push_back(3 + (i * 37) % 120);
+  return ids;
+}
+
+absl::StatusOr<kernels::EncodedKv> IdentityKvFormat::Encode(const torch::Tensor& x,
+                                                            kernels::KvRole role) const {
+  return kernels::EncodedKv{name(), role, x.sizes().vec(), {{"x", x.to(torch::kFloat32).clone()}}};
+}
+
+absl::StatusOr<torch::Tensor> IdentityKvFormat::Decode(const kernels::EncodedKv& e) const {
+  return e.parts.at("x");
+}
+
+int64_t IdentityKvFormat::Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim,
+                                kernels::KvRole) const {
+  return 4 * tokens * kv_heads * head_dim;
+}
+
 }  // namespace kvgate::runtime

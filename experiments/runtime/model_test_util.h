@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "experiments/runtime/model.h"
 #include "experiments/runtime/model_weights.h"
+#include "kernels/kv_format/kv_format.h"
 
 namespace kvgate::runtime {
 
@@ -42,6 +44,27 @@ absl::StatusOr<std::map<std::string, torch::Tensor>> LoadTensorDict(const std::s
 double RelativeError(const torch::Tensor& actual, const torch::Tensor& expected);
 
 std::vector<int64_t> ToVector(const torch::Tensor& ids);
+
+// The fixture `name` (e.g. "tiny_llama") as a float32 model on the CPU.
+absl::StatusOr<Model> LoadFixtureModel(const std::string& name);
+
+// n token ids that fit every fixture's vocabulary (a fixed, non-repeating pattern).
+std::vector<int64_t> FixturePrompt(int64_t n);
+
+// A lossless KvFormat for tests: keeps the tensor as float32, so decode returns it exactly.
+class IdentityKvFormat : public kernels::KvFormat {
+ public:
+  explicit IdentityKvFormat(std::string name = "identity") : name_(std::move(name)) {}
+  std::string name() const override { return name_; }
+  absl::StatusOr<kernels::EncodedKv> Encode(const torch::Tensor& x,
+                                            kernels::KvRole role) const override;
+  absl::StatusOr<torch::Tensor> Decode(const kernels::EncodedKv& e) const override;
+  int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim,
+                kernels::KvRole role) const override;
+
+ private:
+  std::string name_;
+};
 
 }  // namespace kvgate::runtime
 

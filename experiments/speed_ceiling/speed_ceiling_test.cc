@@ -1,7 +1,7 @@
 // Hermetic checks of speed_ceiling on the tiny fixture model: what must hold whatever the timings.
 // p_attn is in (0, 1), the table's numbers are gates' ProjectedSpeedup, the records judge.
 
-#include "experiments/speed_ceiling/speed_ceiling_exp.h"
+#include "gates/speed_ceiling/speed_ceiling.h"
 
 #include <torch/torch.h>
 
@@ -13,8 +13,8 @@
 #include "experiments/common/experiment_io.h"
 #include "experiments/runtime/model.h"
 #include "experiments/runtime/model_test_util.h"
+#include "experiments/speed_ceiling/speed_ceiling_exp.h"
 #include "gates/record_io.h"
-#include "gates/speed_ceiling/speed_ceiling.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -22,18 +22,9 @@ namespace kvgate::experiments {
 namespace {
 
 runtime::Model TinyModel() {
-  absl::StatusOr<runtime::Fixture> fixture =
-      runtime::LoadFixture(runtime::FixtureDir("tiny_llama"));
-  EXPECT_TRUE(fixture.ok()) << fixture.status();
-  absl::StatusOr<runtime::Model> model = runtime::Model::Create(fixture->weights);
+  absl::StatusOr<runtime::Model> model = runtime::LoadFixtureModel("tiny_llama");
   EXPECT_TRUE(model.ok()) << model.status();
   return std::move(*model);
-}
-
-std::vector<int64_t> Prompt(int64_t n) {
-  std::vector<int64_t> ids;
-  for (int64_t i = 0; i < n; ++i) ids.push_back(3 + (i * 37) % 120);
-  return ids;
 }
 
 TEST(SpeedCeilingExpTest, MedianOfOddAndEven) {
@@ -43,7 +34,7 @@ TEST(SpeedCeilingExpTest, MedianOfOddAndEven) {
 
 TEST(SpeedCeilingExpTest, MeasuresPAttnInsideTheStepAndRecordsJudge) {
   runtime::Model model = TinyModel();
-  absl::StatusOr<SpeedMeasurement> m = MeasureDenseDecode(model, Prompt(64), 5, 1);
+  absl::StatusOr<SpeedMeasurement> m = MeasureDenseDecode(model, runtime::FixturePrompt(64), 5, 1);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->history, 65);
   ASSERT_EQ(m->step_ms.size(), 5u);
@@ -93,7 +84,7 @@ TEST(SpeedCeilingExpTest, MeasuresPAttnInsideTheStepAndRecordsJudge) {
 TEST(SpeedCeilingExpTest, RejectsBadInput) {
   runtime::Model model = TinyModel();
   EXPECT_FALSE(MeasureDenseDecode(model, {}, 3, 1).ok());
-  EXPECT_FALSE(MeasureDenseDecode(model, Prompt(4), 0, 1).ok());
+  EXPECT_FALSE(MeasureDenseDecode(model, runtime::FixturePrompt(4), 0, 1).ok());
   EXPECT_FALSE(ProjectionTable(1.5, {0.3}, {0.05}).ok());
 }
 
