@@ -522,6 +522,11 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
   return gguf;
 }
 
+absl::StatusOr<GgufFile> ParseGguf(absl::string_view bytes, std::string name,
+                                   const GgufLimits& limits) {
+  return GgufFile::Parse(MappedFile::FromBytes(std::string(bytes), std::move(name)), limits);
+}
+
 const GgufValue* GgufFile::Find(absl::string_view key) const {
   auto it = metadata_.find(std::string(key));
   return it == metadata_.end() ? nullptr : &it->second;

@@ -175,6 +175,11 @@ class GgufFile {
   std::map<std::string, size_t, std::less<>> tensor_index_;
 };
 
+// Fuzzing entry point: parses a whole GGUF file held in memory (a copy is kept); `name` stands for
+// the path in errors.
+absl::StatusOr<GgufFile> ParseGguf(absl::string_view bytes, std::string name = "<memory>",
+                                   const GgufLimits& limits = {});
+
 // Dequantizes a whole tensor to float32, `tensor.numel` values in GGUF order (row-major with ne[0]
 // fastest). Unimplemented for types other than F32, F16, BF16, Q8_0, Q4_0, Q4_1.
 absl::Status DequantizeGgufTensor(const GgufTensorInfo& tensor, float* out);

@@ -75,6 +75,14 @@ GgufBuilder ValidBuilder() {
   return b;
 }
 
+TEST(GgufTest, ParsesFromAByteBuffer) {
+  absl::StatusOr<GgufFile> gguf = ParseGguf(ValidBuilder().Build(), "buffer");
+  ASSERT_TRUE(gguf.ok()) << gguf.status();
+  EXPECT_EQ(gguf->tensors().size(), 7u);
+  EXPECT_EQ(gguf->path(), "buffer");
+  EXPECT_THAT(Message(ParseGguf("GGUF").status()), HasSubstr("<memory>: truncated"));
+}
+
 TEST(GgufTest, ParsesMetadataAndTensorIndex) {
   const std::string bytes = ValidBuilder().Build();
   absl::StatusOr<GgufFile> gguf = ParseBytes(bytes);

@@ -194,6 +194,10 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<MappedFil
   return st;
 }
 
+absl::StatusOr<SafetensorsFile> ParseSafetensorsHeader(absl::string_view bytes, std::string name) {
+  return SafetensorsFile::Parse(MappedFile::FromBytes(std::string(bytes), std::move(name)));
+}
+
 const SafetensorsTensor* SafetensorsFile::Find(absl::string_view name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors_[it->second];

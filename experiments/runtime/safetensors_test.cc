@@ -41,6 +41,14 @@ std::string ValidFile() {
                                    {{"format", "pt"}});
 }
 
+TEST(SafetensorsTest, ParsesFromAByteBuffer) {
+  absl::StatusOr<SafetensorsFile> st = ParseSafetensorsHeader(ValidFile(), "buffer");
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->tensors().size(), 5u);
+  EXPECT_EQ(st->path(), "buffer");
+  EXPECT_THAT(Message(ParseSafetensorsHeader("short").status()), HasSubstr("<memory>: truncated"));
+}
+
 TEST(SafetensorsTest, ParsesAValidFile) {
   absl::StatusOr<SafetensorsFile> st = ParseBytes(ValidFile());
   ASSERT_TRUE(st.ok()) << st.status();

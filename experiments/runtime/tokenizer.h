@@ -75,6 +75,7 @@ class Tokenizer {
   // Validates the spec: every byte has a token, every merge's parts and result are tokens, ids are
   // unique; errors name spec.source.
   static absl::StatusOr<Tokenizer> Create(TokenizerSpec spec);
+  // Fuzzing entry point: a tokenizer.json's text held in memory; `source` names it in errors.
   static absl::StatusOr<Tokenizer> FromTokenizerJson(absl::string_view json,
                                                      absl::string_view source);
   static absl::StatusOr<Tokenizer> FromTokenizerJsonFile(const std::string& path);
