@@ -65,6 +65,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
+}  // namespace
+
+// Names a failing case by its file, not its bytes.
+void PrintTo(const HostileFile& file, std::ostream* out) { *out << file.name; }
+
+namespace {
+
 // Reading any file allocates a fixed amount whatever its size: the path and error-message strings
 // (under 1 KiB), nlohmann's nodes for the few JSON values of a corpus file, and, for tokenizers,
 // the per-byte tables and 257-token vocabulary Tokenizer::Create builds (257 std::string of 32
