@@ -16,6 +16,9 @@
 // rarely or never contains: 0x04, 0xC0, 0xF5..0xFF, ...) is dropped, as `tokenizers` and llama.cpp
 // drop it, or becomes the unknown token if tokenizer.json's model names one.
 //
+// Token ids (vocab and added tokens) must be below twice the number of tokens the file lists, so
+// a crafted id cannot size the id table; a malformed config.json next to tokenizer.json is an error.
+//
 // Supported tokenizer.json: model BPE (vocab, merges as "a b" strings or [a, b] pairs,
 // ignore_merges, unk_token, fuse_unk), no byte_fallback/dropout/subword prefixes; pre_tokenizer
 // ByteLevel, Digits, Split(Regex of GPT-2, Llama 3 or Qwen2, Isolated) or a Sequence of them;
