@@ -34,6 +34,7 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
   // Added tokens extend the table to their largest id: bounded by twice the number of tokens
   // given (as in FromTokenizerJson), so a crafted id cannot size a table far larger than the input.
   const size_t id_limit = 2 * (t.id_to_token_.size() + spec.added_tokens.size());
+  size_t table_size = t.id_to_token_.size();
   for (const AddedToken& added : spec.added_tokens) {
     if (added.id < 0) {
       return absl::InvalidArgumentError(
@@ -44,10 +45,15 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
           absl::StrCat(src, ": added token \"", added.content, "\" has id ", added.id,
                        ", outside [0, ", id_limit, "), twice the number of tokens given"));
     }
+    table_size = std::max(table_size, static_cast<size_t>(added.id) + 1);
+  }
+  // Exactly once: resize() past the capacity would double it.
+  t.id_to_token_.reserve(table_size);
+  t.id_to_token_.resize(table_size);
+  for (const AddedToken& added : spec.added_tokens) {
     if (added.content.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(src, ": added token ", added.id, " is empty"));
     }
-    if (static_cast<size_t>(added.id) >= t.id_to_token_.size()) t.id_to_token_.resize(added.id + 1);
     std::string& slot = t.id_to_token_[added.id];
     if (!slot.empty() && slot != added.content) {
       return absl::InvalidArgumentError(
@@ -451,6 +457,7 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json,
                                                            root["added_tokens"].is_array()
                                                        ? root["added_tokens"].size()
                                                        : 0));
+  spec.vocab.reserve((*vocab)->size());  // entries present; dense ids then never reallocate
   for (auto it = (*vocab)->begin(); it != (*vocab)->end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
         it.value().get<int64_t>() >= (int64_t{1} << 30)) {

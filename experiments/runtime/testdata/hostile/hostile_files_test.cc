@@ -72,14 +72,14 @@ void PrintTo(const HostileFile& file, std::ostream* out) { *out << file.name; }
 
 namespace {
 
-// Reading any file allocates a fixed amount whatever its size: the path and error-message strings
-// (under 1 KiB), nlohmann's nodes for the few JSON values of a corpus file, and, for tokenizers,
-// the per-byte tables and 257-token vocabulary Tokenizer::Create builds (257 std::string of 32
-// bytes: 8 KiB, the largest). 16 KiB covers these. What the bound exists to catch is far above
-// it: an allocation sized from an unchecked count (2^62 elements, 2^64-1 bytes, a token id of
-// 2^30) asks for gigabytes; one sized from a count checked only against the bytes left, times
-// the in-memory record size (3-4x), is caught by the *_fills_file files, whose 64 KiB of claimed
-// records make that multiple exceed file + slack.
+// Reading any file allocates some memory whatever the attack: the path and error-message strings
+// (under 1 KiB), nlohmann's nodes for the few JSON values of a corpus file, and, for the tokenizer
+// files, the 257-token vocabulary (a std::vector<std::string> of 32-byte strings, which a GGUF
+// array grows by doubling to a capacity of 512: 16 KiB, the largest measured). 16 KiB covers
+// these. What the bound exists to catch is far above it: an allocation sized from an unchecked
+// count (2^62 elements, 2^64-1 bytes, a token id of 2^30) asks for gigabytes; one sized from a
+// count checked only against the bytes left, times the in-memory record size (3-4x), is caught
+// by the *_fills_file files, whose 64 KiB of claimed records make that multiple exceed the bound.
 constexpr size_t kSlackBytes = 16 * 1024;
 
 // Records the largest single allocation between construction and destruction, refusing any
