@@ -41,7 +41,9 @@ class Bytes {
   }
   // GGUF string: u64 length, then the bytes.
   Bytes& Str(absl::string_view s) { return U64(s.size()).Raw(s); }
-  Bytes& PadTo(uint64_t alignment) { return Fill((alignment - out_.size() % alignment) % alignment, '\0'); }
+  Bytes& PadTo(uint64_t alignment) {
+    return Fill((alignment - out_.size() % alignment) % alignment, '\0');
+  }
   const std::string& str() const { return out_; }
 
  private:
@@ -109,9 +111,9 @@ void AddSafetensors(std::vector<HostileFile>* out) {
       StatusCode::kInvalidArgument, "header is not valid UTF-8",
       "tensor name with the byte 0xFF (not UTF-8)");
   add("header_deep",
-      Safetensors(absl::StrCat(R"({"__metadata__":)", std::string(1000, '['),
-                               std::string(1000, ']'), "}"),
-                  ""),
+      Safetensors(
+          absl::StrCat(R"({"__metadata__":)", std::string(1000, '['), std::string(1000, ']'), "}"),
+          ""),
       StatusCode::kInvalidArgument, "header: JSON nested deeper than 64 levels",
       "header JSON nested 1000 levels deep (stack exhaustion in a recursive parser)");
   add("tensor_not_object", Safetensors(StHeader(R"("a":7)"), ""), StatusCode::kInvalidArgument,
@@ -121,9 +123,9 @@ void AddSafetensors(std::vector<HostileFile>* out) {
       StatusCode::kInvalidArgument, "__metadata__ \"format\" is an integer, expected a string",
       "__metadata__ value that is not a string");
   add("shared_bytes",
-      Safetensors(StHeader(absl::StrCat(
-                      kStA, R"(,"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})")),
-                  F32Data(2)),
+      Safetensors(
+          StHeader(absl::StrCat(kStA, R"(,"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})")),
+          F32Data(2)),
       StatusCode::kInvalidArgument, "data_offsets [0, 8] overlap tensor",
       "two tensors sharing the same bytes [0, 8)");
   add("gap",
@@ -132,38 +134,34 @@ void AddSafetensors(std::vector<HostileFile>* out) {
                   F32Data(5)),
       StatusCode::kInvalidArgument, "tensor \"b\" begins at 12, leaving a gap after byte 8",
       "four unused bytes between two tensors");
-  add("trailing_bytes", Safetensors(valid_header, F32Data(2) + "xy"),
-      StatusCode::kInvalidArgument, "cover 8 bytes of the data section, which has 10",
-      "two bytes after the last tensor");
+  add("trailing_bytes", Safetensors(valid_header, F32Data(2) + "xy"), StatusCode::kInvalidArgument,
+      "cover 8 bytes of the data section, which has 10", "two bytes after the last tensor");
   add("data_short_by_2", Safetensors(valid_header, F32Data(2).substr(0, 6)),
       StatusCode::kInvalidArgument,
       "truncated: tensor \"a\" data_offsets [0, 8] run past the data section of 6 bytes",
       "data section 2 bytes shorter than the last tensor");
   add("shape_numel_overflow",
-      Safetensors(StHeader(
-                      R"("a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]})"),
-                  F32Data(2)),
+      Safetensors(
+          StHeader(R"("a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]})"),
+          F32Data(2)),
       StatusCode::kInvalidArgument, "tensor \"a\": shape [4294967296,4294967296] overflows",
       "shape [2^32, 2^32]: element count 2^64 overflows");
   add("shape_bytes_overflow",
-      Safetensors(StHeader(
-                      R"("a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,8]})"),
-                  F32Data(2)),
+      Safetensors(
+          StHeader(R"("a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,8]})"),
+          F32Data(2)),
       StatusCode::kInvalidArgument, "tensor \"a\": byte size overflows",
       "shape [2^62] of F32: 2^64 bytes overflow");
   add("shape_negative",
-      Safetensors(StHeader(R"("a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]})"),
-                  F32Data(2)),
+      Safetensors(StHeader(R"("a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]})"), F32Data(2)),
       StatusCode::kInvalidArgument, "has an entry that is not a non-negative integer",
       "negative dimension");
   add("end_before_begin",
-      Safetensors(StHeader(R"("a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]})"),
-                  F32Data(2)),
+      Safetensors(StHeader(R"("a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]})"), F32Data(2)),
       StatusCode::kInvalidArgument, "data_offsets [8, 0] end before they begin",
       "data_offsets [8, 0]");
   add("unknown_dtype",
-      Safetensors(StHeader(R"("a":{"dtype":"F17","shape":[2],"data_offsets":[0,8]})"),
-                  F32Data(2)),
+      Safetensors(StHeader(R"("a":{"dtype":"F17","shape":[2],"data_offsets":[0,8]})"), F32Data(2)),
       StatusCode::kInvalidArgument, "tensor \"a\": unknown dtype \"F17\"", "dtype \"F17\"");
 }
 
@@ -262,8 +260,7 @@ void AddGguf(std::vector<HostileFile>* out) {
     Bytes b = GgufHeader(0, 1);
     b.Str("general.name").U32(kTypeString).U64(kMaxU64).Raw("short");
     add("string_length_max", b.str(), StatusCode::kInvalidArgument,
-        "value of key \"general.name\" is 18446744073709551615 bytes long",
-        "string length 2^64-1");
+        "value of key \"general.name\" is 18446744073709551615 bytes long", "string length 2^64-1");
   }
   {
     Bytes b = GgufHeader(0, 1);
@@ -351,7 +348,8 @@ void AddGguf(std::vector<HostileFile>* out) {
     Bytes b = GgufHeader(0, 5);
     GgufTokenizerKv(b, 0);
     add("tokenizer_valid", b.str(), StatusCode::kOk, "",
-        "control: GGUF tokenizer of 256 byte tokens, \"ab\" and one merge", HostileLoader::kGgufTokenizer);
+        "control: GGUF tokenizer of 256 byte tokens, \"ab\" and one merge",
+        HostileLoader::kGgufTokenizer);
   }
   {
     Bytes b = GgufHeader(0, 5);
@@ -383,8 +381,8 @@ nlohmann::json BaseTokenizer() {
 }
 
 void AddJson(std::vector<HostileFile>* out) {
-  auto add = [&](std::string name, const nlohmann::json& tok, StatusCode code,
-                 std::string fragment, std::string attack) {
+  auto add = [&](std::string name, const nlohmann::json& tok, StatusCode code, std::string fragment,
+                 std::string attack) {
     out->push_back({absl::StrCat("tok_", name, ".json"), HostileLoader::kTokenizerJson,
                     tok.dump(1) + "\n", code, std::move(fragment), std::move(attack)});
   };
@@ -496,8 +494,8 @@ std::string HostileCorpusReadme(const std::vector<HostileFile>& corpus) {
             ? std::string("OK (loads)")
             : absl::StrCat(absl::StatusCodeToString(f.code), ": `",
                            absl::StrReplaceAll(f.fragment, {{"|", "\\|"}}), "`");
-    absl::StrAppend(&out, "| ", f.name, " | ", HostileLoaderName(f.loader), " | ", f.attack,
-                    " | ", expected, " |\n");
+    absl::StrAppend(&out, "| ", f.name, " | ", HostileLoaderName(f.loader), " | ", f.attack, " | ",
+                    expected, " |\n");
   }
   return out;
 }
