@@ -42,8 +42,10 @@ absl::Status SyncFolder(const std::string& folder) {
 }
 
 // Writes, syncs and closes the temporary file; closes `fd` whatever happens.
-absl::Status FillTemporary(int fd, const std::string& temp, absl::string_view contents) {
-  absl::Status status = WriteFully(fd, contents, temp);
+absl::Status FillTemporary(int fd, const std::string& temp, absl::string_view contents,
+                           const AtomicWriteOptions& options) {
+  absl::Status status =
+      options.write ? options.write(fd, contents, temp) : WriteFully(fd, contents, temp);
   if (status.ok() && fchmod(fd, 0644) != 0) {
     status = absl::ErrnoToStatus(errno, absl::StrCat("chmod ", temp));
   }
@@ -118,7 +120,7 @@ absl::Status AtomicWriteFile(const std::string& path, absl::string_view contents
   if (fd < 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("creating a temporary file in ", folder));
   }
-  if (absl::Status s = FillTemporary(fd, temp, contents); !s.ok()) {
+  if (absl::Status s = FillTemporary(fd, temp, contents, options); !s.ok()) {
     unlink(temp.c_str());
     return s;
   }

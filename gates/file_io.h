@@ -29,6 +29,9 @@ struct AtomicWriteOptions {
   // Called after the temporary file is written, synced and closed, just before the rename. For
   // tests that kill the writer at the worst moment; leave empty otherwise.
   std::function<void()> before_rename;
+  // Writes the temporary file's bytes; empty: WriteFully. For tests that inject an I/O error
+  // (a full disk, a failing device) through the writer; leave empty otherwise.
+  std::function<absl::Status(int fd, absl::string_view data, absl::string_view what)> write;
 };
 
 // The bytes of the file at `path`.

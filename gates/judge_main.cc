@@ -10,6 +10,7 @@
 // Exit status: 0 done, 1 the records hold a problem, 2 wrong flags or unreadable files. The output
 // depends only on the inputs. Paths are taken from the folder `bazel run` was called in.
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <iostream>
 #include <string>
@@ -59,13 +60,21 @@ std::string UserPath(const std::string& path) {
   return std::string(cwd) + "/" + path;
 }
 
-bool ParseNumbers(const std::vector<std::string>& texts, std::vector<double>* out) {
+// The numbers of flag `name`; "" when every value parses (and, with `fraction`, lies in
+// [0, 1]), else one line naming the flag and the value.
+std::string ParseNumbers(const char* name, const std::vector<std::string>& texts, bool fraction,
+                         std::vector<double>* out) {
   for (const std::string& t : texts) {
     double value;
-    if (!absl::SimpleAtod(t, &value)) return false;
+    if (!absl::SimpleAtod(t, &value)) {
+      return std::string("--") + name + ": '" + t + "' is not a number";
+    }
+    if (fraction && !(value >= 0.0 && value <= 1.0)) {
+      return std::string("--") + name + ": " + t + " is not a fraction in [0, 1]";
+    }
     out->push_back(value);
   }
-  return true;
+  return "";
 }
 
 }  // namespace
@@ -74,10 +83,11 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   std::vector<double> p_attns, fractions, overheads;
-  if (!ParseNumbers(absl::GetFlag(FLAGS_p_attn), &p_attns) ||
-      !ParseNumbers(absl::GetFlag(FLAGS_f), &fractions) ||
-      !ParseNumbers(absl::GetFlag(FLAGS_h), &overheads)) {
-    return Fail("--p_attn, --f and --h take comma-separated numbers");
+  for (const std::string& bad :
+       {ParseNumbers("p_attn", absl::GetFlag(FLAGS_p_attn), /*fraction=*/true, &p_attns),
+        ParseNumbers("f", absl::GetFlag(FLAGS_f), /*fraction=*/true, &fractions),
+        ParseNumbers("h", absl::GetFlag(FLAGS_h), /*fraction=*/false, &overheads)}) {
+    if (!bad.empty()) return Fail(bad);
   }
   if (p_attns.empty() != fractions.empty()) return Fail("--p_attn and --f go together");
   if (p_attns.empty() && args.size() < 2) {
@@ -97,8 +107,10 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::vector<std::string>> listed = kvgate::gates::ListFiles(path, ".jsonl");
     if (listed.ok()) {
       records.insert(records.end(), listed->begin(), listed->end());
-    } else {
+    } else if (access(path.c_str(), R_OK) == 0) {
       records.push_back(path);  // not a folder: a records file
+    } else {
+      return Fail(path + ": no such records file or folder (or not readable)");
     }
   }
   absl::StatusOr<kvgate::gates::Evidence> evidence =

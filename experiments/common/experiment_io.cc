@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -52,8 +54,17 @@ std::vector<std::string> RunfileCandidates(const std::string& repo, const std::s
 }  // namespace
 
 absl::StatusOr<ModelChoice> ChooseModel(const std::string& flag, const char* env_var) {
-  if (!flag.empty()) return ModelChoice{flag, false, absl::StrCat("model: ", flag)};
+  if (!flag.empty()) {
+    if (!std::filesystem::exists(flag)) {
+      return absl::NotFoundError(absl::StrCat("--model=", flag, ": no such file or folder"));
+    }
+    return ModelChoice{flag, false, absl::StrCat("model: ", flag)};
+  }
   if (std::string from_env = Env(env_var); !from_env.empty()) {
+    if (!std::filesystem::exists(from_env)) {
+      return absl::NotFoundError(
+          absl::StrCat("$", env_var, "=", from_env, ": no such file or folder"));
+    }
     return ModelChoice{from_env, false,
                        absl::StrCat("model: ", from_env, " (from $", env_var, ")")};
   }
@@ -124,7 +135,8 @@ std::string SpecsDir() {
 }
 
 absl::Status JudgeAndAppend(const std::string& path, const std::string& gate_id,
-                            std::vector<gates::Record> rows, const gates::Provenance& provenance) {
+                            std::vector<gates::Record> rows, const gates::Provenance& provenance,
+                            const gates::AtomicWriteOptions& write_options) {
   absl::StatusOr<gates::SpecRegistry> specs = gates::LoadSpecDir(SpecsDir());
   if (!specs.ok()) return specs.status();
   const gates::RegisteredSpec* spec = gates::LatestSpec(*specs, gate_id);
@@ -141,7 +153,15 @@ absl::Status JudgeAndAppend(const std::string& path, const std::string& gate_id,
   std::filesystem::create_directories(std::filesystem::path(path).parent_path().empty()
                                           ? std::filesystem::path(".")
                                           : std::filesystem::path(path).parent_path());
-  return gates::AppendRecords(path, rows);
+  gates::AtomicWriteOptions options = write_options;
+  if (const std::string marker = Env("KVGATE_TEST_PAUSE_BEFORE_RENAME"); !marker.empty()) {
+    options.before_rename = [marker, next = write_options.before_rename] {
+      if (FILE* f = std::fopen(marker.c_str(), "w")) std::fclose(f);
+      std::this_thread::sleep_for(std::chrono::seconds(60));  // the test kills us here
+      if (next) next();
+    };
+  }
+  return gates::AppendRecords(path, rows, options);
 }
 
 }  // namespace kvgate::experiments

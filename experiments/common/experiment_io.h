@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gates/file_io.h"
 #include "gates/record.h"
 
 namespace kvgate::experiments {
@@ -33,8 +34,9 @@ struct ModelChoice {
   std::string note;  // one line for the run's first line and for records' readers
 };
 
-// The model path: `flag` if set, else $env_var if set (pass nullptr for none), else the embedded
-// GGUF found in the runfiles. NotFound naming what was tried when nothing exists.
+// The model path: `flag` (--model) if set, else $env_var if set (pass nullptr for none), else the
+// embedded GGUF found in the runfiles. NotFound naming the flag or variable when its path does not
+// exist, or what was tried when nothing exists.
 absl::StatusOr<ModelChoice> ChooseModel(const std::string& flag, const char* env_var);
 
 // Where records go: `flag` if set; else reports/records/<experiment>.jsonl of the workspace under
@@ -52,9 +54,16 @@ std::string SpecsDir();
 
 // Fills each row's gate from the latest version of `gate_id` and its verdict from the spec (the
 // caller never chooses a verdict), sets the provenance, and appends the rows atomically to
-// `path`. Any error fails the run: nothing is retried or ignored.
+// `path` (gates/file_io.h: a run killed at any moment leaves the previous file or the previous
+// file plus all of these rows). Any error fails the run: nothing is retried or ignored.
+// `write_options` injects I/O errors in tests.
+//
+// Test hook: when $KVGATE_TEST_PAUSE_BEFORE_RENAME names a path, the append creates that file
+// after the new records file is fully written and synced, just before the rename that publishes
+// it, and waits there (up to 60 s) so a test can SIGKILL the experiment at the worst moment.
 absl::Status JudgeAndAppend(const std::string& path, const std::string& gate_id,
-                            std::vector<gates::Record> rows, const gates::Provenance& provenance);
+                            std::vector<gates::Record> rows, const gates::Provenance& provenance,
+                            const gates::AtomicWriteOptions& write_options = {});
 
 }  // namespace kvgate::experiments
 

@@ -1,8 +1,12 @@
 #include "experiments/common/experiment_io.h"
 
+#include <errno.h>
+
 #include <cstdlib>
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
+#include "gates/file_io.h"
 #include "gates/record_io.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -13,11 +17,18 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(ChooseModelTest, FlagThenEnvironmentThenEmbedded) {
-  EXPECT_EQ(ChooseModel("/models/qwen", "KVGATE_TEST_MODEL_DIR")->path, "/models/qwen");
-  setenv("KVGATE_TEST_MODEL_DIR", "/from/env", 1);
+  const std::string dir = std::getenv("TEST_TMPDIR");
+  EXPECT_EQ(ChooseModel(dir, "KVGATE_TEST_MODEL_DIR")->path, dir);
+  setenv("KVGATE_TEST_MODEL_DIR", dir.c_str(), 1);
   absl::StatusOr<ModelChoice> from_env = ChooseModel("", "KVGATE_TEST_MODEL_DIR");
-  EXPECT_EQ(from_env->path, "/from/env");
+  EXPECT_EQ(from_env->path, dir);
   EXPECT_FALSE(from_env->embedded);
+  // A path that does not exist is named with its flag or variable.
+  setenv("KVGATE_TEST_MODEL_DIR", "/no/such/model", 1);
+  EXPECT_THAT(std::string(ChooseModel("", "KVGATE_TEST_MODEL_DIR").status().message()),
+              HasSubstr("$KVGATE_TEST_MODEL_DIR=/no/such/model: no such file or folder"));
+  EXPECT_THAT(std::string(ChooseModel("/no/such.gguf", nullptr).status().message()),
+              HasSubstr("--model=/no/such.gguf: no such file or folder"));
   unsetenv("KVGATE_TEST_MODEL_DIR");
   absl::StatusOr<ModelChoice> embedded = ChooseModel("", "KVGATE_TEST_MODEL_DIR");
   ASSERT_TRUE(embedded.ok()) << embedded.status();
@@ -61,6 +72,29 @@ TEST(JudgeAndAppendTest, TheSpecDecidesTheVerdict) {
   EXPECT_EQ((*rows)[1].record.gate.id, "speed_ceiling");
   EXPECT_EQ((*rows)[1].record.gate.spec_sha256.size(), 64);
   EXPECT_FALSE(JudgeAndAppend(path, "no_such_gate", {SpeedCeilingRow(0.3, 0.3)}, provenance).ok());
+}
+
+// A full disk while an experiment appends its rows (ENOSPC injected through the writer): the run
+// fails with the error, naming the file, and the previous records file is byte-identical.
+TEST(JudgeAndAppendTest, AFullDiskFailsTheRunAndKeepsThePreviousFile) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/full_disk.jsonl";
+  std::filesystem::remove(path);
+  const gates::Provenance provenance = CurrentProvenance(7);
+  ASSERT_TRUE(
+      JudgeAndAppend(path, "speed_ceiling", {SpeedCeilingRow(0.334, 0.350)}, provenance).ok());
+  absl::StatusOr<std::string> before = gates::ReadFile(path);
+  ASSERT_TRUE(before.ok());
+
+  gates::AtomicWriteOptions full_disk;
+  full_disk.write = [](int, absl::string_view, absl::string_view what) {
+    return absl::ErrnoToStatus(ENOSPC, absl::StrCat("writing ", what));
+  };
+  const absl::Status status = JudgeAndAppend(
+      path, "speed_ceiling", {SpeedCeilingRow(0.334, 0.376)}, provenance, full_disk);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("No space left on device"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("full_disk.jsonl.tmp."));
+  EXPECT_EQ(*gates::ReadFile(path), *before);
 }
 
 }  // namespace

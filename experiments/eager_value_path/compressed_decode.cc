@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -317,7 +319,9 @@ absl::StatusOr<CompressedDecodeOutput> RunCompressedDecode(
   // Interleaved, teacher-forced decode.
   int64_t token = prefill_logits->argmax().item<int64_t>();
   const size_t n_runs = runs.size();
+  std::vector<int64_t> dense_tokens;  // fed at each step, for locating a non-finite reference
   for (int64_t step = 0; step < steps; ++step) {
+    dense_tokens.push_back(token);
     int64_t next_token = -1;
     for (size_t j = 0; j < n_runs; ++j) {
       Run& run = runs[(j + static_cast<size_t>(step)) % n_runs];
@@ -347,6 +351,19 @@ absl::StatusOr<CompressedDecodeOutput> RunCompressedDecode(
   const double dense_step_ms = Median(dense.step_s) * 1e3;
   const double dense_attn_ms = Median(dense.attention_s) * 1e3;
   const std::vector<float> ref0 = AsVector(dense.logits[0]);
+  std::map<std::string, double> nonfinite_metrics;
+  if (!gates::AllFinite(ref0)) {
+    // Numerical guard: replay the dense run to name where it first went non-finite.
+    absl::StatusOr<std::optional<runtime::NonFiniteAt>> at =
+        runtime::LocateNonFinite(model, prompt, dense_tokens);
+    if (!at.ok()) return at.status();
+    const runtime::NonFiniteAt where = at->value_or(runtime::NonFiniteAt{0, layers + 1});
+    output.reference_nonfinite = where.Describe(layers);
+    nonfinite_metrics = {{runtime::kReferenceNonfiniteStep, static_cast<double>(where.step)},
+                         {runtime::kReferenceNonfiniteLayer, static_cast<double>(where.layer)}};
+    say("dense reference NON-FINITE from " + output.reference_nonfinite +
+        ": every quality row is invalid");
+  }
   std::vector<std::vector<float>> ref_all;
   for (const auto& l : dense.logits) ref_all.push_back(AsVector(l));
   for (size_t r = 1; r < n_runs; ++r) {
@@ -382,6 +399,7 @@ absl::StatusOr<CompressedDecodeOutput> RunCompressedDecode(
                  {"mean_kl_divergence_all_steps", fid->mean_kl_divergence},
                  {gates::kMeanAbsDeltaP, fid->mean_abs_delta_p},
                  {gates::kSameTopPRate, fid->same_top_p_rate}};
+    q.metrics.insert(nonfinite_metrics.begin(), nonfinite_metrics.end());
     output.quality.push_back(std::move(q));
 
     gates::Record t;

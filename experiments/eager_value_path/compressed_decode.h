@@ -67,6 +67,10 @@ struct CompressedDecodeOutput {
   std::vector<gates::Record> quality;  // one a variant, step 0
   std::vector<gates::Record> latency;  // one a variant, step null
   double prefill_seconds = 0;
+  // Empty when the dense reference is finite; else where it first went non-finite, in words
+  // ("decode step 0, layer 1 (...)"), and the quality rows carry reference_finite = 0 and
+  // reference_nonfinite_step / reference_nonfinite_layer (runtime/decode.h), so they are invalid.
+  std::string reference_nonfinite;
 };
 
 // See above. prompt: token ids, at least 1; the model on the CPU.

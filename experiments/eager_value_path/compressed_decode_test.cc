@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -76,6 +78,38 @@ TEST_F(CompressedDecodeTest, VariantsAreTheCanonicalTurboQuantSpecs) {
   ASSERT_EQ(fused->size(), 8u);
   EXPECT_EQ((*fused)[6].variant, "exact_cleanup(turboquant_mse:bits=4:rotation=hadamard:seed=0)");
   EXPECT_EQ((*fused)[6].path, KvPath::kFusedExactCleanup);
+}
+
+// Numerical guard: a NaN in layer 1's o_proj makes the dense reference non-finite from the
+// prefill at layer 1; every quality row says so and is judged invalid.
+TEST_F(CompressedDecodeTest, NonFiniteReferenceMakesQualityRowsInvalidAndNamesTheLayer) {
+  absl::StatusOr<runtime::Fixture> f = runtime::LoadFixture(runtime::FixtureDir("tiny_llama"));
+  ASSERT_TRUE(f.ok()) << f.status();
+  torch::Tensor wo = f->weights.tensors.at("model.layers.1.self_attn.o_proj.weight").clone();
+  wo[2][9] = std::numeric_limits<float>::quiet_NaN();
+  f->weights.tensors["model.layers.1.self_attn.o_proj.weight"] = wo;
+  EXPECT_FALSE(runtime::Model::Create(f->weights).ok());  // refused at load unless allowed
+  runtime::ModelOptions allow;
+  allow.allow_non_finite_weights = true;
+  absl::StatusOr<runtime::Model> m = runtime::Model::Create(f->weights, allow);
+  ASSERT_TRUE(m.ok()) << m.status();
+  model_ = std::make_unique<runtime::Model>(std::move(*m));
+  absl::StatusOr<CompressedDecodeOutput> out = Run(KvPath::kEager, "eager_value_path");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->reference_nonfinite, "the prefill, layer 1 (the output of model.layers.1)");
+  const std::string path = RecordsPath("", "eager_value_path_nonfinite");
+  std::remove(path.c_str());
+  ASSERT_TRUE(
+      JudgeAndAppend(path, "hfkv_real_kv_quality", out->quality, CurrentProvenance(0)).ok());
+  absl::StatusOr<std::vector<gates::RecordAt>> rows = gates::ReadRecordsFile(path);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 6u);
+  for (const gates::RecordAt& r : *rows) {
+    EXPECT_EQ(r.record.gate.verdict, gates::Verdict::kInvalid) << r.record.variant;
+    EXPECT_EQ(r.record.metrics.at("reference_finite"), 0.0);
+    EXPECT_EQ(r.record.metrics.at("reference_nonfinite_step"), -1.0);
+    EXPECT_EQ(r.record.metrics.at("reference_nonfinite_layer"), 1.0);
+  }
 }
 
 TEST_F(CompressedDecodeTest, EagerRowsAndRecords) {

@@ -11,33 +11,15 @@
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
 #include "experiments/runtime/model.h"
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/prompt_corpus.h"
 #include "experiments/runtime/tokenizer.h"
 #include "gates/record_io.h"
-
-ABSL_FLAG(std::string, model, "",
-          "Model path: a .gguf file or a Hugging Face snapshot folder. Empty: the embedded "
-          "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized to --dtype).");
-ABSL_FLAG(int64_t, context, 2048,
-          "Prompt tokens: the license corpus (prompt_corpus.h) cut to exactly this many tokens, "
-          "prefilled densely and then encoded once per layer.");
-ABSL_FLAG(int64_t, decode_steps, 16,
-          "Teacher-forced decode steps after the prompt (quality rows read step 0; timings are "
-          "medians over all steps).");
-ABSL_FLAG(std::string, dtype, "float32", "Model dtype: float32, bfloat16 or float16.");
-ABSL_FLAG(std::string, device, "cpu", "Device: cpu only (the TurboQuant primitives are CPU).");
-ABSL_FLAG(int64_t, seed, 0, "TurboQuant rotation / QJL seed (the formats' seed=), >= 0.");
-ABSL_FLAG(std::string, out, "",
-          "Records file (appended). Empty: reports/records/<experiment>.jsonl of the workspace "
-          "under bazel run, $TEST_UNDECLARED_OUTPUTS_DIR under bazel test.");
 
 namespace kvgate::experiments {
 namespace {
@@ -53,21 +35,27 @@ std::string LoadAverage() {
 
 int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
                    const char* latency_gate, const char* usage) {
-  absl::SetProgramUsageMessage(usage);
-  absl::ParseCommandLine(argc, argv);
+  ExperimentDefaults defaults;
+  defaults.context = 2048;
+  defaults.decode_steps = 16;  // quality rows read step 0; timings are medians over all steps
+  absl::StatusOr<CommonFlags> flags = ParseExperimentCommandLine(argc, argv, usage, defaults);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, std::string(flags.status().message()).c_str());
+    return 2;
+  }
   const auto start = std::chrono::steady_clock::now();
-  const int64_t context = absl::GetFlag(FLAGS_context);
-  const int64_t steps = absl::GetFlag(FLAGS_decode_steps);
-  const std::string dtype = absl::GetFlag(FLAGS_dtype);
-  const std::string device = absl::GetFlag(FLAGS_device);
-  const int64_t seed = absl::GetFlag(FLAGS_seed);
+  const int64_t context = flags->context;
+  const int64_t steps = flags->decode_steps;
+  const std::string dtype = flags->dtype;
+  const std::string device = flags->device;
+  const int64_t seed = flags->seed;
   if (absl::Status s = CheckRunFlags(context, steps, dtype, device, seed); !s.ok()) {
     std::fprintf(stderr, "%s: %s\n", experiment, std::string(s.message()).c_str());
     return 2;
   }
-  absl::StatusOr<ModelChoice> choice = ChooseModel(absl::GetFlag(FLAGS_model), nullptr);
+  absl::StatusOr<ModelChoice> choice = ChooseModel(flags->model, nullptr);
   if (!choice.ok()) {
-    std::fprintf(stderr, "%s: %s\n", experiment, choice.status().ToString().c_str());
+    std::fprintf(stderr, "%s: %s\n", experiment, std::string(choice.status().message()).c_str());
     return 1;
   }
   std::printf("%s\n", choice->note.c_str());
@@ -87,11 +75,10 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
     std::fprintf(stderr, "%s: %s\n", experiment, weights.status().ToString().c_str());
     return 1;
   }
-  if (weights->config.max_position_embeddings > 0 &&
-      context + steps > weights->config.max_position_embeddings) {
-    std::fprintf(stderr, "%s: --context + --decode_steps = %lld exceeds the model's %lld positions\n",
-                 experiment, static_cast<long long>(context + steps),
-                 static_cast<long long>(weights->config.max_position_embeddings));
+  if (absl::Status fits = CheckContextFits(*flags, weights->config.max_position_embeddings,
+                                           /*corpus_tokens=*/context);
+      !fits.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, std::string(fits.message()).c_str());
     return 2;
   }
   absl::StatusOr<runtime::Tokenizer> tokenizer = runtime::LoadTokenizer(choice->path);
@@ -104,6 +91,7 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
                         : dtype == "float16" ? torch::kFloat16
                                              : torch::kFloat32;
   model_options.device = torch::Device(torch::kCPU);
+  model_options.allow_non_finite_weights = flags->allow_non_finite_weights;
   absl::StatusOr<runtime::Model> model = runtime::Model::Create(*weights, model_options);
   if (!model.ok()) {
     std::fprintf(stderr, "%s: %s\n", experiment, model.status().ToString().c_str());
@@ -113,6 +101,10 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
   if (!prompt.ok()) {
     std::fprintf(stderr, "%s: %s\n", experiment, prompt.status().ToString().c_str());
     return 1;
+  }
+  if (absl::Status fits = CheckContextFits(*flags, 0, prompt->corpus_tokens); !fits.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, std::string(fits.message()).c_str());
+    return 2;
   }
   std::printf("model: %s (%s), weights sha256 %s\nprompt: %s\n", weights->model_name.c_str(),
               weights->weights_note.c_str(), weights->weights_sha256.c_str(),
@@ -141,7 +133,7 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
     std::fprintf(stderr, "%s: %s\n", experiment, out.status().ToString().c_str());
     return 1;
   }
-  const std::string records = RecordsPath(absl::GetFlag(FLAGS_out), experiment);
+  const std::string records = RecordsPath(flags->out, experiment);
   const gates::Provenance provenance = CurrentProvenance(seed);
   if (absl::Status s = JudgeAndAppend(records, "hfkv_real_kv_quality", out->quality, provenance);
       !s.ok()) {
@@ -191,6 +183,12 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
   }
   std::printf("\n%zu rows appended to %s in %.1f s\n", mine, records.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (!out->reference_nonfinite.empty()) {
+    // The rows are written (invalid: the evidence of a broken reference); the run failed.
+    std::fprintf(stderr, "%s: dense reference non-finite from %s; its quality rows in %s are "
+                 "invalid\n", experiment, out->reference_nonfinite.c_str(), records.c_str());
+    return 1;
+  }
   return 0;
 }
 

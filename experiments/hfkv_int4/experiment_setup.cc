@@ -12,44 +12,6 @@
 
 namespace kvgate::experiments {
 
-absl::StatusOr<torch::Dtype> ParseDtype(const std::string& dtype) {
-  if (dtype == "float32") return torch::kFloat32;
-  if (dtype == "bfloat16") return torch::kBFloat16;
-  if (dtype == "float16") return torch::kFloat16;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--dtype=", dtype, " is not one of float32, bfloat16, float16"));
-}
-
-absl::StatusOr<torch::Device> ParseDevice(const std::string& device) {
-  if (device == "cpu") return torch::Device(torch::kCPU);
-  if (device.rfind("cuda", 0) == 0) {
-    if (!torch::cuda::is_available()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--device=", device, ": this build or machine has no CUDA device (use --device=cpu)"));
-    }
-    try {
-      return torch::Device(device);
-    } catch (const std::exception&) {
-    }
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("--device=", device, " is not one of cpu, cuda, cuda:<n>"));
-}
-
-absl::Status CheckCommonFlags(const CommonFlags& flags) {
-  if (flags.context < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--context=", flags.context, " must be at least 1 token"));
-  }
-  if (flags.decode_steps < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--decode_steps=", flags.decode_steps, " must be at least 1"));
-  }
-  if (absl::StatusOr<torch::Dtype> d = ParseDtype(flags.dtype); !d.ok()) return d.status();
-  if (absl::StatusOr<torch::Device> d = ParseDevice(flags.device); !d.ok()) return d.status();
-  return absl::OkStatus();
-}
-
 absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& flags,
                                   const std::function<void(const std::string&)>& progress) {
   if (absl::Status s = CheckCommonFlags(flags); !s.ok()) return s;
@@ -62,15 +24,15 @@ absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& flags,
 
   absl::StatusOr<runtime::ModelWeights> weights = runtime::LoadModel(setup.choice.path);
   if (!weights.ok()) return weights.status();
-  if (weights->config.max_position_embeddings > 0 &&
-      flags.context + flags.decode_steps > weights->config.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--context=", flags.context, " plus --decode_steps=", flags.decode_steps,
-        " exceeds the model's max_position_embeddings ", weights->config.max_position_embeddings));
+  if (absl::Status s = CheckContextFits(flags, weights->config.max_position_embeddings,
+                                        /*corpus_tokens=*/flags.context);
+      !s.ok()) {
+    return s;  // before building the model; the corpus is checked once it is tokenized
   }
   runtime::ModelOptions options;
   options.dtype = *ParseDtype(flags.dtype);
   options.device = *ParseDevice(flags.device);
+  options.allow_non_finite_weights = flags.allow_non_finite_weights;
   absl::StatusOr<runtime::Model> model = runtime::Model::Create(*weights, options);
   if (!model.ok()) return model.status();
   setup.model.emplace(std::move(*model));
@@ -80,6 +42,7 @@ absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& flags,
   absl::StatusOr<runtime::CorpusPrompt> prompt =
       runtime::LicenseCorpusPrompt(*tokenizer, flags.context);
   if (!prompt.ok()) return prompt.status();
+  if (absl::Status s = CheckContextFits(flags, 0, prompt->corpus_tokens); !s.ok()) return s;
   setup.prompt.assign(prompt->ids.begin(), prompt->ids.end());
   setup.prompt_note = prompt->note;
 

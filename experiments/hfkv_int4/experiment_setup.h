@@ -1,7 +1,8 @@
-// What the hfkv_int4 and speed_ceiling binaries share: checking the common flags (--context,
-// --decode_steps, --dtype, --device), loading the chosen model (experiment_io.h's ChooseModel:
-// --model, else the embedded SmolLM2-135M-Instruct) and its tokenizer, cutting the license corpus
-// to exactly --context tokens (prompt_corpus.h), and the records' target.
+// What the hfkv_int4 and speed_ceiling binaries share after their command line
+// (experiments/common/experiment_flags.h): loading the chosen model (experiment_io.h's
+// ChooseModel: --model, else the embedded SmolLM2-135M-Instruct) and its tokenizer, checking that
+// the context fits the model and the corpus, cutting the license corpus to exactly --context tokens
+// (prompt_corpus.h), and the records' target.
 //
 // Usage:
 //   absl::StatusOr<RunSetup> setup = SetUpRun(flags, [](const std::string& line) { ... });
@@ -20,26 +21,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
 #include "experiments/runtime/model.h"
 #include "gates/record.h"
 
 namespace kvgate::experiments {
-
-struct CommonFlags {
-  std::string model;  // "" : the embedded default
-  int64_t context = 2048;
-  int64_t decode_steps = 1;
-  std::string dtype = "float32";
-  std::string device = "cpu";
-  int64_t seed = 0;
-  std::string out;
-};
-
-// InvalidArgument, one line naming the flag and the allowed values, for a bad value.
-absl::StatusOr<torch::Dtype> ParseDtype(const std::string& dtype);
-absl::StatusOr<torch::Device> ParseDevice(const std::string& device);  // "cpu", "cuda[:n]"
-absl::Status CheckCommonFlags(const CommonFlags& flags);
 
 struct RunSetup {
   ModelChoice choice;

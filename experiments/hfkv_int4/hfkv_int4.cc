@@ -104,6 +104,22 @@ absl::StatusOr<HfkvResult> RunHfkvQuality(
   }
 
   const runtime::ModelConfig& config = model.config();
+  // Numerical guard: a non-finite dense reference invalidates the rows of its steps; replay it to
+  // name the step and layer where it first went non-finite.
+  std::optional<runtime::NonFiniteAt> nonfinite;
+  for (const runtime::DecodeStep& step : dense->steps) {
+    if (torch::isfinite(step.logits).all().item<bool>()) continue;
+    absl::StatusOr<std::optional<runtime::NonFiniteAt>> at =
+        runtime::LocateNonFinite(model, prompt, dense->TokensIn());
+    if (!at.ok()) return at.status();
+    nonfinite = at->value_or(runtime::NonFiniteAt{0, config.num_hidden_layers + 1});
+    result.reference_nonfinite = nonfinite->Describe(config.num_hidden_layers);
+    if (progress) {
+      progress("dense reference NON-FINITE from " + result.reference_nonfinite +
+               ": the rows of those steps are invalid");
+    }
+    break;
+  }
   for (const std::shared_ptr<const kernels::KvFormat>& format : formats) {
     runtime::KvCache cache = Clone(prefilled);
     runtime::DecodeOptions options;
@@ -138,6 +154,10 @@ absl::StatusOr<HfkvResult> RunHfkvQuality(
       row.kl_divergence = *kl;
       row.kv_ratio = kv_ratio;
       row.reference_finite = gates::AllFinite(AsValues(ref)) ? 1.0 : 0.0;
+      if (row.reference_finite == 0.0 && nonfinite.has_value()) {
+        row.nonfinite_step = nonfinite->step;
+        row.nonfinite_layer = nonfinite->layer;
+      }
       row.seconds = seconds;
       result.rows.push_back(row);
     }
@@ -185,6 +205,10 @@ std::vector<gates::Record> HfkvRecords(const std::vector<HfkvRow>& rows,
                       {gates::kKlDivergence, r.kl_divergence},
                       {gates::kKvRatio, r.kv_ratio},
                       {gates::kReferenceFinite, r.reference_finite}};
+    if (r.nonfinite_step.has_value()) {
+      record.metrics[runtime::kReferenceNonfiniteStep] = static_cast<double>(*r.nonfinite_step);
+      record.metrics[runtime::kReferenceNonfiniteLayer] = static_cast<double>(*r.nonfinite_layer);
+    }
     records.push_back(std::move(record));
   }
   return records;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,9 @@ struct HfkvRow {
   int64_t step = 0;
   double decode_logit_mse = 0, top10_overlap = 0, argmax_agreement = 0, kl_divergence = 0;
   double kv_ratio = 0, reference_finite = 0;
+  // Where the dense reference first went non-finite (runtime::NonFiniteAt), on rows whose
+  // reference_finite is 0; recorded as reference_nonfinite_step / _layer.
+  std::optional<int64_t> nonfinite_step, nonfinite_layer;
   double seconds = 0;  // the format's decode steps, wall time
 };
 
@@ -57,6 +61,9 @@ struct HfkvResult {
   std::vector<HfkvRow> rows;          // formats outer (in the given order), steps inner
   std::vector<std::string> failures;  // "<format>: <error>" for a format that could not run
   double prefill_seconds = 0, dense_decode_seconds = 0;
+  // Empty when the dense reference is finite at every step; else where it first went non-finite,
+  // in words ("decode step 2, layer 1 (...)"), also in the rows (nonfinite_step, nonfinite_layer).
+  std::string reference_nonfinite;
 };
 
 // prompt: the history (>= 1 token ids). A format whose encode fails (e.g. a shape it does not

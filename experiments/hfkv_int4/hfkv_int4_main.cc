@@ -16,29 +16,16 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
 #include "experiments/hfkv_int4/experiment_setup.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
 #include "gates/record_io.h"
 #include "kernels/k0_prep/k0_prep.h"
 
-ABSL_FLAG(std::string, model, "",
-          "Hugging Face snapshot folder or .gguf file; empty: the embedded default "
-          "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized to float32).");
-ABSL_FLAG(int64_t, context, 2048, "Prompt tokens (the license corpus cut to exactly this many).");
-ABSL_FLAG(int64_t, decode_steps, 1,
-          "Decode steps compared with dense; the gate reads step 0 only, so only step 0 is "
-          "recorded, later steps are printed.");
-ABSL_FLAG(std::string, dtype, "float32", "Model dtype: float32, bfloat16 or float16.");
-ABSL_FLAG(std::string, device, "cpu", "cpu, or cuda[:n] in a CUDA build.");
-ABSL_FLAG(int64_t, seed, 0, "torch::manual_seed and the records' provenance seed.");
-ABSL_FLAG(std::string, out, "",
-          "Records file; empty: reports/records/hfkv_int4.jsonl of the workspace under bazel run.");
 ABSL_FLAG(std::string, formats, "",
           "Comma-separated KV format specs; empty: symmetric/affine int4 (block 32), every format "
           "of kernels/, TurboQuant mse/prod at 2-4 bits.");
@@ -51,19 +38,7 @@ void Say(const std::string& line) {
   std::cout << line << std::endl;
 }
 
-int Run() {
-  CommonFlags flags;
-  flags.model = absl::GetFlag(FLAGS_model);
-  flags.context = absl::GetFlag(FLAGS_context);
-  flags.decode_steps = absl::GetFlag(FLAGS_decode_steps);
-  flags.dtype = absl::GetFlag(FLAGS_dtype);
-  flags.device = absl::GetFlag(FLAGS_device);
-  flags.seed = absl::GetFlag(FLAGS_seed);
-  flags.out = absl::GetFlag(FLAGS_out);
-  if (absl::Status s = CheckCommonFlags(flags); !s.ok()) {
-    std::cerr << "hfkv_int4: " << s.message() << "\n";
-    return 2;
-  }
+int Run(const CommonFlags& flags) {
   std::vector<std::string> specs =
       absl::GetFlag(FLAGS_formats).empty()
           ? DefaultFormatSpecs()
@@ -81,8 +56,8 @@ int Run() {
     Say("hfkv_int4: " + l);
   });
   if (!setup.ok()) {
-    std::cerr << "hfkv_int4: " << setup.status() << "\n";
-    return 1;
+    std::cerr << "hfkv_int4: " << setup.status().message() << "\n";
+    return absl::IsInvalidArgument(setup.status()) ? 2 : 1;
   }
   const gates::Provenance provenance = CurrentProvenance(flags.seed);
   Say(absl::StrCat("hfkv_int4: ", formats->size(), " formats, context ", flags.context,
@@ -97,6 +72,9 @@ int Run() {
     return 1;
   }
   for (const std::string& f : result->failures) Say("hfkv_int4: format failed, no rows: " + f);
+  if (!result->reference_nonfinite.empty()) {
+    Say("hfkv_int4: dense reference NON-FINITE from " + result->reference_nonfinite);
+  }
 
   // Judge and write the steps the gate reads; print the verdicts the records carry.
   const std::string path = RecordsPath(flags.out, kHfkvExperiment);
@@ -105,7 +83,7 @@ int Run() {
   absl::StatusOr<std::vector<gates::RecordAt>> before = gates::ReadRecordsFile(path);
   const size_t offset = before.ok() ? before->size() : 0;
   if (absl::Status s = JudgeAndAppend(path, kHfkvGate, records, provenance); !s.ok()) {
-    std::cerr << "hfkv_int4: " << s << "\n";
+    std::cerr << "hfkv_int4: writing records: " << s.message() << "\n";
     return 1;
   }
   absl::StatusOr<std::vector<gates::RecordAt>> after = gates::ReadRecordsFile(path);
@@ -142,6 +120,12 @@ int Run() {
   }
   Say(absl::StrCat("\nhfkv_int4: prefill ", result->prefill_seconds, " s, dense decode ",
                    result->dense_decode_seconds, " s, load ", setup->load_seconds, " s"));
+  if (!result->reference_nonfinite.empty()) {
+    // The rows are written (invalid: the evidence of a broken reference); the run failed.
+    std::cerr << "hfkv_int4: dense reference non-finite from " << result->reference_nonfinite
+              << "; its rows in " << path << " are invalid\n";
+    return 1;
+  }
   return 0;
 }
 
@@ -149,9 +133,19 @@ int Run() {
 }  // namespace kvgate::experiments
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "hfkv_int4: real-KV quality of compressed KV caches vs dense, judged by "
-      "hfkv_real_kv_quality.\n  tools/bazel run //experiments:hfkv_int4 -- --context=2048");
-  absl::ParseCommandLine(argc, argv);
-  return kvgate::experiments::Run();
+  kvgate::experiments::ExperimentDefaults defaults;
+  defaults.context = 2048;
+  defaults.decode_steps = 1;
+  absl::StatusOr<kvgate::experiments::CommonFlags> flags =
+      kvgate::experiments::ParseExperimentCommandLine(
+          argc, argv,
+          "hfkv_int4: real-KV quality of compressed KV caches vs dense, judged by "
+          "hfkv_real_kv_quality (which reads decode step 0: only step 0 is recorded, later steps "
+          "are printed).\n  tools/bazel run //experiments:hfkv_int4 -- --context=2048",
+          defaults);
+  if (!flags.ok()) {
+    std::cerr << "hfkv_int4: " << flags.status().message() << "\n";
+    return 2;
+  }
+  return kvgate::experiments::Run(*flags);
 }

@@ -8,12 +8,15 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "experiments/common/experiment_io.h"
+#include "experiments/runtime/decode.h"
 #include "experiments/runtime/model.h"
 #include "experiments/runtime/model_test_util.h"
 #include "gates/record_io.h"
@@ -104,6 +107,72 @@ TEST(HfkvInt4Test, LosslessFormatMatchesDenseAndPasses) {
     EXPECT_EQ(r.record.experiment, "hfkv_int4");
     EXPECT_NE(r.record.gate.verdict, gates::Verdict::kInvalid);
     EXPECT_EQ(r.record.metrics.count("kv_ratio"), 1u);
+  }
+}
+
+// Numerical guard: an embedding row poisoned with NaN, of the first token the dense decode feeds
+// that the prompt does not hold (tiny_llama's lm_head is untied, so nothing else changes): the
+// steps from there on have a non-finite reference, their rows say where it began and their
+// records are invalid.
+TEST(HfkvInt4Test, NonFiniteReferenceNamesTheStepAndLayer) {
+  absl::StatusOr<runtime::Fixture> fixture =
+      runtime::LoadFixture(runtime::FixtureDir("tiny_llama"));
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  const std::vector<int64_t> prompt = runtime::FixturePrompt(48);
+  const int64_t steps = 3;
+  runtime::Model clean = TinyModel();
+  runtime::KvCache cache = clean.NewCache(prompt.size() + steps);
+  absl::StatusOr<torch::Tensor> logits = runtime::Prefill(clean, cache, prompt);
+  ASSERT_TRUE(logits.ok());
+  absl::StatusOr<runtime::DecodeResult> dense =
+      runtime::DecodeN(clean, cache, logits->argmax().item<int64_t>(), steps);
+  ASSERT_TRUE(dense.ok());
+  std::set<int64_t> seen(prompt.begin(), prompt.end());
+  int64_t first = -1;
+  for (int64_t i = 0; i < steps && first < 0; ++i) {
+    if (!seen.count(dense->TokensIn()[i])) first = i;
+    seen.insert(dense->TokensIn()[i]);
+  }
+  ASSERT_GE(first, 0) << "every token the dense decode feeds is in the prompt";
+
+  runtime::ModelWeights weights = fixture->weights;
+  torch::Tensor embed = weights.tensors.at("model.embed_tokens.weight").clone();
+  embed[dense->TokensIn()[first]][3] = std::numeric_limits<float>::quiet_NaN();
+  weights.tensors["model.embed_tokens.weight"] = embed;
+  EXPECT_FALSE(runtime::Model::Create(weights).ok());  // refused at load unless allowed
+  runtime::ModelOptions allow;
+  allow.allow_non_finite_weights = true;
+  absl::StatusOr<runtime::Model> poisoned = runtime::Model::Create(weights, allow);
+  ASSERT_TRUE(poisoned.ok()) << poisoned.status();
+
+  std::vector<std::shared_ptr<const kernels::KvFormat>> formats = {
+      std::make_shared<runtime::IdentityKvFormat>("test_identity_fp32")};
+  absl::StatusOr<HfkvResult> result = RunHfkvQuality(*poisoned, prompt, formats, steps);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reference_nonfinite,
+            absl::StrCat("decode step ", first, ", layer 0 (the output of model.layers.0)"));
+  ASSERT_EQ(result->rows.size(), static_cast<size_t>(steps));
+  for (const HfkvRow& row : result->rows) {
+    EXPECT_EQ(row.reference_finite, row.step < first ? 1.0 : 0.0) << row.step;
+    EXPECT_EQ(row.nonfinite_step.has_value(), row.step >= first) << row.step;
+    if (row.nonfinite_step.has_value()) {
+      EXPECT_EQ(*row.nonfinite_step, first);
+      EXPECT_EQ(*row.nonfinite_layer, 0);
+    }
+  }
+  // The rows of the non-finite steps are invalid, whatever their other metrics say.
+  std::vector<gates::Record> records = HfkvRecords(result->rows, TinyTarget(), steps);
+  const std::string path =
+      std::string(std::getenv("TEST_UNDECLARED_OUTPUTS_DIR")) + "/hfkv_nonfinite.jsonl";
+  std::filesystem::remove(path);
+  ASSERT_TRUE(JudgeAndAppend(path, kHfkvGate, records, CurrentProvenance(0)).ok());
+  absl::StatusOr<std::vector<gates::RecordAt>> back = gates::ReadRecordsFile(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  for (const gates::RecordAt& r : *back) {
+    if (*r.record.step < first) continue;
+    EXPECT_EQ(r.record.gate.verdict, gates::Verdict::kInvalid);
+    EXPECT_EQ(r.record.metrics.at("reference_nonfinite_step"), static_cast<double>(first));
+    EXPECT_EQ(r.record.metrics.at("reference_nonfinite_layer"), 0.0);
   }
 }
 

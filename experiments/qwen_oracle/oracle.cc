@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -339,8 +340,22 @@ absl::StatusOr<OracleResult> RunOracle(const runtime::Model& model,
     step_probs.push_back(torch::stack(step.attention_probs));
   }
   result.reference_seconds = SecondsSince(start);
+  std::map<std::string, double> nonfinite_metrics;
+  if (!result.reference_finite) {
+    // Numerical guard: replay the dense run to name where it first went non-finite.
+    absl::StatusOr<std::optional<runtime::NonFiniteAt>> at =
+        runtime::LocateNonFinite(model, prompt, result.dense_tokens, chunk);
+    if (!at.ok()) return at.status();
+    const runtime::NonFiniteAt where = at->value_or(runtime::NonFiniteAt{0, layers + 1});
+    result.reference_nonfinite = where.Describe(layers);
+    nonfinite_metrics = {{runtime::kReferenceNonfiniteStep, static_cast<double>(where.step)},
+                         {runtime::kReferenceNonfiniteLayer, static_cast<double>(where.layer)}};
+  }
   progress(absl::StrCat("dense reference: ", n, " steps, ", result.reference_seconds, " s",
-                        result.reference_finite ? "" : " -- NON-FINITE: every row is invalid"));
+                        result.reference_finite
+                            ? ""
+                            : " -- NON-FINITE from " + result.reference_nonfinite +
+                                  ": every row is invalid"));
 
   // 3. Each selector configuration, teacher-forced on the dense tokens.
   start = Clock::now();
@@ -354,6 +369,7 @@ absl::StatusOr<OracleResult> RunOracle(const runtime::Model& model,
                       {gates::kTop10Overlap, nan},           {gates::kArgmaxAgreement, nan},
                       {gates::kKlDivergence, nan},           {gates::kLayerMedianOProjRelL2, nan},
                       {gates::kReferenceFinite, 0.0}};
+        metrics[i].insert(nonfinite_metrics.begin(), nonfinite_metrics.end());
       }
     } else {
       // Driven by the selector: logits.

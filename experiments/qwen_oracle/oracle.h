@@ -61,6 +61,9 @@ struct OracleOptions {
 
 struct OracleResult {
   bool reference_finite = true;
+  // Empty when finite; else where the dense reference first went non-finite, in words ("decode
+  // step 2, layer 1 (...)"), also in every row (reference_nonfinite_step / _layer metrics).
+  std::string reference_nonfinite;
   std::vector<int64_t> dense_tokens;  // tokens fed at each decode step (teacher forcing)
   std::vector<std::string> variants;  // canonical names, in run order
   // Per variant, decode_steps rows (experiment, variant, target, step, metrics); no gate yet.

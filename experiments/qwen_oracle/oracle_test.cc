@@ -46,8 +46,11 @@ gates::Target TinyTarget() {
 }
 
 absl::StatusOr<OracleResult> RunTiny(const runtime::ModelWeights& weights,
-                                 std::vector<std::string> selectors) {
-  absl::StatusOr<runtime::Model> model = runtime::Model::Create(weights);
+                                 std::vector<std::string> selectors,
+                                 bool allow_non_finite_weights = false) {
+  runtime::ModelOptions model_options;
+  model_options.allow_non_finite_weights = allow_non_finite_weights;  // poisoned on purpose
+  absl::StatusOr<runtime::Model> model = runtime::Model::Create(weights, model_options);
   if (!model.ok()) return model.status();
   OracleOptions options;
   options.decode_steps = 4;
@@ -129,15 +132,39 @@ TEST(OracleTest, KeepingLittleHistoryChangesTheLogits) {
 TEST(OracleTest, NonFiniteDenseReferenceMakesEveryRowInvalid) {
   runtime::ModelWeights weights = runtime::RandomModelWeights(TinyConfig(), 7);
   weights.tensors.at("model.norm.weight")[0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(runtime::Model::Create(weights).ok());  // refused at load unless allowed
   absl::StatusOr<OracleResult> result =
-      RunTiny(weights, {"global_block_mass:f=0.376:b=16", "recent_sink:sink=4:recent=36"});
+      RunTiny(weights, {"global_block_mass:f=0.376:b=16", "recent_sink:sink=4:recent=36"},
+              /*allow_non_finite_weights=*/true);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_FALSE(result->reference_finite);
+  // Only the final norm's output is non-finite, from the prefill on.
+  EXPECT_EQ(result->reference_nonfinite, "the prefill, the final norm (model.norm)");
   std::vector<gates::Record> rows = JudgeAndRead(*result, "oracle_nonfinite");
   ASSERT_EQ(rows.size(), 8u);
   for (const gates::Record& row : rows) {
     EXPECT_EQ(row.metrics.at("reference_finite"), 0.0);
+    EXPECT_EQ(row.metrics.at("reference_nonfinite_step"), -1.0);
+    EXPECT_EQ(row.metrics.at("reference_nonfinite_layer"), 3.0);
     EXPECT_EQ(row.gate.verdict, gates::Verdict::kInvalid) << row.variant;
+  }
+}
+
+// An infinity in layer 1's MLP makes the residual stream leaving layer 1 non-finite: named.
+TEST(OracleTest, NonFiniteReferenceNamesTheLayer) {
+  runtime::ModelWeights weights = runtime::RandomModelWeights(TinyConfig(), 7);
+  weights.tensors.at("model.layers.1.mlp.down_proj.weight")[4][2] =
+      std::numeric_limits<float>::infinity();
+  absl::StatusOr<OracleResult> result =
+      RunTiny(weights, {"recent_sink:sink=4:recent=36"}, /*allow_non_finite_weights=*/true);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_FALSE(result->reference_finite);
+  EXPECT_EQ(result->reference_nonfinite, "the prefill, layer 1 (the output of model.layers.1)");
+  std::vector<gates::Record> rows = JudgeAndRead(*result, "oracle_nonfinite_layer");
+  ASSERT_EQ(rows.size(), 4u);
+  for (const gates::Record& row : rows) {
+    EXPECT_EQ(row.metrics.at("reference_nonfinite_layer"), 1.0);
+    EXPECT_EQ(row.gate.verdict, gates::Verdict::kInvalid);
   }
 }
 

@@ -18,13 +18,12 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
 #include "experiments/qwen_oracle/oracle.h"
 #include "experiments/runtime/model.h"
@@ -37,25 +36,6 @@
 #include "gates/verdict.h"
 #include "kernels/selectors/selectors.h"
 
-ABSL_FLAG(std::string, model, "",
-          "Model: a Hugging Face snapshot folder (config.json, *.safetensors, tokenizer.json) or a "
-          "GGUF file. Empty: $KVGATE_QWEN_DIR, else the embedded SmolLM2-135M-Instruct (Q4_1 "
-          "GGUF), which is not the target and is said so in the first line.");
-ABSL_FLAG(int64_t, context, 8192,
-          "Prompt tokens (history before the first decode step): the license corpus cut to "
-          "exactly this many tokens. At most the model's max_position_embeddings and one copy of "
-          "the corpus.");
-ABSL_FLAG(int64_t, decode_steps, 4,
-          "Decode steps after the prompt; the gate work_reduction_oracle judges 4 (other counts "
-          "make its runs invalid).");
-ABSL_FLAG(std::string, dtype, "bfloat16",
-          "Weights and activations: float32, bfloat16 or float16. The target is bfloat16.");
-ABSL_FLAG(std::string, device, "cpu", "LibTorch device: cpu, cuda or cuda:N (CUDA builds).");
-ABSL_FLAG(int64_t, seed, 0,
-          "Seed recorded in the provenance (the run itself is deterministic: real text, greedy).");
-ABSL_FLAG(std::string, out, "",
-          "Records file (JSON Lines, appended). Empty: reports/records/qwen_oracle.jsonl of the "
-          "workspace under bazel run, $TEST_UNDECLARED_OUTPUTS_DIR under bazel test.");
 ABSL_FLAG(std::string, selectors, "",
           "Comma-separated selector specs (kernels/selectors names, e.g. "
           "'global_block_mass:f=0.376:b=16,recent_sink:sink=4:recent=3072'). Empty: the study's "
@@ -73,33 +53,16 @@ int Fail(const std::string& line) {
 
 std::string Fixed(double v, int digits) { return absl::StrFormat("%.*f", digits, v); }
 
-int Main() {
-  const int64_t context = absl::GetFlag(FLAGS_context);
-  const int64_t steps = absl::GetFlag(FLAGS_decode_steps);
-  const std::string dtype_name = absl::GetFlag(FLAGS_dtype);
-  const std::string device_name = absl::GetFlag(FLAGS_device);
-  if (steps < 1) return Fail(absl::StrCat("--decode_steps=", steps, " must be >= 1"));
-  if (context < 1) return Fail(absl::StrCat("--context=", context, " must be >= 1"));
-  if (absl::GetFlag(FLAGS_prefill_chunk) < 1) return Fail("--prefill_chunk must be >= 1");
-  torch::Dtype dtype;
-  if (dtype_name == "float32") {
-    dtype = torch::kFloat32;
-  } else if (dtype_name == "bfloat16") {
-    dtype = torch::kBFloat16;
-  } else if (dtype_name == "float16") {
-    dtype = torch::kFloat16;
-  } else {
-    return Fail(absl::StrCat("--dtype=", dtype_name, ": use float32, bfloat16 or float16"));
+int Main(const CommonFlags& flags) {
+  const int64_t context = flags.context;
+  const int64_t steps = flags.decode_steps;
+  const std::string dtype_name = flags.dtype;
+  if (absl::GetFlag(FLAGS_prefill_chunk) < 1) {
+    return Fail(absl::StrCat("--prefill_chunk=", absl::GetFlag(FLAGS_prefill_chunk),
+                             " must be >= 1"));
   }
-  std::optional<torch::Device> device;
-  try {
-    device = torch::Device(device_name);
-  } catch (const std::exception&) {
-    return Fail(absl::StrCat("--device=", device_name, ": not a LibTorch device (cpu, cuda:N)"));
-  }
-  if (device->is_cuda() && !torch::cuda::is_available()) {
-    return Fail(absl::StrCat("--device=", device_name, ": no CUDA device in this build/host"));
-  }
+  const torch::Dtype dtype = *ParseDtype(flags.dtype);  // checked with the command line
+  const std::optional<torch::Device> device = *ParseDevice(flags.device);
   std::string budget_note;
   std::vector<std::string> specs = DefaultSelectorSpecs(context, &budget_note);
   if (const std::string flag = absl::GetFlag(FLAGS_selectors); !flag.empty()) {
@@ -111,7 +74,7 @@ int Main() {
     if (!canonical.ok()) return Fail(absl::StrCat("--selectors: ", canonical.status().message()));
   }
 
-  absl::StatusOr<ModelChoice> choice = ChooseModel(absl::GetFlag(FLAGS_model), "KVGATE_QWEN_DIR");
+  absl::StatusOr<ModelChoice> choice = ChooseModel(flags.model, "KVGATE_QWEN_DIR");
   if (!choice.ok()) return Fail(std::string(choice.status().message()));
   // First line: which model, and whether it is the target.
   std::printf("qwen_oracle: %s%s\n",
@@ -123,22 +86,22 @@ int Main() {
   if (!weights.ok()) return Fail(std::string(weights.status().message()));
   absl::StatusOr<runtime::Tokenizer> tokenizer = runtime::LoadTokenizer(choice->path);
   if (!tokenizer.ok()) return Fail(std::string(tokenizer.status().message()));
-  const int64_t max_positions = weights->config.max_position_embeddings;
-  if (max_positions > 0 && context > max_positions) {
-    return Fail(absl::StrCat("--context=", context, " is longer than the model's ",
-                             "max_position_embeddings ", max_positions));
+  if (absl::Status fits = CheckContextFits(flags, weights->config.max_position_embeddings,
+                                           /*corpus_tokens=*/context);
+      !fits.ok()) {
+    return Fail(std::string(fits.message()));
   }
   absl::StatusOr<runtime::CorpusPrompt> prompt = runtime::LicenseCorpusPrompt(*tokenizer, context);
   if (!prompt.ok()) return Fail(std::string(prompt.status().message()));
-  if (prompt->copies > 1) {
-    return Fail(absl::StrCat("--context=", context, " is longer than the prompt corpus (",
-                             prompt->corpus_tokens, " tokens)"));
+  if (absl::Status fits = CheckContextFits(flags, 0, prompt->corpus_tokens); !fits.ok()) {
+    return Fail(std::string(fits.message()));
   }
   std::printf("prompt: %s\n%s\n", prompt->note.c_str(), budget_note.c_str());
 
   runtime::ModelOptions model_options;
   model_options.dtype = dtype;
   model_options.device = *device;
+  model_options.allow_non_finite_weights = flags.allow_non_finite_weights;
   absl::StatusOr<runtime::Model> model = runtime::Model::Create(*weights, model_options);
   if (!model.ok()) return Fail(std::string(model.status().message()));
 
@@ -165,11 +128,11 @@ int Main() {
     std::fprintf(stderr, "qwen_oracle: %s\n", line.c_str());
   };
   std::vector<int64_t> ids(prompt->ids.begin(), prompt->ids.end());
-  const gates::Provenance provenance = CurrentProvenance(absl::GetFlag(FLAGS_seed));
+  const gates::Provenance provenance = CurrentProvenance(flags.seed);
   absl::StatusOr<OracleResult> result = RunOracle(*model, ids, target, options);
   if (!result.ok()) return Fail(std::string(result.status().message()));
 
-  const std::string path = RecordsPath(absl::GetFlag(FLAGS_out), kOracleExperiment);
+  const std::string path = RecordsPath(flags.out, kOracleExperiment);
   absl::Status written = JudgeAndAppend(path, kOracleGate, result->rows, provenance);
   if (!written.ok()) return Fail(absl::StrCat("writing records: ", written.message()));
 
@@ -179,8 +142,10 @@ int Main() {
   const gates::RegisteredSpec* spec = gates::LatestSpec(*registry, kOracleGate);
   if (spec == nullptr) return Fail("no spec work_reduction_oracle");
   std::printf("\n%s v%d (every step must pass), %s:\n", kOracleGate, spec->spec.version,
-              result->reference_finite ? "dense reference finite"
-                                       : "dense reference NON-FINITE: run invalid");
+              result->reference_finite
+                  ? "dense reference finite"
+                  : ("dense reference NON-FINITE from " + result->reference_nonfinite +
+                     ": run invalid").c_str());
   std::printf("| variant | active f | passed | failed | invalid | max MSE | max layer L2 | main "
               "failure | verdict |\n|---|---|---|---|---|---|---|---|---|\n");
   for (const std::string& variant : result->variants) {
@@ -221,6 +186,12 @@ int Main() {
   std::printf("\nprefill %.1f s, dense reference %.1f s, selectors %.1f s; %zu rows -> %s\n",
               result->prefill_seconds, result->reference_seconds, result->selectors_seconds,
               result->rows.size(), path.c_str());
+  if (!result->reference_finite) {
+    // The rows are written (invalid: the evidence of a broken reference); the run failed.
+    std::fprintf(stderr, "qwen_oracle: dense reference non-finite from %s; its rows in %s are "
+                 "invalid\n", result->reference_nonfinite.c_str(), path.c_str());
+    return 1;
+  }
   return 0;
 }
 
@@ -228,10 +199,19 @@ int Main() {
 }  // namespace kvgate::experiments
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "The work-reduction oracle: dense reference, then each selector teacher-forced on its "
-      "tokens; per-step rows judged by work_reduction_oracle.\n  tools/bazel run "
-      "//experiments:qwen_oracle -- --context=2048");
-  absl::ParseCommandLine(argc, argv);
-  return kvgate::experiments::Main();
+  kvgate::experiments::ExperimentDefaults defaults;  // the target: 8192 tokens, 4 steps, bf16
+  defaults.context = 8192;
+  defaults.decode_steps = 4;
+  defaults.dtype = "bfloat16";
+  absl::StatusOr<kvgate::experiments::CommonFlags> flags =
+      kvgate::experiments::ParseExperimentCommandLine(
+          argc, argv,
+          "The work-reduction oracle: dense reference, then each selector teacher-forced on its "
+          "tokens; per-step rows judged by work_reduction_oracle (which judges 4 decode steps: "
+          "other counts make its runs invalid). Without --model: $KVGATE_QWEN_DIR, else the "
+          "embedded SmolLM2-135M-Instruct, which is not the target.\n  tools/bazel run "
+          "//experiments:qwen_oracle -- --context=2048",
+          defaults);
+  if (!flags.ok()) return kvgate::experiments::Fail(std::string(flags.status().message()));
+  return kvgate::experiments::Main(*flags);
 }

@@ -1,5 +1,6 @@
 #include "experiments/runtime/decode.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -106,6 +107,49 @@ absl::StatusOr<DecodeResult> DecodeForced(const Model& model, KvCache& cache,
                                           const DecodeOptions& options) {
   return DecodeLoop(model, cache, /*first_token=*/0, static_cast<int64_t>(tokens.size()), &tokens,
                     options);
+}
+
+std::string NonFiniteAt::Describe(int64_t num_hidden_layers) const {
+  const std::string where = step < 0 ? "the prefill" : absl::StrCat("decode step ", step);
+  if (layer < num_hidden_layers) {
+    return absl::StrCat(where, ", layer ", layer, " (the output of model.layers.", layer, ")");
+  }
+  if (layer == num_hidden_layers) return absl::StrCat(where, ", the final norm (model.norm)");
+  return absl::StrCat(where, ", lm_head (the logits)");
+}
+
+absl::StatusOr<std::optional<NonFiniteAt>> LocateNonFinite(const Model& model,
+                                                           const std::vector<int64_t>& prompt,
+                                                           const std::vector<int64_t>& tokens,
+                                                           int64_t prefill_chunk) {
+  if (prompt.empty()) return absl::InvalidArgumentError("LocateNonFinite: no prompt");
+  const int64_t lm_head = model.config().num_hidden_layers + 1;
+  const int64_t p = static_cast<int64_t>(prompt.size());
+  const int64_t chunk = prefill_chunk > 0 ? prefill_chunk : p;
+  KvCache cache = model.NewCache(p + static_cast<int64_t>(tokens.size()));
+  int64_t layer = -1;
+  ForwardHooks hooks;
+  hooks.first_nonfinite_layer = &layer;
+  torch::Tensor logits;
+  for (int64_t begin = 0; begin < p; begin += chunk) {
+    const int64_t end = std::min(p, begin + chunk);
+    absl::StatusOr<torch::Tensor> l = Prefill(
+        model, cache, std::vector<int64_t>(prompt.begin() + begin, prompt.begin() + end), hooks);
+    if (!l.ok()) return l.status();
+    if (layer >= 0) return NonFiniteAt{-1, layer};
+    logits = *l;
+  }
+  if (!torch::isfinite(logits).all().item<bool>()) return NonFiniteAt{-1, lm_head};
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    hooks.step = static_cast<int64_t>(i);
+    absl::StatusOr<torch::Tensor> l = DecodeOne(model, cache, tokens[i], hooks);
+    if (!l.ok()) return l.status();
+    if (layer >= 0) return NonFiniteAt{static_cast<int64_t>(i), layer};
+    if (!torch::isfinite(*l).all().item<bool>()) {
+      return NonFiniteAt{static_cast<int64_t>(i), lm_head};
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace kvgate::runtime

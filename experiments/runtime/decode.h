@@ -25,6 +25,8 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -87,6 +89,31 @@ absl::StatusOr<DecodeResult> DecodeN(const Model& model, KvCache& cache, int64_t
 absl::StatusOr<DecodeResult> DecodeForced(const Model& model, KvCache& cache,
                                           const std::vector<int64_t>& tokens,
                                           const DecodeOptions& options = {});
+
+// Where a dense run first went non-finite (numerical guard).
+struct NonFiniteAt {
+  int64_t step = -1;  // the decode step; -1: the prefill
+  // The first layer whose output (the residual stream leaving it) holds a NaN or an infinity;
+  // num_hidden_layers: the final norm's output; num_hidden_layers + 1: only the logits (lm_head).
+  int64_t layer = 0;
+
+  // "decode step 2, layer 1 (the output of model.layers.1)", "the prefill, lm_head (the logits)".
+  std::string Describe(int64_t num_hidden_layers) const;
+};
+
+// Records' metric names for NonFiniteAt, on rows whose dense reference is non-finite (step -1 is
+// the prefill; layer as NonFiniteAt::layer).
+inline constexpr char kReferenceNonfiniteStep[] = "reference_nonfinite_step";
+inline constexpr char kReferenceNonfiniteLayer[] = "reference_nonfinite_layer";
+
+// Replays a dense run, the prompt (prefilled `prefill_chunk` tokens a forward; 0: in one) then
+// `tokens` teacher-forced, with the non-finite check after every layer; returns where it first
+// goes non-finite, nullopt when it stays finite. For naming the step and layer after a dense
+// reference came out non-finite: it costs one more run and a sync a layer, so never in a timed run.
+absl::StatusOr<std::optional<NonFiniteAt>> LocateNonFinite(const Model& model,
+                                                           const std::vector<int64_t>& prompt,
+                                                           const std::vector<int64_t>& tokens,
+                                                           int64_t prefill_chunk = 0);
 
 }  // namespace kvgate::runtime
 

@@ -11,12 +11,15 @@
 
 #include <cmath>
 #include <iostream>
+#include <limits>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "experiments/runtime/attention_policy.h"
 #include "experiments/runtime/model.h"
 #include "experiments/runtime/model_test_util.h"
@@ -274,6 +277,72 @@ TEST_P(DecodeTest, StopTokenEndsGreedyDecode) {
   const DecodeResult stopped = Run(options);
   ASSERT_LE(stopped.steps.size(), 3u);
   EXPECT_EQ(stopped.steps.back().token_out, options.stop_token);
+}
+
+// Numerical guard: where a poisoned model's dense run first goes non-finite, by step and layer.
+// tiny_llama has an untied lm_head, so a poisoned embedding row touches only its own token.
+TEST(LocateNonFiniteTest, NamesTheStepAndLayer) {
+  absl::StatusOr<Fixture> fixture = LoadFixture(FixtureDir("tiny_llama"));
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  const std::vector<int64_t> prompt = ToVector(fixture->prompt_ids);
+  const int64_t layers = fixture->weights.config.num_hidden_layers;  // 2
+  absl::StatusOr<Model> clean = Model::Create(fixture->weights);
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  KvCache cache = clean->NewCache(prompt.size() + 4);
+  absl::StatusOr<torch::Tensor> logits = Prefill(*clean, cache, prompt);
+  ASSERT_TRUE(logits.ok());
+  absl::StatusOr<DecodeResult> dense =
+      DecodeN(*clean, cache, logits->argmax().item<int64_t>(), 4);
+  ASSERT_TRUE(dense.ok());
+  const std::vector<int64_t> tokens = dense->TokensIn();
+  absl::StatusOr<std::optional<NonFiniteAt>> none = LocateNonFinite(*clean, prompt, tokens);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+
+  ModelOptions allow;
+  allow.allow_non_finite_weights = true;
+  auto locate = [&](const std::string& name, int64_t row) -> std::optional<NonFiniteAt> {
+    ModelWeights weights = fixture->weights;
+    torch::Tensor poisoned = weights.tensors.at(name).clone();
+    poisoned[row][0] = std::numeric_limits<float>::quiet_NaN();
+    weights.tensors[name] = poisoned;
+    absl::StatusOr<Model> model = Model::Create(weights, allow);
+    EXPECT_TRUE(model.ok()) << model.status();
+    absl::StatusOr<std::optional<NonFiniteAt>> at =
+        LocateNonFinite(*model, prompt, tokens, /*prefill_chunk=*/3);
+    EXPECT_TRUE(at.ok()) << at.status();
+    return at.ok() ? *at : std::nullopt;
+  };
+
+  // Layer 1's o_proj: the prefill, layer 1 (layer 0's output is still finite).
+  std::optional<NonFiniteAt> at = locate("model.layers.1.self_attn.o_proj.weight", 0);
+  ASSERT_TRUE(at.has_value());
+  EXPECT_EQ(at->step, -1);
+  EXPECT_EQ(at->layer, 1);
+  EXPECT_EQ(at->Describe(layers), "the prefill, layer 1 (the output of model.layers.1)");
+
+  // The embedding row of the first token fed at a decode step that neither the prompt nor an
+  // earlier step uses: that step, layer 0.
+  std::set<int64_t> seen(prompt.begin(), prompt.end());
+  int64_t step = -1;
+  for (size_t i = 0; i < tokens.size() && step < 0; ++i) {
+    if (!seen.count(tokens[i])) step = static_cast<int64_t>(i);
+    seen.insert(tokens[i]);
+  }
+  ASSERT_GE(step, 0) << "every decoded token is in the prompt";
+  at = locate("model.embed_tokens.weight", tokens[step]);
+  ASSERT_TRUE(at.has_value());
+  EXPECT_EQ(at->step, step);
+  EXPECT_EQ(at->layer, 0);
+  EXPECT_EQ(at->Describe(layers), absl::StrCat("decode step ", step,
+                                               ", layer 0 (the output of model.layers.0)"));
+
+  // One row of lm_head: every hidden state is finite, the logits are not.
+  at = locate("lm_head.weight", 5);
+  ASSERT_TRUE(at.has_value());
+  EXPECT_EQ(at->step, -1);
+  EXPECT_EQ(at->layer, layers + 1);
+  EXPECT_EQ(at->Describe(layers), "the prefill, lm_head (the logits)");
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, DecodeTest, ::testing::Values("tiny_llama", "tiny_qwen2"),

@@ -92,6 +92,14 @@ absl::StatusOr<torch::Dtype> ParseDtype(const std::string& name) {
 }
 
 absl::Status Run() {
+  if (absl::GetFlag(FLAGS_max_new_tokens) < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_new_tokens=", absl::GetFlag(FLAGS_max_new_tokens), " must be >= 0"));
+  }
+  if (absl::GetFlag(FLAGS_threads) < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--threads=", absl::GetFlag(FLAGS_threads), " must be >= 0"));
+  }
   const int threads = absl::GetFlag(FLAGS_threads) > 0
                           ? absl::GetFlag(FLAGS_threads)
                           : static_cast<int>(std::thread::hardware_concurrency());
@@ -162,12 +170,20 @@ absl::Status Run() {
     if (prompt.empty()) return absl::InvalidArgumentError("--prompt encodes to no tokens");
   }
 
+  const int64_t max_positions = weights.config.max_position_embeddings;
+  if (max_positions > 0 && static_cast<int64_t>(prompt.size()) +
+                                   absl::GetFlag(FLAGS_max_new_tokens) > max_positions) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_new_tokens=", absl::GetFlag(FLAGS_max_new_tokens), " plus the prompt's ",
+        prompt.size(), " tokens exceed the model's max_position_embeddings ", max_positions));
+  }
   ModelOptions options;
   options.dtype = *dtype;
   try {
     options.device = torch::Device(absl::GetFlag(FLAGS_device));
   } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(absl::StrCat("--device: ", e.what_without_backtrace()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--device=", absl::GetFlag(FLAGS_device), " is not a LibTorch device (cpu, cuda, cuda:N)"));
   }
   absl::StatusOr<Model> model = Model::Create(weights, options);
   if (!model.ok()) return model.status();
@@ -221,7 +237,11 @@ int main(int argc, char** argv) {
       "  generate [--model=PATH] [--prompt=TEXT | --raw | --prompt_ids=IDS] "
       "[--max_new_tokens=N] [--dtype=float32] [--threads=N]\n"
       "Prints the model, the generated text and ids, and prefill / decode tokens per second.");
-  absl::ParseCommandLine(argc, argv);
+  const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() > 1) {
+    std::cerr << "generate: unexpected argument '" << args[1] << "' (flags only; see --help)\n";
+    return 2;
+  }
   // Run directly (bazel-bin/.../generate) rather than under `bazel run`: the embedded model is in
   // the binary's runfiles folder next to it.
   if (std::getenv("RUNFILES_DIR") == nullptr && std::getenv("TEST_SRCDIR") == nullptr) {
@@ -230,7 +250,7 @@ int main(int argc, char** argv) {
   }
   const absl::Status status = kvgate::runtime::Run();
   if (!status.ok()) {
-    std::cerr << "generate: " << status << "\n";
+    std::cerr << "generate: " << status.message() << "\n";
     return 1;
   }
   return 0;

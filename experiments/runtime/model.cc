@@ -105,7 +105,20 @@ absl::StatusOr<Model> Model::Create(const ModelWeights& weights, const ModelOpti
         return {};
       }
       used.insert(name);
-      return t.to(to).contiguous();
+      torch::Tensor converted = t.to(to).contiguous();
+      if (!options.allow_non_finite_weights && !torch::isfinite(converted).all().item<bool>()) {
+        const int64_t nans = torch::isnan(converted).sum().item<int64_t>();
+        const int64_t infs = torch::isinf(converted).sum().item<int64_t>();
+        error = absl::InvalidArgumentError(absl::StrCat(
+            "tensor ", name, " holds ", nans, " NaN and ", infs, " infinite value(s)",
+            t.scalar_type() != converted.scalar_type() && torch::isfinite(t).all().item<bool>()
+                ? absl::StrCat(" after conversion to ", c10::toString(options.dtype))
+                : "",
+            " (non-finite weights give no valid reference; ModelOptions.allow_non_finite_weights "
+            "loads them anyway)"));
+        return {};
+      }
+      return converted;
     };
 
     const int64_t h = c.hidden_size, d = c.head_dim, nq = c.num_attention_heads * d,
@@ -195,6 +208,13 @@ absl::StatusOr<torch::Tensor> Model::Forward(const torch::Tensor& tokens, KvCach
        {hooks.attention_probs, hooks.layer_outputs, hooks.local_outputs, hooks.layer_inputs}) {
     if (capture != nullptr) capture->assign(layers, torch::Tensor());
   }
+  if (hooks.first_nonfinite_layer != nullptr) *hooks.first_nonfinite_layer = -1;
+  auto guard = [&](const torch::Tensor& out, int64_t layer) {
+    if (hooks.first_nonfinite_layer != nullptr && *hooks.first_nonfinite_layer < 0 &&
+        !torch::isfinite(out).all().item<bool>()) {
+      *hooks.first_nonfinite_layer = layer;
+    }
+  };
   torch::NoGradGuard no_grad;
   try {
     const torch::Tensor ids = tokens.to(device(), torch::kLong);  // [T]
@@ -258,9 +278,12 @@ absl::StatusOr<torch::Tensor> Model::Forward(const torch::Tensor& tokens, KvCach
       const torch::Tensor gate_up = at::linear(hn, layer.w_gate_up);  // [T, 2 inter]
       x = x + at::linear(at::silu(gate_up.narrow(1, 0, inter)) * gate_up.narrow(1, inter, inter),
                          layer.w_down);
+      guard(x, i);
     }
     cache.length = pos + t;
-    return RmsNorm(x, norm_, c.rms_norm_eps);  // [T, hidden]
+    torch::Tensor out = RmsNorm(x, norm_, c.rms_norm_eps);  // [T, hidden]
+    guard(out, layers);
+    return out;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("Forward: ", e.what_without_backtrace()));
   }

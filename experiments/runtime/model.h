@@ -36,6 +36,10 @@ namespace kvgate::runtime {
 struct ModelOptions {
   torch::Dtype dtype = torch::kFloat32;  // float32, bfloat16 or float16: weights and activations
   std::optional<torch::Device> device;   // default: the device of model.embed_tokens.weight
+  // Create rejects a weight holding NaN or an infinity (after conversion to `dtype`, so a value a
+  // float16 cannot hold counts too) unless this is set: such a model cannot give a valid dense
+  // reference. Tests of the numerical guards set it to build a poisoned model on purpose.
+  bool allow_non_finite_weights = false;
 };
 
 // What one Forward call does besides the forward itself. Every field is optional.
@@ -52,6 +56,11 @@ struct ForwardHooks {
   std::vector<torch::Tensor>* layer_outputs = nullptr;    // [T, hidden] post-o_proj, model dtype
   std::vector<torch::Tensor>* local_outputs = nullptr;    // [T, hidden] local_policy's post-o_proj
   std::vector<torch::Tensor>* layer_inputs = nullptr;     // [T, hidden] residual stream entering
+
+  // Numerical guard: when set, receives the first layer whose output (the residual stream leaving
+  // it) holds a NaN or an infinity, num_hidden_layers when only the final norm's output does, -1
+  // when none does. Costs one device sync a layer: for diagnosis, not for timed runs.
+  int64_t* first_nonfinite_layer = nullptr;
 };
 
 class Model {
@@ -61,7 +70,8 @@ class Model {
   // InvalidArgument naming the tensor. Tensors are converted to options' dtype and device; q/k/v
   // and gate/up weights are concatenated for one matmul each. A tensor no layer uses (other than
   // a tied model's lm_head.weight and rotary_emb.inv_freq) is an error too, so a loader's naming
-  // mistake cannot be silently ignored.
+  // mistake cannot be silently ignored. A tensor holding NaN or an infinity is an error naming
+  // it and its count unless options.allow_non_finite_weights.
   static absl::StatusOr<Model> Create(const ModelWeights& weights,
                                       const ModelOptions& options = {});
 

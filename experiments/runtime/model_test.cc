@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -180,6 +181,38 @@ TEST(ModelCreateTest, UnusedTensorIsAnError) {
   absl::StatusOr<Model> model = Model::Create(weights);
   EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(model.status().message(), HasSubstr("model.layers.0.self_attn.q_proj.bias"));
+}
+
+// Numerical guard at load: a weight holding NaN or an infinity is an error naming the tensor,
+// unless the options explicitly allow it.
+TEST(ModelCreateTest, NonFiniteWeightIsNamedUnlessAllowed) {
+  ModelWeights weights = LlamaWeights();
+  const std::string name = "model.layers.1.self_attn.o_proj.weight";
+  torch::Tensor poisoned = weights.tensors.at(name).clone();
+  poisoned[3][5] = std::numeric_limits<float>::quiet_NaN();
+  poisoned[0][0] = -std::numeric_limits<float>::infinity();
+  weights.tensors[name] = poisoned;
+  absl::StatusOr<Model> model = Model::Create(weights);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(),
+              HasSubstr("tensor " + name + " holds 1 NaN and 1 infinite value(s)"));
+  ModelOptions allow;
+  allow.allow_non_finite_weights = true;
+  EXPECT_TRUE(Model::Create(weights, allow).ok());
+}
+
+// A finite float32 weight that float16 cannot hold becomes infinite when converted: named too.
+TEST(ModelCreateTest, WeightOverflowingTheDtypeIsNamed) {
+  ModelWeights weights = LlamaWeights();
+  torch::Tensor norm = weights.tensors.at("model.norm.weight").clone();
+  norm[7] = 1e5f;  // float16's largest finite value is 65504
+  weights.tensors["model.norm.weight"] = norm;
+  EXPECT_TRUE(Model::Create(weights).ok());  // float32 holds it
+  ModelOptions half;
+  half.dtype = torch::kFloat16;
+  EXPECT_THAT(Model::Create(weights, half).status().message(),
+              HasSubstr("tensor model.norm.weight holds 0 NaN and 1 infinite value(s) after "
+                        "conversion to Half"));
 }
 
 TEST(ModelCreateTest, BadConfigs) {

@@ -24,57 +24,37 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
 #include "experiments/hfkv_int4/experiment_setup.h"
 #include "experiments/speed_ceiling/speed_ceiling_exp.h"
 #include "gates/record_io.h"
 #include "gates/speed_ceiling/speed_ceiling.h"
 
-ABSL_FLAG(std::string, model, "",
-          "Hugging Face snapshot folder or .gguf file; empty: the embedded default "
-          "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized to float32).");
-ABSL_FLAG(int64_t, context, 2048,
-          "History tokens of every timed step (the license corpus cut to exactly this many).");
-ABSL_FLAG(int64_t, decode_steps, 20, "Timed decode steps (medians are reported).");
 ABSL_FLAG(int64_t, warmup_steps, 3, "Untimed decode steps first.");
-ABSL_FLAG(std::string, dtype, "float32", "Model dtype: float32, bfloat16 or float16.");
-ABSL_FLAG(std::string, device, "cpu", "cpu (the GPU version of this experiment is another issue).");
-ABSL_FLAG(int64_t, seed, 0, "torch::manual_seed and the records' provenance seed.");
 ABSL_FLAG(int32_t, threads, 0, "LibTorch CPU threads; 0: LibTorch's default.");
-ABSL_FLAG(std::string, out, "",
-          "Records file; empty: reports/records/speed_ceiling.jsonl of the workspace under bazel "
-          "run.");
 
 namespace kvgate::experiments {
 namespace {
 
 void Say(const std::string& line) { std::cout << line << std::endl; }
 
-int Run() {
-  CommonFlags flags;
-  flags.model = absl::GetFlag(FLAGS_model);
-  flags.context = absl::GetFlag(FLAGS_context);
-  flags.decode_steps = absl::GetFlag(FLAGS_decode_steps);
-  flags.dtype = absl::GetFlag(FLAGS_dtype);
-  flags.device = absl::GetFlag(FLAGS_device);
-  flags.seed = absl::GetFlag(FLAGS_seed);
-  flags.out = absl::GetFlag(FLAGS_out);
-  if (absl::Status s = CheckCommonFlags(flags); !s.ok()) {
-    std::cerr << "speed_ceiling: " << s.message() << "\n";
-    return 2;
-  }
+int Run(const CommonFlags& flags) {
   if (flags.device != "cpu") {
     std::cerr << "speed_ceiling: --device=" << flags.device
               << ": only cpu is timed by this experiment (the GPU version is another issue)\n";
     return 2;
   }
-  if (absl::GetFlag(FLAGS_warmup_steps) < 0 || absl::GetFlag(FLAGS_threads) < 0) {
-    std::cerr << "speed_ceiling: --warmup_steps and --threads must be >= 0\n";
+  if (absl::GetFlag(FLAGS_warmup_steps) < 0) {
+    std::cerr << "speed_ceiling: --warmup_steps=" << absl::GetFlag(FLAGS_warmup_steps)
+              << " must be >= 0\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_threads) < 0) {
+    std::cerr << "speed_ceiling: --threads=" << absl::GetFlag(FLAGS_threads) << " must be >= 0\n";
     return 2;
   }
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
@@ -82,8 +62,8 @@ int Run() {
   absl::StatusOr<RunSetup> setup =
       SetUpRun(flags, [](const std::string& l) { Say("speed_ceiling: " + l); });
   if (!setup.ok()) {
-    std::cerr << "speed_ceiling: " << setup.status() << "\n";
-    return 1;
+    std::cerr << "speed_ceiling: " << setup.status().message() << "\n";
+    return absl::IsInvalidArgument(setup.status()) ? 2 : 1;
   }
   const gates::Provenance provenance = CurrentProvenance(flags.seed);
   const char* wait = std::getenv("OMP_WAIT_POLICY");
@@ -147,7 +127,7 @@ int Run() {
   absl::StatusOr<std::vector<gates::RecordAt>> before = gates::ReadRecordsFile(path);
   const size_t offset = before.ok() ? before->size() : 0;
   if (absl::Status s = JudgeAndAppend(path, kSpeedCeilingGate, *records, provenance); !s.ok()) {
-    std::cerr << "speed_ceiling: " << s << "\n";
+    std::cerr << "speed_ceiling: writing records: " << s.message() << "\n";
     return 1;
   }
   absl::StatusOr<std::vector<gates::RecordAt>> after = gates::ReadRecordsFile(path);
@@ -172,10 +152,20 @@ int Run() {
 }  // namespace kvgate::experiments
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "speed_ceiling: p_attn of the dense decode step and the projected speedup ceiling of "
-      "work reduction.\n  OMP_WAIT_POLICY=PASSIVE tools/bazel run //experiments:speed_ceiling -- "
-      "--context=2048");
-  absl::ParseCommandLine(argc, argv);
-  return kvgate::experiments::Run();
+  kvgate::experiments::ExperimentDefaults defaults;
+  defaults.context = 2048;
+  defaults.decode_steps = 20;  // timed steps; medians are reported
+  absl::StatusOr<kvgate::experiments::CommonFlags> flags =
+      kvgate::experiments::ParseExperimentCommandLine(
+          argc, argv,
+          "speed_ceiling: p_attn of the dense decode step and the projected speedup ceiling of "
+          "work reduction; --decode_steps are the timed steps (medians are reported), CPU only.\n"
+          "  OMP_WAIT_POLICY=PASSIVE tools/bazel run //experiments:speed_ceiling -- "
+          "--context=2048",
+          defaults);
+  if (!flags.ok()) {
+    std::cerr << "speed_ceiling: " << flags.status().message() << "\n";
+    return 2;
+  }
+  return kvgate::experiments::Run(*flags);
 }
