@@ -3,8 +3,8 @@
 // the same K/V bytes and the card's copy bandwidth, all in one run on one card (tag `gpu`).
 //
 //   tools/gpu_bundle --out dist/gpu_bundle //kernels/attention:decode_attention_cuda_benchmark
-//   dist/gpu_bundle/run decode_attention_cuda_benchmark --tokens=8192,32768,131072 \
-//       --records=reports/records/cuda_attention_kernels.jsonl
+//   dist/gpu_bundle/run decode_attention_cuda_benchmark --tokens=8192,32768,131072
+//       --records=reports/records/cuda_attention_kernels.jsonl   (one command line)
 //
 // Method (device/METHOD.md): CUDA events around each call, L2 flushed before every timed run by
 // reading a buffer twice the size of L2 (a write flush would leave dirty lines for the timed
