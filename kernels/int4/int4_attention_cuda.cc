@@ -40,9 +40,10 @@ cuda::DecodeAttentionSplit PlanFor(const cuda::DecodeAttentionShape& shape,
   return cuda::PlanInt4DecodeAttention(shape, sms, kernel);
 }
 
-// Kernel 0 is the best variant for the shape: kernel2 (tensor cores) for head_dim 128 where it
-// was measured faster, else kernel1.
-constexpr int kAutoKernelForHeadDim128 = 1;
+// Kernel 0 is the best variant for the shape: kernel2 (tensor cores) for head_dim 128, measured
+// faster than kernel1 at 32K and 128K for both schemes (run 10 of
+// kernels/attention/CUDA_NOTES.md; at 8K affine kernel2 was 10% slower), else kernel1.
+constexpr int kAutoKernelForHeadDim128 = 2;
 int Resolve(int kernel, int64_t head_dim) {
   if (kernel != 0) return kernel;
   return head_dim == 128 ? kAutoKernelForHeadDim128 : 1;
