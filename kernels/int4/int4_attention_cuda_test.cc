@@ -73,8 +73,20 @@ TEST_P(Int4DecodeAttentionCudaTest, MatchesFloat64ReferenceOverDequantizedBlocks
   // accumulation far smaller. kernel2 also rounds the weights and V values to fp16 (2^-11).
   const double relative = ((got - expected).norm() / expected.norm()).item<double>();
   EXPECT_LT(relative, 4e-3);
-  const double worst = ((got - expected).abs() / (expected.abs() + 1e-2)).max().item<double>();
-  EXPECT_LT(worst, 2e-2);
+  if (kernel == 2) {
+    // kernel2 rounds each softmax weight and each decoded V value to fp16 (2^-11 relative), so
+    // an output element moves by up to 2^-10 max|v| however small it is, plus its own bf16
+    // rounding (2^-9 relative): a worst relative error of 0.023 on a small output was seen on the
+    // H100 (run 11, 5 tokens). Checked against that bound with a factor 2.
+    const double v_max = v_hat->abs().max().item<double>();
+    const torch::Tensor allowed = expected.abs() * (1.0 / 256.0) + v_max * (1.0 / 512.0);
+    EXPECT_TRUE(((got - expected).abs() <= allowed).all().item<bool>())
+        << "largest error over its bound: "
+        << ((got - expected).abs() / allowed).max().item<double>();
+  } else {
+    const double worst = ((got - expected).abs() / (expected.abs() + 1e-2)).max().item<double>();
+    EXPECT_LT(worst, 2e-2);
+  }
 
   // The allocating form (the default kernel) computes the same function.
   absl::StatusOr<torch::Tensor> again = Int4DecodeAttentionCuda(qd, kd, vd);
