@@ -1,4 +1,4 @@
-// Times CUDA attention over selected blocks (selected_attention_kernel1) against dense decode
+// Times CUDA attention over selected blocks (selected_attention_kernel2) against dense decode
 // attention over the whole history (our DecodeAttentionCudaInto kernel1 and LibTorch SDPA), in one
 // run on one card (tag `gpu`), for the Qwen2.5-7B shape (28 query heads, 4 KV heads, head_dim 128,
 // bf16 cache) at each --tokens and active fraction --fractions (blocks of --block_size tokens,
@@ -224,11 +224,11 @@ int main(int argc, char** argv) {
       const double bytes = active * kv_bytes;
       const double gbs = bytes / (ms * 1e-3) / 1e9;
       std::printf("%8lld %9.4f %-26s %10.2f %9.0f %7.1f%% %12.2e   dense/selected %.2fx (1/f %.1fx)\n",
-                  static_cast<long long>(T), active, "selected_attention_kernel1", ms * 1e3, gbs,
+                  static_cast<long long>(T), active, "selected_attention_kernel2", ms * 1e3, gbs,
                   100.0 * gbs / copy_gbs, error, dense_ms / ms, 1.0 / active);
       gates::Record r;
       r.experiment = "selected_attention_cuda";
-      r.variant = absl::StrCat("selected_attention_kernel1:random_blocks:f=", fraction_text,
+      r.variant = absl::StrCat("selected_attention_kernel2:random_blocks:f=", fraction_text,
                                ":b=", bs, ":per_kv_head");
       r.target = {"Qwen2.5-7B-Instruct", absl::StrCat("random:seed=", seed), T, "bfloat16",
                   properties.name};

@@ -8,12 +8,16 @@
 // - 1. Ids must be distinct within a row; an id outside [0, ceil(tokens / block_size)) selects
 // nothing (its tokens are masked), so a bad id cannot read outside the cache.
 //
-// Variant (records name it):
-//   selected_attention_kernel1: split-K over the selected tokens in their list order. A CTA of 4
-//     warps takes a chunk of them for one kv head; logits by mma.m16n8k16 (bf16 in, float32
-//     accumulate) with 16 selected tokens as the A rows and the group's query heads as the 8
-//     columns; the chunk's softmax; out^T += V^T P^T by mma (P in bf16); a merge kernel combines
-//     the chunks. Query groups 1..8.
+// Variants (records name the one measured):
+//   selected_attention_kernel1 (commit dabd83c, measured in the first H100 run): split-K over the
+//     selected tokens in their list order, one chunk of at most 512 a CTA (about 2 CTAs an SM);
+//     logits by mma.m16n8k16 (bf16 in, float32 accumulate) with 16 selected tokens as the A rows
+//     and the group's query heads as the 8 columns; the chunk's softmax; out^T += V^T P^T by mma
+//     (P in bf16); a merge kernel combines the chunks. Query groups 1..8.
+//   selected_attention_kernel2 (this file): kernel1's tiles, but a grid that fills the card once
+//     (one CTA a resident slot, from the occupancy calculator): each CTA takes a span of the
+//     selected tokens in sub-chunks of 512 with an online softmax across them, two tiles of loads
+//     in flight a warp; a merge that reads the spans in parallel.
 
 #ifndef KVGATE_KERNELS_ATTENTION_SELECTED_ATTENTION_LAUNCH_H_
 #define KVGATE_KERNELS_ATTENTION_SELECTED_ATTENTION_LAUNCH_H_

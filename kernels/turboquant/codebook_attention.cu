@@ -128,70 +128,110 @@ __device__ __forceinline__ uint32_t ValueField(uint64_t bits, int p) {
   return static_cast<uint32_t>(bits >> (2 * p * B)) & ((1u << (2 * B)) - 1u);
 }
 
-// Workspace layout (floats): qh fp16 [heads][128], sqh fp16 [heads][128], qscale [heads],
-// sqscale [heads], then (attention) partial [splits][heads][128] and ml [splits][heads][2].
+// Workspace layout (floats): partial [splits][heads][128], then ml [splits][heads][2].
 struct Workspace {
-  uint16_t* qh;
-  uint16_t* sqh;
-  float* qscale;
-  float* sqscale;
   float* partial;
   float* ml;
 };
 
-int64_t QueryFloats(int heads) { return (2 * heads * kD / 2 + 2 * heads + 3) / 4 * 4; }
-
 Workspace Carve(float* base, int heads, int splits) {
-  Workspace w;
-  w.qh = reinterpret_cast<uint16_t*>(base);
-  w.sqh = w.qh + heads * kD;
-  w.qscale = base + heads * kD;  // after 2 * heads * 128 halves
-  w.sqscale = w.qscale + heads;
-  w.partial = base + QueryFloats(heads);
-  w.ml = w.partial + static_cast<int64_t>(splits) * heads * kD;
-  return w;
+  return {base, base + static_cast<int64_t>(splits) * heads * kD};
 }
 
 // ------------------------------------------------------------------------------------------------
-// The rotated query: qh = R q / max|R q| (fp16) and qscale = max|R q|; for kProd the same of S q.
-// One CTA of 128 threads a query head.
+// The rotated query, made by every CTA for its kv head's group (a few thousand flops: cheaper than
+// a kernel launch and its serialization): qh = fp16(R q / max|R q|), scale = max|R q|; for kProd
+// the same of S q. R is applied as two rounds of signs and a shared-memory FWHT for the Hadamard
+// rotation, as a dense product otherwise.
 
-__device__ __forceinline__ float BlockMaxAbs(float x, float* s_red) {
-  x = WarpMax(fabsf(x));
-  const int warp = threadIdx.x >> 5;
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) s_red[warp] = x;
-  __syncthreads();
-  return fmaxf(fmaxf(s_red[0], s_red[1]), fmaxf(s_red[2], s_red[3]));
-}
+struct QueryShared {
+  float q[kMaxGroup][kD];
+  float y[kMaxGroup][kD];
+  __align__(16) uint16_t qh[kMaxGroup][kD];
+  __align__(16) uint16_t sqh[kMaxGroup][kD];
+  float scale[kMaxGroup];
+  float sscale[kMaxGroup];
+};
 
-__global__ void __launch_bounds__(kD) codebook_prepare_query_kernel1(const uint16_t* q,
-                                                                      const float* rotation_t,
-                                                                      const float* sketch_t,
-                                                                      Workspace ws) {
-  __shared__ float s_q[kD];
-  __shared__ float s_red[4];
-  const int h = blockIdx.x, i = threadIdx.x;
-  s_q[i] = Bf16Bits(q[h * kD + i]);
-  __syncthreads();
-  float y = 0.0f;
-  for (int j = 0; j < kD; ++j) y += rotation_t[j * kD + i] * s_q[j];
-  float m = BlockMaxAbs(y, s_red);
-  float scale = m > 0.0f ? m : 1.0f;
-  ws.qh[h * kD + i] = __half_as_ushort(__float2half_rn(y / scale));
-  if (i == 0) ws.qscale[h] = scale;
-  if (sketch_t != nullptr) {
-    float z = 0.0f;
-    for (int j = 0; j < kD; ++j) z += sketch_t[j * kD + i] * s_q[j];
-    m = BlockMaxAbs(z, s_red);
-    scale = m > 0.0f ? m : 1.0f;
-    ws.sqh[h * kD + i] = __half_as_ushort(__float2half_rn(z / scale));
-    if (i == 0) ws.sqscale[h] = scale;
+__device__ __forceinline__ void Fwht(float (&y)[kMaxGroup][kD], int group) {
+  for (int len = 1; len < kD; len <<= 1) {
+    for (int e = threadIdx.x; e < group * (kD / 2); e += blockDim.x) {
+      const int h = e / (kD / 2), b = e % (kD / 2);
+      const int j = (b / len) * 2 * len + (b % len);
+      const float a = y[h][j], c = y[h][j + len];
+      y[h][j] = a + c;
+      y[h][j + len] = a - c;
+    }
+    __syncthreads();
   }
 }
 
-// A lane's B fragments of a query: head `head` (zeros when !valid), coordinates t4*32 .. +31 as 16
-// pairs; pair 2i is b0 and pair 2i+1 is b1 of k-slice i.
+// y[h] = M q[h] for a row-major M^T given (m_t[j * 128 + i] = M[i][j]).
+__device__ __forceinline__ void DenseProduct(const float* m_t, QueryShared& s) {
+  for (int i = threadIdx.x; i < kD; i += blockDim.x) {
+    float acc[kMaxGroup] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < kD; ++j) {
+      const float m = m_t[j * kD + i];
+#pragma unroll
+      for (int h = 0; h < kMaxGroup; ++h) acc[h] += m * s.q[h][j];
+    }
+#pragma unroll
+    for (int h = 0; h < kMaxGroup; ++h) s.y[h][i] = acc[h];
+  }
+  __syncthreads();
+}
+
+// out[h] = fp16(y[h] * mult / scale[h]), scale[h] = max |y[h] * mult| (1 when 0; 0 past group).
+__device__ __forceinline__ void ScaleToHalf(QueryShared& s, int group, float mult,
+                                            uint16_t (&out)[kMaxGroup][kD], float* scale) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  for (int h = warp; h < kMaxGroup; h += blockDim.x >> 5) {
+    float m = 0.0f;
+    for (int i = lane; i < kD; i += 32) m = fmaxf(m, fabsf(s.y[h][i] * mult));
+    m = WarpMax(m);
+    const float sc = h < group ? (m > 0.0f ? m : 1.0f) : 0.0f;
+    for (int i = lane; i < kD; i += 32) {
+      out[h][i] = h < group ? __half_as_ushort(__float2half_rn(s.y[h][i] * mult / sc)) : 0;
+    }
+    if (lane == 0) scale[h] = sc;
+  }
+  __syncthreads();
+}
+
+template <bool kProd>
+__device__ __forceinline__ void PrepareQuery(const uint16_t* q, int hk, int group,
+                                             const CodebookFormatDevice& f, QueryShared& s) {
+  for (int e = threadIdx.x; e < kMaxGroup * kD; e += blockDim.x) {
+    const int h = e / kD, i = e % kD;
+    s.q[h][i] = h < group ? Bf16Bits(q[(hk * group + h) * kD + i]) : 0.0f;
+  }
+  __syncthreads();
+  if (f.signs != nullptr) {  // R = H D2 H D1 / d
+    for (int e = threadIdx.x; e < kMaxGroup * kD; e += blockDim.x) {
+      const int h = e / kD, i = e % kD;
+      s.y[h][i] = s.q[h][i] * f.signs[i];
+    }
+    __syncthreads();
+    Fwht(s.y, group);
+    for (int e = threadIdx.x; e < kMaxGroup * kD; e += blockDim.x) {
+      const int h = e / kD, i = e % kD;
+      s.y[h][i] *= f.signs[kD + i];
+    }
+    __syncthreads();
+    Fwht(s.y, group);
+    ScaleToHalf(s, group, 1.0f / kD, s.qh, s.scale);
+  } else {
+    DenseProduct(f.rotation_t, s);
+    ScaleToHalf(s, group, 1.0f, s.qh, s.scale);
+  }
+  if constexpr (kProd) {
+    DenseProduct(f.sketch_t, s);
+    ScaleToHalf(s, group, 1.0f, s.sqh, s.sscale);
+  }
+}
+
+// A lane's B fragments of a query: row `head` of qh (zeros when !valid), coordinates t4*32 .. +31
+// as 16 pairs; pair 2i is b0 and pair 2i+1 is b1 of k-slice i.
 __device__ __forceinline__ void LoadQueryPairs(const uint16_t* base, bool valid, int t4,
                                                uint32_t (&b)[16]) {
   if (!valid) {
@@ -207,51 +247,67 @@ __device__ __forceinline__ void LoadQueryPairs(const uint16_t* base, bool valid,
   }
 }
 
-// Logits of one 16-token tile for the C fragment: rows tokens g and g+8, columns query heads 2t4
-// and 2t4+1 of the group. Scales: qs* (codes) and ss* (QJL, qjl_scale folded in) per column.
+// The key bytes of one 16-token tile a lane needs: rows g and g+8, its 32 coordinates.
 template <int KB, bool kProd>
-struct TileLogits {
-  float v[4];  // (t0, h0), (t0, h1), (t1, h0), (t1, h1)
+struct KeyTile {
+  uint32_t w0[KB > 0 ? KB : 1], w1[KB > 0 ? KB : 1];
+  uint16_t nu0, nu1, rho0, rho1;
+  uint32_t s0, s1;
+  bool v0, v1;
 };
 
 template <int KB, bool kProd>
-__device__ __forceinline__ TileLogits<KB, kProd> ComputeTile(
-    const CodebookRows& k, const uint32_t* s_table, const uint32_t (&qb)[16],
-    const uint32_t (&sb)[16], int64_t r0, int64_t r1, bool v0, bool v1, int t4, float qs0,
-    float qs1, float ss0, float ss1) {
-  TileLogits<KB, kProd> out;
-  float nu0 = 0.0f, nu1 = 0.0f, rho0 = 0.0f, rho1 = 0.0f;
-  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+__device__ __forceinline__ void LoadKeyTile(const CodebookRows& k, int64_t r0, int64_t r1, bool v0,
+                                            bool v1, int t4, KeyTile<KB, kProd>& x) {
+  x.v0 = v0;
+  x.v1 = v1;
   if constexpr (KB > 0) {
-    uint32_t w0[KB], w1[KB];
-    LoadCodeWords<KB>(k.codes + r0 * 16 * KB + t4 * 4 * KB, v0, w0);
-    LoadCodeWords<KB>(k.codes + r1 * 16 * KB + t4 * 4 * KB, v1, w1);
-    nu0 = v0 ? HalfBits(k.norms[r0]) : 0.0f;
-    nu1 = v1 ? HalfBits(k.norms[r1]) : 0.0f;
+    LoadCodeWords<KB>(k.codes + r0 * 16 * KB + t4 * 4 * KB, v0, x.w0);
+    LoadCodeWords<KB>(k.codes + r1 * 16 * KB + t4 * 4 * KB, v1, x.w1);
+    x.nu0 = v0 ? k.norms[r0] : 0;
+    x.nu1 = v1 ? k.norms[r1] : 0;
+  }
+  if constexpr (kProd) {
+    x.s0 = v0 ? reinterpret_cast<const uint32_t*>(k.qjl + r0 * 16)[t4] : 0u;
+    x.s1 = v1 ? reinterpret_cast<const uint32_t*>(k.qjl + r1 * 16)[t4] : 0u;
+    x.rho0 = v0 ? k.rnorms[r0] : 0;
+    x.rho1 = v1 ? k.rnorms[r1] : 0;
+  }
+}
+
+// Logits of a tile for the C fragment: (row g, head 2t4), (g, 2t4+1), (g+8, 2t4), (g+8, 2t4+1).
+template <int KB, bool kProd>
+__device__ __forceinline__ void TileLogits(const KeyTile<KB, kProd>& x, const uint32_t* s_table,
+                                           const uint32_t (&qb)[16], const uint32_t (&sb)[16],
+                                           float qs0, float qs1, float ss0, float ss1,
+                                           float (&l)[4]) {
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float nu0 = 0.0f, nu1 = 0.0f;
+  if constexpr (KB > 0) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      MmaF16(acc, s_table[PairField<KB>(w0, 2 * i)], s_table[PairField<KB>(w1, 2 * i)],
-             s_table[PairField<KB>(w0, 2 * i + 1)], s_table[PairField<KB>(w1, 2 * i + 1)],
+      MmaF16(acc, s_table[PairField<KB>(x.w0, 2 * i)], s_table[PairField<KB>(x.w1, 2 * i)],
+             s_table[PairField<KB>(x.w0, 2 * i + 1)], s_table[PairField<KB>(x.w1, 2 * i + 1)],
              qb[2 * i], qb[2 * i + 1]);
     }
+    nu0 = HalfBits(x.nu0);
+    nu1 = HalfBits(x.nu1);
   }
   float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float rho0 = 0.0f, rho1 = 0.0f;
   if constexpr (kProd) {
-    const uint32_t s0 = v0 ? reinterpret_cast<const uint32_t*>(k.qjl + r0 * 16)[t4] : 0u;
-    const uint32_t s1 = v1 ? reinterpret_cast<const uint32_t*>(k.qjl + r1 * 16)[t4] : 0u;
-    rho0 = v0 ? HalfBits(k.rnorms[r0]) : 0.0f;
-    rho1 = v1 ? HalfBits(k.rnorms[r1]) : 0.0f;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      MmaF16(sacc, SignPair(s0, 2 * i), SignPair(s1, 2 * i), SignPair(s0, 2 * i + 1),
-             SignPair(s1, 2 * i + 1), sb[2 * i], sb[2 * i + 1]);
+      MmaF16(sacc, SignPair(x.s0, 2 * i), SignPair(x.s1, 2 * i), SignPair(x.s0, 2 * i + 1),
+             SignPair(x.s1, 2 * i + 1), sb[2 * i], sb[2 * i + 1]);
     }
+    rho0 = HalfBits(x.rho0);
+    rho1 = HalfBits(x.rho1);
   }
-  out.v[0] = acc[0] * nu0 * qs0 + sacc[0] * rho0 * ss0;
-  out.v[1] = acc[1] * nu0 * qs1 + sacc[1] * rho0 * ss1;
-  out.v[2] = acc[2] * nu1 * qs0 + sacc[2] * rho1 * ss0;
-  out.v[3] = acc[3] * nu1 * qs1 + sacc[3] * rho1 * ss1;
-  return out;
+  l[0] = acc[0] * nu0 * qs0 + sacc[0] * rho0 * ss0;
+  l[1] = acc[1] * nu0 * qs1 + sacc[1] * rho0 * ss1;
+  l[2] = acc[2] * nu1 * qs0 + sacc[2] * rho1 * ss0;
+  l[3] = acc[3] * nu1 * qs1 + sacc[3] * rho1 * ss1;
 }
 
 template <int KB>
@@ -262,155 +318,202 @@ __device__ __forceinline__ void LoadTable(const uint32_t* table, uint32_t* s_tab
 }
 
 // ------------------------------------------------------------------------------------------------
-// Logits: grid (CTAs, kv_heads), 4 warps; warps stride over 16-token tiles.
+// Logits: grid (CTAs, kv_heads) filling the card once, 4 warps; each warp takes kTiles consecutive
+// 16-token tiles at a time, all their loads issued before the first mma.
+
+constexpr int kTiles = 4;
 
 template <int KB, bool kProd, bool kBf16Out>
 __global__ void __launch_bounds__(kWarps * 32)
-    codebook_logits_kernel1(Workspace ws, CodebookFormatDevice f, CodebookRows k, int heads,
+    codebook_logits_kernel2(const uint16_t* q, CodebookFormatDevice f, CodebookRows k, int heads,
                             int kv_heads, int64_t tokens, void* out) {
+  __shared__ QueryShared sq;
   __shared__ uint32_t s_table[256];
-  LoadTable<KB>(f.pair_table, s_table);
-  __syncthreads();
   const int hk = blockIdx.y, group = heads / kv_heads;
+  LoadTable<KB>(f.pair_table, s_table);
+  PrepareQuery<kProd>(q, hk, group, f, sq);
   const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   uint32_t qb[16], sb[16];
-  LoadQueryPairs(ws.qh + (hk * group + g) * kD, g < group, t4, qb);
-  LoadQueryPairs(ws.sqh + (hk * group + g) * kD, kProd && g < group, t4, sb);
+  LoadQueryPairs(sq.qh[g], g < group, t4, qb);
+  LoadQueryPairs(sq.sqh[g], kProd && g < group, t4, sb);
   const int h0 = 2 * t4, h1 = 2 * t4 + 1;
-  const float qs0 = h0 < group ? ws.qscale[hk * group + h0] : 0.0f;
-  const float qs1 = h1 < group ? ws.qscale[hk * group + h1] : 0.0f;
-  const float ss0 = kProd && h0 < group ? ws.sqscale[hk * group + h0] * f.qjl_scale : 0.0f;
-  const float ss1 = kProd && h1 < group ? ws.sqscale[hk * group + h1] * f.qjl_scale : 0.0f;
+  const float qs0 = sq.scale[h0], qs1 = sq.scale[h1];
+  const float ss0 = kProd ? sq.sscale[h0] * f.qjl_scale : 0.0f;
+  const float ss1 = kProd ? sq.sscale[h1] * f.qjl_scale : 0.0f;
   const int64_t tiles = (tokens + 15) / 16;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarps;
-  for (int64_t tile = blockIdx.x * kWarps + (threadIdx.x >> 5); tile < tiles; tile += warps) {
-    const int64_t t0 = tile * 16 + g, t1 = t0 + 8;
-    const bool v0 = t0 < tokens, v1 = t1 < tokens;
-    const TileLogits<KB, kProd> l =
-        ComputeTile<KB, kProd>(k, s_table, qb, sb, t0 * kv_heads + hk, t1 * kv_heads + hk, v0, v1,
-                               t4, qs0, qs1, ss0, ss1);
-    const int64_t o0 = static_cast<int64_t>(hk * group + h0) * tokens;
-    const int64_t o1 = static_cast<int64_t>(hk * group + h1) * tokens;
-    if (h0 < group && v0) Store<kBf16Out>(out, o0 + t0, l.v[0]);
-    if (h1 < group && v0) Store<kBf16Out>(out, o1 + t0, l.v[1]);
-    if (h0 < group && v1) Store<kBf16Out>(out, o0 + t1, l.v[2]);
-    if (h1 < group && v1) Store<kBf16Out>(out, o1 + t1, l.v[3]);
+  const int64_t o0 = static_cast<int64_t>(hk * group + h0) * tokens;
+  const int64_t o1 = static_cast<int64_t>(hk * group + h1) * tokens;
+  for (int64_t base = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kTiles; base < tiles;
+       base += warps * kTiles) {
+    KeyTile<KB, kProd> x[kTiles];
+#pragma unroll
+    for (int u = 0; u < kTiles; ++u) {
+      const int64_t t0 = (base + u) * 16 + g, t1 = t0 + 8;
+      LoadKeyTile<KB, kProd>(k, t0 * kv_heads + hk, t1 * kv_heads + hk, t0 < tokens, t1 < tokens,
+                             t4, x[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kTiles; ++u) {
+      float l[4];
+      TileLogits<KB, kProd>(x[u], s_table, qb, sb, qs0, qs1, ss0, ss1, l);
+      const int64_t t0 = (base + u) * 16 + g, t1 = t0 + 8;
+      if (h0 < group && x[u].v0) Store<kBf16Out>(out, o0 + t0, l[0]);
+      if (h1 < group && x[u].v0) Store<kBf16Out>(out, o1 + t0, l[1]);
+      if (h0 < group && x[u].v1) Store<kBf16Out>(out, o0 + t1, l[2]);
+      if (h1 < group && x[u].v1) Store<kBf16Out>(out, o1 + t1, l[3]);
+    }
   }
 }
 
 // ------------------------------------------------------------------------------------------------
-// Attention: grid (splits, kv_heads), 4 warps; one chunk of history a CTA.
+// Attention: grid (splits, kv_heads) filling the card once, 4 warps; a CTA takes a span of
+// history in sub-chunks of up to 512 tokens with an online softmax across them.
 
 template <int KB, bool kProd, int VB>
 __global__ void __launch_bounds__(kWarps * 32)
-    codebook_attention_kernel1(Workspace ws, CodebookFormatDevice kf, CodebookRows k,
+    codebook_attention_kernel2(const uint16_t* q, CodebookFormatDevice kf, CodebookRows k,
                                CodebookFormatDevice vf, CodebookRows v, int heads, int kv_heads,
-                               int64_t tokens, int chunk, float scale_log2) {
-  __shared__ float s_logit[kMaxGroup * kMaxChunk];  // later the cross-warp sum [4][8][128]
+                               int64_t tokens, int64_t span, float scale_log2, Workspace ws) {
+  __shared__ float s_logit[kMaxGroup * kMaxChunk];  // at the end the cross-warp sum [4][8][128]
   __shared__ __align__(16) uint16_t s_p[kMaxGroup * kMaxChunk];  // fp16 p * nu, [head][token]
   __shared__ uint32_t s_ktable[256], s_vtable[256];
-  __shared__ float s_m[kMaxGroup], s_l[kMaxGroup];
-  LoadTable<KB>(kf.pair_table, s_ktable);
-  LoadTable<VB>(vf.pair_table, s_vtable);
-  __syncthreads();
+  __shared__ QueryShared sq;
+  __shared__ float s_m[kMaxGroup], s_l[kMaxGroup], s_alpha[kMaxGroup];
   const int split = blockIdx.x, hk = blockIdx.y, group = heads / kv_heads;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-  const int64_t begin = static_cast<int64_t>(split) * chunk;
-  const int n = static_cast<int>(min(static_cast<int64_t>(chunk), tokens - begin));
-
-  // Phase 1: scaled logits (log2 domain) of the chunk into s_logit[head][token].
-  {
-    uint32_t qb[16], sb[16];
-    LoadQueryPairs(ws.qh + (hk * group + g) * kD, g < group, t4, qb);
-    LoadQueryPairs(ws.sqh + (hk * group + g) * kD, kProd && g < group, t4, sb);
-    const int h0 = 2 * t4, h1 = 2 * t4 + 1;
-    const float qs0 = h0 < group ? ws.qscale[hk * group + h0] * scale_log2 : 0.0f;
-    const float qs1 = h1 < group ? ws.qscale[hk * group + h1] * scale_log2 : 0.0f;
-    const float ss0 =
-        kProd && h0 < group ? ws.sqscale[hk * group + h0] * kf.qjl_scale * scale_log2 : 0.0f;
-    const float ss1 =
-        kProd && h1 < group ? ws.sqscale[hk * group + h1] * kf.qjl_scale * scale_log2 : 0.0f;
-    for (int tile = warp; tile < chunk / 16; tile += kWarps) {
-      const int l0 = tile * 16 + g, l1 = l0 + 8;
-      const bool v0 = l0 < n, v1 = l1 < n;
-      const TileLogits<KB, kProd> l = ComputeTile<KB, kProd>(
-          k, s_ktable, qb, sb, (begin + l0) * kv_heads + hk, (begin + l1) * kv_heads + hk, v0, v1,
-          t4, qs0, qs1, ss0, ss1);
-      if (h0 < group) {
-        s_logit[h0 * kMaxChunk + l0] = v0 ? l.v[0] : -INFINITY;
-        s_logit[h0 * kMaxChunk + l1] = v1 ? l.v[2] : -INFINITY;
-      }
-      if (h1 < group) {
-        s_logit[h1 * kMaxChunk + l0] = v0 ? l.v[1] : -INFINITY;
-        s_logit[h1 * kMaxChunk + l1] = v1 ? l.v[3] : -INFINITY;
-      }
-    }
+  LoadTable<KB>(kf.pair_table, s_ktable);
+  LoadTable<VB>(vf.pair_table, s_vtable);
+  if (threadIdx.x < kMaxGroup) {
+    s_m[threadIdx.x] = -INFINITY;
+    s_l[threadIdx.x] = 0.0f;
+    s_alpha[threadIdx.x] = 1.0f;
   }
-  __syncthreads();
+  PrepareQuery<kProd>(q, hk, group, kf, sq);
+  uint32_t qb[16], sb[16];
+  LoadQueryPairs(sq.qh[g], g < group, t4, qb);
+  LoadQueryPairs(sq.sqh[g], kProd && g < group, t4, sb);
+  const int h0 = 2 * t4, h1 = 2 * t4 + 1;
+  const float qs0 = sq.scale[h0] * scale_log2, qs1 = sq.scale[h1] * scale_log2;
+  const float ss0 = kProd ? sq.sscale[h0] * kf.qjl_scale * scale_log2 : 0.0f;
+  const float ss1 = kProd ? sq.sscale[h1] * kf.qjl_scale * scale_log2 : 0.0f;
 
-  // Phase 2: per head, the chunk's max and sum; s_p = fp16(2^(l - max) * nu_v).
-  for (int h = warp; h < kMaxGroup; h += kWarps) {
-    if (h >= group) {
-      for (int i = lane; i < chunk; i += 32) s_p[h * kMaxChunk + i] = 0;
-      continue;
-    }
-    float m = -INFINITY;
-    for (int i = lane; i < chunk; i += 32) m = fmaxf(m, s_logit[h * kMaxChunk + i]);
-    m = WarpMax(m);
-    float l = 0.0f;
-    for (int i = lane; i < chunk; i += 32) {
-      const bool valid = i < n;
-      const float p = valid ? exp2f(s_logit[h * kMaxChunk + i] - m) : 0.0f;
-      const float nu = valid ? HalfBits(v.norms[(begin + i) * kv_heads + hk]) : 0.0f;
-      l += p;
-      s_p[h * kMaxChunk + i] = __half_as_ushort(__float2half_rn(p * nu));
-    }
-    l = WarpSum(l);
-    if (lane == 0) {
-      s_m[h] = m;
-      s_l[h] = l;
-    }
-  }
-  __syncthreads();
-
-  // Phase 3: out^T[coord][head] += V^T P^T over 16-token slices. Lane (g, t4) holds coordinates
-  // g*16 .. g*16+15 of tokens 2t4, 2t4+1, 2t4+8, 2t4+9; m-tile i covers coordinates g*16+2i (row g)
-  // and g*16+2i+1 (row g+8).
   float acc[8][4];
 #pragma unroll
   for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
-  for (int slice = warp; slice < chunk / 16; slice += kWarps) {
-    const int la = slice * 16 + 2 * t4;
-    const int lt[4] = {la, la + 1, la + 8, la + 9};
-    uint64_t bits[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      bits[j] = LoadValueBits<VB>(v.codes + ((begin + lt[j]) * kv_heads + hk) * 16 * VB + g * 2 * VB,
-                                  lt[j] < n);
-    }
-    const uint32_t b0 = *reinterpret_cast<const uint32_t*>(&s_p[g * kMaxChunk + la]);
-    const uint32_t b1 = *reinterpret_cast<const uint32_t*>(&s_p[g * kMaxChunk + la + 8]);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t pa = s_vtable[ValueField<VB>(bits[0], i)];
-      const uint32_t pb = s_vtable[ValueField<VB>(bits[1], i)];
-      const uint32_t pc = s_vtable[ValueField<VB>(bits[2], i)];
-      const uint32_t pd = s_vtable[ValueField<VB>(bits[3], i)];
-      MmaF16(acc[i], __byte_perm(pa, pb, 0x5410), __byte_perm(pa, pb, 0x7632),
-             __byte_perm(pc, pd, 0x5410), __byte_perm(pc, pd, 0x7632), b0, b1);
-    }
-  }
-  __syncthreads();  // s_logit becomes the cross-warp sum
+  const int64_t end = min(tokens, (split + 1) * span);
+  for (int64_t begin = split * span; begin < end; begin += kMaxChunk) {
+    const int n = static_cast<int>(min(static_cast<int64_t>(kMaxChunk), end - begin));
+    const int ntiles = (n + 15) / 16;
 
-  // Phase 4: sum the warps, write the chunk's partial out (rotated domain) and its max and sum.
+    // Phase 1: scaled logits (log2 domain) into s_logit[head][token], two tiles at a time.
+    for (int tile = warp * 2; tile < ntiles; tile += kWarps * 2) {
+      KeyTile<KB, kProd> x[2];
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int l0 = (tile + u) * 16 + g, l1 = l0 + 8;
+        LoadKeyTile<KB, kProd>(k, (begin + l0) * kv_heads + hk, (begin + l1) * kv_heads + hk,
+                               l0 < n, l1 < n, t4, x[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        if (tile + u >= ntiles) break;
+        float l[4];
+        TileLogits<KB, kProd>(x[u], s_ktable, qb, sb, qs0, qs1, ss0, ss1, l);
+        const int l0 = (tile + u) * 16 + g, l1 = l0 + 8;
+        if (h0 < group) {
+          s_logit[h0 * kMaxChunk + l0] = x[u].v0 ? l[0] : -INFINITY;
+          s_logit[h0 * kMaxChunk + l1] = x[u].v1 ? l[2] : -INFINITY;
+        }
+        if (h1 < group) {
+          s_logit[h1 * kMaxChunk + l0] = x[u].v0 ? l[1] : -INFINITY;
+          s_logit[h1 * kMaxChunk + l1] = x[u].v1 ? l[3] : -INFINITY;
+        }
+      }
+    }
+    __syncthreads();
+
+    // Phase 2: the running max and sum per head; s_p = fp16(2^(l - max) * nu_v).
+    for (int h = warp; h < kMaxGroup; h += kWarps) {
+      if (h >= group) {
+        for (int i = lane; i < ntiles * 16; i += 32) s_p[h * kMaxChunk + i] = 0;
+        continue;
+      }
+      float m = -INFINITY;
+      for (int i = lane; i < n; i += 32) m = fmaxf(m, s_logit[h * kMaxChunk + i]);
+      m = fmaxf(WarpMax(m), s_m[h]);
+      float l = 0.0f;
+      for (int i = lane; i < ntiles * 16; i += 32) {
+        const bool valid = i < n;
+        const float p = valid ? exp2f(s_logit[h * kMaxChunk + i] - m) : 0.0f;
+        const float nu = valid ? HalfBits(v.norms[(begin + i) * kv_heads + hk]) : 0.0f;
+        l += p;
+        s_p[h * kMaxChunk + i] = __half_as_ushort(__float2half_rn(p * nu));
+      }
+      l = WarpSum(l);
+      if (lane == 0) {
+        const float alpha = exp2f(s_m[h] - m);  // 0 on the first sub-chunk (s_m = -inf)
+        s_l[h] = s_l[h] * alpha + l;
+        s_m[h] = m;
+        s_alpha[h] = alpha;
+      }
+    }
+    __syncthreads();
+
+    // Phase 3: rescale, then out^T[coord][head] += V^T P^T over 16-token slices, two at a time.
+    // Lane (g, t4) holds coordinates g*16 .. g*16+15 of tokens 2t4, 2t4+1, 2t4+8, 2t4+9; m-tile i
+    // covers coordinates g*16+2i (row g) and g*16+2i+1 (row g+8).
+    {
+      const float a0 = s_alpha[h0], a1 = s_alpha[h1];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        acc[i][0] *= a0;
+        acc[i][1] *= a1;
+        acc[i][2] *= a0;
+        acc[i][3] *= a1;
+      }
+    }
+    for (int slice = warp * 2; slice < ntiles; slice += kWarps * 2) {
+      uint64_t bits[2][4];
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int la = (slice + u) * 16 + 2 * t4;
+        const int lt[4] = {la, la + 1, la + 8, la + 9};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          bits[u][j] = LoadValueBits<VB>(
+              v.codes + ((begin + lt[j]) * kv_heads + hk) * 16 * VB + g * 2 * VB, lt[j] < n);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        if (slice + u >= ntiles) break;
+        const int la = (slice + u) * 16 + 2 * t4;
+        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(&s_p[g * kMaxChunk + la]);
+        const uint32_t b1 = *reinterpret_cast<const uint32_t*>(&s_p[g * kMaxChunk + la + 8]);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const uint32_t pa = s_vtable[ValueField<VB>(bits[u][0], i)];
+          const uint32_t pb = s_vtable[ValueField<VB>(bits[u][1], i)];
+          const uint32_t pc = s_vtable[ValueField<VB>(bits[u][2], i)];
+          const uint32_t pd = s_vtable[ValueField<VB>(bits[u][3], i)];
+          MmaF16(acc[i], __byte_perm(pa, pb, 0x5410), __byte_perm(pa, pb, 0x7632),
+                 __byte_perm(pc, pd, 0x5410), __byte_perm(pc, pd, 0x7632), b0, b1);
+        }
+      }
+    }
+    __syncthreads();  // s_logit and s_p are rewritten by the next sub-chunk
+  }
+
+  // Phase 4: sum the warps, write the span's partial out (rotated domain), max and sum.
   float* s_red = s_logit;  // [warp][head 0..7][coord]
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
     const int c0 = g * 16 + 2 * i, c1 = c0 + 1;
-    s_red[(warp * 8 + 2 * t4) * kD + c0] = acc[i][0];
-    s_red[(warp * 8 + 2 * t4 + 1) * kD + c0] = acc[i][1];
-    s_red[(warp * 8 + 2 * t4) * kD + c1] = acc[i][2];
-    s_red[(warp * 8 + 2 * t4 + 1) * kD + c1] = acc[i][3];
+    s_red[(warp * 8 + h0) * kD + c0] = acc[i][0];
+    s_red[(warp * 8 + h1) * kD + c0] = acc[i][1];
+    s_red[(warp * 8 + h0) * kD + c1] = acc[i][2];
+    s_red[(warp * 8 + h1) * kD + c1] = acc[i][3];
   }
   __syncthreads();
   for (int e = threadIdx.x; e < group * kD; e += blockDim.x) {
@@ -426,31 +529,49 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// Merges the chunks of one query head and unrotates once: out = R^T (sum_s w_s acc_s / sum_s w_s
-// l_s), w_s = 2^(m_s - max m). One CTA of 512 threads a query head.
+// Merges the spans of one query head and unrotates once: out = R^T (sum_s w_s acc_s / sum_s w_s
+// l_s), w_s = 2^(m_s - max m). One CTA of 512 threads a query head: 4 parts of 128 coordinates
+// share the spans, then the four quarters of R^T.
 template <bool kBf16Out>
-__global__ void __launch_bounds__(512) codebook_merge_kernel1(Workspace ws, int splits, int heads,
+__global__ void __launch_bounds__(512) codebook_merge_kernel2(Workspace ws, int splits, int heads,
                                                               const float* rotation, void* out) {
-  __shared__ float s_acc[4][kD];
+  __shared__ float s_part[4][kD];
   __shared__ float s_a[kD];
+  __shared__ float s_red[16], s_lp[4];
   const int h = blockIdx.x, part = threadIdx.x >> 7, j = threadIdx.x & (kD - 1);
   float m = -INFINITY;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, ws.ml[(static_cast<int64_t>(s) * heads + h) * 2]);
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
+    m = fmaxf(m, ws.ml[(static_cast<int64_t>(s) * heads + h) * 2]);
+  }
+  m = WarpMax(m);
+  if ((threadIdx.x & 31) == 0) s_red[threadIdx.x >> 5] = m;
+  __syncthreads();
+  m = s_red[0];
+  for (int w = 1; w < 16; ++w) m = fmaxf(m, s_red[w]);
   float l = 0.0f, a = 0.0f;
-  for (int s = 0; s < splits; ++s) {
+#pragma unroll 4
+  for (int s = part; s < splits; s += 4) {
     const int64_t at = static_cast<int64_t>(s) * heads + h;
     const float w = exp2f(ws.ml[at * 2] - m);
     l += w * ws.ml[at * 2 + 1];
-    if ((s & 3) == part) a += w * ws.partial[at * kD + j];
+    a += w * ws.partial[at * kD + j];
   }
-  s_acc[part][j] = a;
-  __syncthreads();
-  if (threadIdx.x < kD) s_a[j] = (s_acc[0][j] + s_acc[1][j] + s_acc[2][j] + s_acc[3][j]) / l;
+  s_part[part][j] = a;
+  if (j == 0) s_lp[part] = l;
   __syncthreads();
   if (threadIdx.x < kD) {
-    float o = 0.0f;
-    for (int i = 0; i < kD; ++i) o += rotation[i * kD + j] * s_a[i];  // (R^T a)_j
-    Store<kBf16Out>(out, static_cast<int64_t>(h) * kD + j, o);
+    s_a[j] = (s_part[0][j] + s_part[1][j] + s_part[2][j] + s_part[3][j]) /
+             (s_lp[0] + s_lp[1] + s_lp[2] + s_lp[3]);
+  }
+  __syncthreads();
+  float o = 0.0f;  // (R^T a)_j over rows part*32 .. part*32+31
+#pragma unroll 8
+  for (int i = part * 32; i < part * 32 + 32; ++i) o += rotation[i * kD + j] * s_a[i];
+  s_part[part][j] = o;
+  __syncthreads();
+  if (threadIdx.x < kD) {
+    Store<kBf16Out>(out, static_cast<int64_t>(h) * kD + j,
+                    s_part[0][j] + s_part[1][j] + s_part[2][j] + s_part[3][j]);
   }
 }
 
@@ -496,85 +617,101 @@ bool Supported(const CodebookShape& s) {
          s.heads / s.kv_heads <= kMaxGroup && s.tokens >= 1;
 }
 
-int LogitsCtas(const CodebookShape& s, int multiprocessors) {
-  const int64_t tiles = (s.tokens + 15) / 16;
-  const int64_t wanted = (tiles + 2 * kWarps - 1) / (2 * kWarps);  // ~2 tiles a warp at least
-  const int64_t cap = std::max<int64_t>(1, 8LL * multiprocessors / s.kv_heads);
-  return static_cast<int>(std::max<int64_t>(1, std::min(wanted, cap)));
+// Resident CTAs of 128 threads an SM for `kernel` (computed once an instantiation).
+template <typename Kernel>
+int CtasPerSm(Kernel kernel) {
+  int n = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kWarps * 32, 0) != cudaSuccess ||
+      n < 1) {
+    n = 1;
+  }
+  return n;
 }
 
-template <int KB, bool kProd>
-cudaError_t LogitsFor(const Workspace& ws, const CodebookFormatDevice& f, const CodebookRows& k,
-                      const CodebookShape& s, void* out, bool out_bf16, int ctas,
+template <int KB, bool kProd, bool kBf16Out>
+cudaError_t LogitsFor(const uint16_t* q, const CodebookFormatDevice& f, const CodebookRows& k,
+                      const CodebookShape& s, void* out, int multiprocessors,
                       cudaStream_t stream) {
-  const dim3 grid(ctas, s.kv_heads);
-  if (out_bf16) {
-    codebook_logits_kernel1<KB, kProd, true>
-        <<<grid, kWarps * 32, 0, stream>>>(ws, f, k, s.heads, s.kv_heads, s.tokens, out);
-  } else {
-    codebook_logits_kernel1<KB, kProd, false>
-        <<<grid, kWarps * 32, 0, stream>>>(ws, f, k, s.heads, s.kv_heads, s.tokens, out);
-  }
+  static const int per_sm = CtasPerSm(codebook_logits_kernel2<KB, kProd, kBf16Out>);
+  const int64_t tiles = (s.tokens + 15) / 16;
+  const int64_t wanted = (tiles + kWarps * kTiles - 1) / (kWarps * kTiles);
+  const int64_t fill = std::max<int64_t>(1, static_cast<int64_t>(per_sm) * multiprocessors / s.kv_heads);
+  const dim3 grid(static_cast<unsigned>(std::max<int64_t>(1, std::min(wanted, fill))), s.kv_heads);
+  codebook_logits_kernel2<KB, kProd, kBf16Out>
+      <<<grid, kWarps * 32, 0, stream>>>(q, f, k, s.heads, s.kv_heads, s.tokens, out);
   return cudaGetLastError();
-}
-
-template <int KB, bool kProd, int VB>
-cudaError_t AttentionFor(const Workspace& ws, const CodebookFormatDevice& kf,
-                         const CodebookRows& k, const CodebookFormatDevice& vf,
-                         const CodebookRows& v, const CodebookShape& s, const CodebookSplit& split,
-                         float scale_log2, cudaStream_t stream) {
-  codebook_attention_kernel1<KB, kProd, VB>
-      <<<dim3(split.splits, s.kv_heads), kWarps * 32, 0, stream>>>(
-          ws, kf, k, vf, v, s.heads, s.kv_heads, s.tokens, split.chunk, scale_log2);
-  return cudaGetLastError();
-}
-
-template <int KB, bool kProd>
-cudaError_t AttentionForV(int vb, const Workspace& ws, const CodebookFormatDevice& kf,
-                          const CodebookRows& k, const CodebookFormatDevice& vf,
-                          const CodebookRows& v, const CodebookShape& s,
-                          const CodebookSplit& split, float scale_log2, cudaStream_t stream) {
-  switch (vb) {
-    case 1:
-      return AttentionFor<KB, kProd, 1>(ws, kf, k, vf, v, s, split, scale_log2, stream);
-    case 2:
-      return AttentionFor<KB, kProd, 2>(ws, kf, k, vf, v, s, split, scale_log2, stream);
-    case 3:
-      return AttentionFor<KB, kProd, 3>(ws, kf, k, vf, v, s, split, scale_log2, stream);
-    case 4:
-      return AttentionFor<KB, kProd, 4>(ws, kf, k, vf, v, s, split, scale_log2, stream);
-  }
-  return cudaErrorInvalidValue;
 }
 
 struct LogitsCall {
-  Workspace ws;
+  const uint16_t* q;
   CodebookFormatDevice f;
   CodebookRows k;
   CodebookShape s;
   void* out;
   bool out_bf16;
-  int ctas;
+  int multiprocessors;
   cudaStream_t stream;
   template <int KB, bool kProd>
   cudaError_t operator()() const {
-    return LogitsFor<KB, kProd>(ws, f, k, s, out, out_bf16, ctas, stream);
+    return out_bf16 ? LogitsFor<KB, kProd, true>(q, f, k, s, out, multiprocessors, stream)
+                    : LogitsFor<KB, kProd, false>(q, f, k, s, out, multiprocessors, stream);
   }
 };
 
+template <bool kBf16Out>
+void Merge(const Workspace& ws, int splits, const CodebookShape& s, const float* rotation,
+           void* out, cudaStream_t stream) {
+  codebook_merge_kernel2<kBf16Out><<<s.heads, 512, 0, stream>>>(ws, splits, s.heads, rotation, out);
+}
+
+template <int KB, bool kProd, int VB>
+cudaError_t AttentionFor(const uint16_t* q, const CodebookFormatDevice& kf, const CodebookRows& k,
+                         const CodebookFormatDevice& vf, const CodebookRows& v,
+                         const CodebookShape& s, float scale_log2, void* out, bool out_bf16,
+                         float* workspace, int multiprocessors, cudaStream_t stream) {
+  static const int per_sm = CtasPerSm(codebook_attention_kernel2<KB, kProd, VB>);
+  const CodebookSplit plan = PlanCodebookAttention(s, multiprocessors, per_sm);
+  const Workspace ws = Carve(workspace, s.heads, plan.splits);
+  codebook_attention_kernel2<KB, kProd, VB><<<dim3(plan.splits, s.kv_heads), kWarps * 32, 0, stream>>>(
+      q, kf, k, vf, v, s.heads, s.kv_heads, s.tokens, plan.chunk, scale_log2, ws);
+  if (out_bf16) {
+    Merge<true>(ws, plan.splits, s, vf.rotation, out, stream);
+  } else {
+    Merge<false>(ws, plan.splits, s, vf.rotation, out, stream);
+  }
+  return cudaGetLastError();
+}
+
 struct AttentionCall {
-  Workspace ws;
+  const uint16_t* q;
   CodebookFormatDevice kf;
   CodebookRows k;
   CodebookFormatDevice vf;
   CodebookRows v;
   CodebookShape s;
-  CodebookSplit split;
   float scale_log2;
+  void* out;
+  bool out_bf16;
+  float* workspace;
+  int multiprocessors;
   cudaStream_t stream;
   template <int KB, bool kProd>
   cudaError_t operator()() const {
-    return AttentionForV<KB, kProd>(vf.mse_bits, ws, kf, k, vf, v, s, split, scale_log2, stream);
+    switch (vf.mse_bits) {
+      case 1:
+        return AttentionFor<KB, kProd, 1>(q, kf, k, vf, v, s, scale_log2, out, out_bf16, workspace,
+                                          multiprocessors, stream);
+      case 2:
+        return AttentionFor<KB, kProd, 2>(q, kf, k, vf, v, s, scale_log2, out, out_bf16, workspace,
+                                          multiprocessors, stream);
+      case 3:
+        return AttentionFor<KB, kProd, 3>(q, kf, k, vf, v, s, scale_log2, out, out_bf16, workspace,
+                                          multiprocessors, stream);
+      case 4:
+        return AttentionFor<KB, kProd, 4>(q, kf, k, vf, v, s, scale_log2, out, out_bf16, workspace,
+                                          multiprocessors, stream);
+    }
+    return cudaErrorInvalidValue;
   }
 };
 
@@ -607,47 +744,43 @@ cudaError_t DispatchKey(const CodebookFormatDevice& f, const Fn& fn) {
   return cudaErrorInvalidValue;
 }
 
-void PrepareQuery(const uint16_t* q, const CodebookFormatDevice& f, const Workspace& ws, int heads,
-                  cudaStream_t stream) {
-  codebook_prepare_query_kernel1<<<heads, kD, 0, stream>>>(q, f.rotation_t,
-                                                           f.prod ? f.sketch_t : nullptr, ws);
-}
+// The most spans any plan makes: resident CTAs of 128 threads are at most 32 an SM.
+constexpr int kMaxCtasPerSm = 32;
 
 }  // namespace
 
-CodebookSplit PlanCodebookAttention(const CodebookShape& shape, int multiprocessors) {
+CodebookSplit PlanCodebookAttention(const CodebookShape& shape, int multiprocessors,
+                                    int ctas_per_sm) {
   const int64_t t = std::max<int64_t>(shape.tokens, 1);
-  const int64_t target = (2LL * multiprocessors + shape.kv_heads - 1) / std::max(shape.kv_heads, 1);
-  const int64_t by_min = (t + 63) / 64, by_max = (t + kMaxChunk - 1) / kMaxChunk;
-  const int64_t splits = std::min(by_min, std::max(by_max, target));
-  const int64_t chunk = ((t + splits - 1) / splits + 63) / 64 * 64;
+  const int64_t per_sm = std::min(std::max(ctas_per_sm, 1), kMaxCtasPerSm);
+  const int64_t target =
+      std::max<int64_t>(1, per_sm * multiprocessors / std::max(shape.kv_heads, 1));
+  const int64_t splits = std::min((t + 63) / 64, target);
+  const int64_t span = ((t + splits - 1) / splits + 63) / 64 * 64;
   CodebookSplit plan;
-  plan.chunk = static_cast<int>(chunk);
-  plan.splits = static_cast<int>((t + chunk - 1) / chunk);
+  plan.chunk = static_cast<int>(span);
+  plan.splits = static_cast<int>((t + span - 1) / span);
   return plan;
 }
 
-std::int64_t CodebookLogitsWorkspaceFloats(const CodebookShape& shape) {
-  return QueryFloats(shape.heads);
-}
+std::int64_t CodebookLogitsWorkspaceFloats(const CodebookShape& shape) { return 0; }
 
 std::int64_t CodebookAttentionWorkspaceFloats(const CodebookShape& shape, int multiprocessors) {
-  // Bound the splits of every tokens <= shape.tokens: each term of the plan grows with tokens.
+  // Bounds the splits of every plan for tokens <= shape.tokens.
   const int64_t t = std::max<int64_t>(shape.tokens, 1);
-  const int64_t target = (2LL * multiprocessors + shape.kv_heads - 1) / std::max(shape.kv_heads, 1);
-  const int64_t splits = std::min((t + 63) / 64, std::max((t + kMaxChunk - 1) / kMaxChunk, target));
-  return QueryFloats(shape.heads) + splits * shape.heads * (kD + 2);
+  const int64_t splits =
+      std::min((t + 63) / 64, std::max<int64_t>(1, static_cast<int64_t>(kMaxCtasPerSm) *
+                                                        multiprocessors /
+                                                        std::max(shape.kv_heads, 1)));
+  return splits * shape.heads * (kD + 2);
 }
 
 cudaError_t LaunchCodebookLogits(const std::uint16_t* q, const CodebookFormatDevice& format,
                                  const CodebookRows& k, const CodebookShape& shape, void* out,
-                                 bool out_bf16, float* workspace, int multiprocessors,
+                                 bool out_bf16, float* /*workspace*/, int multiprocessors,
                                  cudaStream_t stream) {
   if (!Supported(shape)) return cudaErrorInvalidValue;
-  const Workspace ws = Carve(workspace, shape.heads, 0);
-  PrepareQuery(q, format, ws, shape.heads, stream);
-  const LogitsCall call{ws, format, k, shape, out, out_bf16, LogitsCtas(shape, multiprocessors),
-                        stream};
+  const LogitsCall call{q, format, k, shape, out, out_bf16, multiprocessors, stream};
   return DispatchKey(format, call);
 }
 
@@ -659,28 +792,21 @@ cudaError_t LaunchCodebookAttention(const std::uint16_t* q, const CodebookFormat
   if (!Supported(shape) || v_format.prod || v_format.mse_bits < 1 || v_format.mse_bits > 4) {
     return cudaErrorInvalidValue;
   }
-  const CodebookSplit split = PlanCodebookAttention(shape, multiprocessors);
-  const Workspace ws = Carve(workspace, shape.heads, split.splits);
-  PrepareQuery(q, k_format, ws, shape.heads, stream);
-  const float scale_log2 = scale * 1.4426950408889634f;
-  const AttentionCall call{ws, k_format, k, v_format, v, shape, split, scale_log2, stream};
-  const cudaError_t status = DispatchKey(k_format, call);
-  if (status != cudaSuccess) return status;
-  if (out_bf16) {
-    codebook_merge_kernel1<true>
-        <<<shape.heads, 512, 0, stream>>>(ws, split.splits, shape.heads, v_format.rotation, out);
-  } else {
-    codebook_merge_kernel1<false>
-        <<<shape.heads, 512, 0, stream>>>(ws, split.splits, shape.heads, v_format.rotation, out);
-  }
-  return cudaGetLastError();
+  const AttentionCall call{q,     k_format, k,        v_format,  v,
+                           shape, scale * 1.4426950408889634f, out, out_bf16, workspace,
+                           multiprocessors, stream};
+  return DispatchKey(k_format, call);
 }
 
 cudaError_t LaunchDenseLogits(const std::uint16_t* q, const std::uint16_t* k,
                               const CodebookShape& shape, void* out, bool out_bf16,
                               int multiprocessors, cudaStream_t stream) {
   if (!Supported(shape)) return cudaErrorInvalidValue;
-  const dim3 grid(LogitsCtas(shape, multiprocessors), shape.kv_heads);
+  const int64_t tiles = (shape.tokens + 15) / 16;
+  const int64_t wanted = (tiles + 2 * kWarps - 1) / (2 * kWarps);
+  const int64_t cap = std::max<int64_t>(1, 8LL * multiprocessors / shape.kv_heads);
+  const dim3 grid(static_cast<unsigned>(std::max<int64_t>(1, std::min(wanted, cap))),
+                  shape.kv_heads);
   if (out_bf16) {
     dense_logits_kernel1<true>
         <<<grid, kWarps * 32, 0, stream>>>(q, k, shape.heads, shape.kv_heads, shape.tokens, out);

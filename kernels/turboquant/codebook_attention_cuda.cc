@@ -102,7 +102,8 @@ absl::Status CheckFormat(const std::string& where, const std::string& name,
   const bool ok = f.rotation.defined() && f.rotation.device() == device &&
                   f.rotation_t.defined() && f.rotation_t.device() == device &&
                   (f.mse_bits == 0 || (f.pair_table.defined() && f.pair_table.device() == device)) &&
-                  (!f.prod || (f.sketch_t.defined() && f.sketch_t.device() == device));
+                  (!f.prod || (f.sketch_t.defined() && f.sketch_t.device() == device)) &&
+                  (!f.signs.defined() || f.signs.device() == device);
   if (!ok) {
     return Bad(where, absl::StrCat(name, " format '", f.name, "' is not on ", device.str(),
                                    " (make it with CodebookCudaFormat::Make for that device)"));
@@ -118,6 +119,7 @@ cuda::CodebookFormatDevice DeviceFormat(const CodebookCudaFormat& f) {
   d.rotation = f.rotation.data_ptr<float>();
   d.rotation_t = f.rotation_t.data_ptr<float>();
   d.sketch_t = f.prod ? f.sketch_t.data_ptr<float>() : nullptr;
+  d.signs = f.signs.defined() ? f.signs.data_ptr<float>() : nullptr;
   d.pair_table =
       f.mse_bits > 0 ? reinterpret_cast<const uint32_t*>(f.pair_table.data_ptr<int32_t>()) : nullptr;
   return d;
@@ -196,6 +198,11 @@ absl::StatusOr<CodebookCudaFormat> CodebookCudaFormat::Make(const TurboQuant& tq
       torch::from_blob(const_cast<float*>(c.rotation().matrix().data()), {kD, kD}, floats).clone();
   f.rotation = r.to(device);
   f.rotation_t = r.t().contiguous().to(device);
+  if (c.rotation().kind() == RotationKind::kHadamard) {
+    std::vector<float> signs(c.rotation().signs1());
+    signs.insert(signs.end(), c.rotation().signs2().begin(), c.rotation().signs2().end());
+    f.signs = torch::from_blob(signs.data(), {2, kD}, floats).clone().to(device);
+  }
   if (f.prod) {
     const torch::Tensor s =
         torch::from_blob(const_cast<float*>(c.sketch().data()), {kD, kD}, floats).clone();

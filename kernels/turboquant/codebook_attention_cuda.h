@@ -44,6 +44,7 @@ struct CodebookCudaFormat {
   torch::Tensor rotation;    // float32 [128, 128], R
   torch::Tensor rotation_t;  // float32 [128, 128], R^T
   torch::Tensor sketch_t;    // float32 [128, 128], S^T (kProd; else undefined)
+  torch::Tensor signs;       // float32 [2, 128], D1 and D2 of rotation=hadamard; else undefined
   torch::Tensor pair_table;  // int32 [2^(2 mse_bits)]: fp16 pairs (c[f & mask], c[f >> bits])
 
   // InvalidArgument for the outlier split or a head_dim other than 128.

@@ -1,7 +1,7 @@
 // Times the CUDA codebook kernels against dense bf16 baselines in one run on one card (tag `gpu`):
-//   logits:    codebook_logits_kernel1 (bf16 out, and float32 out) vs dense bf16 q.K^T, both
+//   logits:    codebook_logits_kernel2 (bf16 out, and float32 out) vs dense bf16 q.K^T, both
 //              LibTorch bmm over the cache and dense_logits_kernel1 (the same mma loop on bf16 K)
-//   attention: codebook_attention_kernel1 (K and V of the same bits) vs our dense CUDA decode
+//   attention: codebook_attention_kernel2 (K and V of the same bits) vs our dense CUDA decode
 //              attention (DecodeAttentionCudaInto, kernel1) and LibTorch SDPA
 // for the Qwen2.5-7B shape (28 query heads, 4 KV heads, head_dim 128) at each --tokens and --bits.
 //
@@ -272,13 +272,13 @@ int main(int argc, char** argv) {
       const double logits_error_bf16 = RelativeL2(logits.to(torch::kFloat32), *cpu_logits);
       const double codebook_ms = MedianMs(codebook, flush, iters);
       const double codebook_f32_ms = MedianMs(codebook_f32, flush, iters);
-      const double gbs = row(T, bits_text, "codebook_logits_kernel1", codebook_ms,
+      const double gbs = row(T, bits_text, "codebook_logits_kernel2", codebook_ms,
                              code_bytes + logits_out_bytes, logits_error_bf16);
-      row(T, bits_text, "codebook_logits_kernel1 f32", codebook_f32_ms,
+      row(T, bits_text, "codebook_logits_kernel2 f32", codebook_f32_ms,
           code_bytes + 2 * logits_out_bytes, logits_error);
       std::printf("    logits speedup vs dense bf16 (faster of bmm and kernel): %.2fx\n",
                   dense_logits_ms / codebook_ms);
-      add_record(*logits_spec, absl::StrCat("codebook_logits_kernel1:", kq->name()), T,
+      add_record(*logits_spec, absl::StrCat("codebook_logits_kernel2:", kq->name()), T,
                  {{"dense_logits_ms", dense_logits_ms},
                   {"dense_logits_bmm_ms", bmm_ms},
                   {"dense_logits_kernel_ms", dense_kernel_ms},
@@ -304,10 +304,10 @@ int main(int argc, char** argv) {
       const double fused_ms = MedianMs(fused, flush, iters);
       const double both = code_bytes + static_cast<double>(vq->Bytes(T, kKvHeads));
       const double fused_gbs =
-          row(T, bits_text, "codebook_attention_kernel1", fused_ms, both, attention_error);
+          row(T, bits_text, "codebook_attention_kernel2", fused_ms, both, attention_error);
       std::printf("    attention speedup vs dense (faster of kernel1 and SDPA): %.2fx\n",
                   dense_attention_ms / fused_ms);
-      add_record(*attention_spec, absl::StrCat("codebook_attention_kernel1:", kq->name()), T,
+      add_record(*attention_spec, absl::StrCat("codebook_attention_kernel2:", kq->name()), T,
                  {{"dense_attention_ms", dense_attention_ms},
                   {"dense_attention_kernel1_ms", ours_dense_ms},
                   {"sdpa_ms", sdpa_ms},

@@ -10,18 +10,25 @@
 //   rnorms fp16  [rows]                  kProd: rho
 // logit[h][t] = nu_t <R q_h, c[code_t]> + rho_t sqrt(pi/2)/m <S q_h, s_t>.
 //
-// Variant (the one measured; records name it "codebook_logits_kernel1" / "codebook_attention_kernel1"):
-//   kernel1: tensor cores (mma.m16n8k16, fp16 in, float32 accumulate), keys as the mma's A rows (16
-//     tokens a tile), the group's query heads as its 8 columns. Each lane owns 32 consecutive
-//     coordinates of a key row (the contraction order of the mma is free, so the query's
-//     coordinates are permuted to match), reads them as 4b bytes and expands each pair of codes by
-//     one shared-memory lookup in a 2^(2b)-entry table of fp16 pairs. The query is rotated once
-//     (R q and S q, scaled to max |.| = 1 and kept in fp16) by a small kernel before. Attention is
-//     split-K over chunks of history: logits of a chunk into shared memory, its softmax, then
-//     out^T += V^T P^T by mma with V's codes as A (coordinates as rows, again owned in runs of 16
-//     a lane) and p * nu as B; a merge kernel combines chunks and applies R^T once.
-//   dense_logits_kernel1: the same logits loop over a bf16 [tokens, kv_heads, 128] cache (bf16
-//     mma), the like-for-like dense baseline of the logits benchmark.
+// Variants (records name the one measured):
+//   kernel1 (commit dabd83c, measured in the first H100 run): tensor cores (mma.m16n8k16, fp16 in,
+//     float32 accumulate), keys as the mma's A rows (16 tokens a tile), the group's query heads as
+//     its 8 columns. Each lane owns 32 consecutive coordinates of a key row (the contraction order
+//     of the mma is free, so the query's coordinates are permuted to match), reads them as 4b bytes
+//     and expands each pair of codes by one shared-memory lookup in a 2^(2b)-entry table of fp16
+//     pairs. The query was rotated (R q and S q, scaled to max |.| = 1, fp16) by a kernel launched
+//     before. Attention: split-K over chunks of at most 512 tokens (about 2 CTAs an SM): logits of
+//     a chunk into shared memory, its softmax, then out^T += V^T P^T by mma with V's codes as A
+//     (coordinates as rows, owned in runs of 16 a lane) and p * nu as B; a merge kernel combines
+//     chunks and applies R^T once.
+//   kernel2 (this file): kernel1's tiles without the query kernel: every CTA rotates its group's
+//     query itself (signs and a shared-memory FWHT for rotation=hadamard, a dense product
+//     otherwise; S q as a dense product); the grid fills the card once (one CTA a resident slot,
+//     from the occupancy calculator); logits warps issue the loads of 4 tiles before the first
+//     mma; attention CTAs take a span in sub-chunks of 512 with an online softmax across them, two
+//     tiles of loads in flight a warp; a merge that reads the spans in parallel.
+//   dense_logits_kernel1: the logits loop over a bf16 [tokens, kv_heads, 128] cache (bf16 mma),
+//     the like-for-like dense baseline of the logits benchmark.
 // Values must be kMse (bits 1..4); keys kMse (1..4) or kProd (bits 1..4: 0..3 codebook bits).
 // Query groups (heads / kv_heads) 1..8.
 
@@ -43,6 +50,7 @@ struct CodebookFormatDevice {
   float qjl_scale = 0.0f;  // sqrt(pi/2) / m
   const float* rotation = nullptr;      // R, row-major 128 x 128
   const float* rotation_t = nullptr;    // R^T
+  const float* signs = nullptr;         // Hadamard rotation: D1 then D2 (+-1), 2 x 128; else null
   const float* sketch_t = nullptr;      // S^T (prod)
   const std::uint32_t* pair_table = nullptr;  // 2^(2 mse_bits) fp16 pairs (lo: even code)
 };
@@ -61,15 +69,17 @@ struct CodebookShape {
   std::int64_t tokens = 0;
 };
 
-// Chunks of history a CTA takes (a multiple of 64 tokens, <= 512) and their count.
+// The span of history a CTA takes (chunk: a multiple of 64 tokens) and the count of spans: about
+// one CTA a resident slot (ctas_per_sm a multiprocessor), so the card is filled once.
 struct CodebookSplit {
   int chunk = 0;
   int splits = 0;
 };
-CodebookSplit PlanCodebookAttention(const CodebookShape& shape, int multiprocessors);
+CodebookSplit PlanCodebookAttention(const CodebookShape& shape, int multiprocessors,
+                                    int ctas_per_sm);
 
-// Floats of workspace: logits need the rotated query only; attention also the partial sums. A
-// workspace sized for tokens T serves any tokens <= T (the plan's splits grow with tokens).
+// Floats of workspace: logits need none; attention the spans' partial sums. A workspace sized for
+// tokens T serves any tokens <= T.
 std::int64_t CodebookLogitsWorkspaceFloats(const CodebookShape& shape);
 std::int64_t CodebookAttentionWorkspaceFloats(const CodebookShape& shape, int multiprocessors);
 
