@@ -138,7 +138,8 @@ TEST(CheckRecordsBinaryTest, ExitCodesAndMessages) {
   const std::string tool = "gates/check_records --specs_dir=gates/specs --records_dir=";
   testing::CommandResult clean = RunCommand(tool + kFixtures + "/permitted");
   EXPECT_EQ(clean.exit_code, 0) << clean.output;
-  EXPECT_THAT(clean.output, HasSubstr("10 records in 2 files, "));  // any number of specs
+  // The spec count follows gates/specs/, which grows with every registered gate.
+  EXPECT_THAT(clean.output, ::testing::ContainsRegex("10 records in 2 files, [0-9]+ specs"));
 
   testing::CommandResult none = RunCommand(tool + kFixtures + "/no_such_folder");
   EXPECT_EQ(none.exit_code, 0) << none.output;
