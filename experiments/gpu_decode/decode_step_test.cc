@@ -80,7 +80,10 @@ TEST_P(DecodeStepTest, MatchesRuntimeModel) {
     ASSERT_TRUE(step.Run().ok());
     const torch::Tensor eager = step.logits().clone();
     ASSERT_TRUE(torch::isfinite(eager).all().item<bool>());
-    const double tolerance = std::string(GetParam()).find("dense") == 0 ? 2e-2 : 0.15;
+    // Dense: bf16 rounding only. Packed backends add their quantization error (4 bits), which
+    // grows through the layers; 0.3 still tells a working path from a broken one (rel L2 ~1).
+    // PackedAttentionTest checks them exactly against the reference codecs.
+    const double tolerance = std::string(GetParam()).find("dense") == 0 ? 2e-2 : 0.3;
     EXPECT_LT(RelL2(eager, ref), tolerance) << GetParam() << " seed " << seed;
 
     absl::StatusOr<std::unique_ptr<at::cuda::CUDAGraph>> graph =
@@ -160,6 +163,41 @@ TEST(PackedAttentionTest, MatchesReferenceCodecs) {
     absl::StatusOr<torch::Tensor> want = (*dense)->Attend(0, q, 298);
     ASSERT_TRUE(got.ok() && want.ok());
     EXPECT_LT(RelL2(*got, *want), 2e-2) << name;
+  }
+}
+
+// A history of one token: attention returns that token's reconstructed value exactly (softmax of
+// one logit is 1), so the backend's quantize + dequantize must match the reference codec's.
+TEST(PackedAttentionTest, OneTokenIsTheReferenceReconstruction) {
+  const torch::Device cuda(torch::kCUDA, 0);
+  const AttentionShape s{1, 8, 2, 128, 4};
+  torch::manual_seed(9);
+  kernels::TurboQuantOptions o;
+  o.bits = 4;
+  o.seed = 0;
+  absl::StatusOr<kernels::TurboQuant> tq = kernels::TurboQuant::Make(o, 128);
+  ASSERT_TRUE(tq.ok());
+  for (int trial = 0; trial < 3; ++trial) {
+    const torch::Tensor v =
+        torch::randn({1, 2, 128}).mul(trial + 1).to(torch::kBFloat16).to(torch::kFloat32);
+    for (const std::string name : {"int4_eager", "turboquant_eager"}) {
+      const torch::Tensor v_hat =
+          name == "int4_eager"
+              ? *kernels::DequantizeInt4(*kernels::QuantizeInt4(v, kernels::Int4Scheme::kSymmetric))
+              : *tq->Decode(*tq->Encode(v));
+      auto packed = MakeStepAttention(name, s, cuda);
+      ASSERT_TRUE(packed.ok());
+      const KvSlot slot = (*packed)->Slot(0, 0);
+      slot.k.copy_(torch::randn({2, 128}));
+      slot.v.copy_(v[0]);
+      ASSERT_TRUE((*packed)->Append(0, slot, 0).ok());
+      absl::StatusOr<torch::Tensor> out =
+          (*packed)->Attend(0, torch::randn({8, 128}).to(cuda, torch::kBFloat16), 0);
+      ASSERT_TRUE(out.ok());
+      // Query head h reads kv head h / 4.
+      const torch::Tensor want = v_hat[0].repeat_interleave(4, 0);
+      EXPECT_LT(RelL2(*out, want), 8e-3) << name << " trial " << trial;
+    }
   }
 }
 

@@ -20,6 +20,8 @@
 //   gpu_decode.jsonl        dense_decode_roofline: graph / eager / transformers step vs the floor
 //   speed_ceiling.jsonl     speed_ceiling, per context, for the graph step and for transformers
 //   eager_value_path.jsonl  eager_value_path_latency: int4_eager, turboquant_eager vs dense
+//   fused_codebook.jsonl    fused_codebook_latency: turboquant_fused vs dense
+//   gpu_decode.jsonl        int4_decode_latency: int4_eager and int4_fused vs dense
 // --hf_json is tools/gpu/hf_decode_bench.py's output (run first, in the same call).
 
 #include <ATen/cuda/CUDAContext.h>
@@ -377,7 +379,7 @@ int Run() {
   if (!absl::GetFlag(FLAGS_driver).empty()) {
     provenance.host = absl::StrCat(provenance.host, " (driver ", absl::GetFlag(FLAGS_driver), ")");
   }
-  std::vector<gates::Record> roofline, ceiling, eager;
+  std::vector<gates::Record> roofline, ceiling, eager, fused, int4_rows;
   for (const ContextResult& r : results) {
     gates::Target target{kModel, absl::StrCat("random:seed=", absl::GetFlag(FLAGS_seed)), r.context, "bfloat16", card};
     auto roof = [&](const std::string& variant, double ms, std::map<std::string, double> extra) {
@@ -462,11 +464,20 @@ int Run() {
                      {"compressed_attention_ms", t.attention_ms},
                      {"kv_ratio", static_cast<double>(r.history_bytes.at(name)) / r.history_bytes.at(r.dense_name)},
                      {"decode_steps", steps}};
-      rec.variant = absl::StrCat(name == "int4_eager" ? "symmetric_int4:block=32" : "turboquant_mse:bits=4:rotation=hadamard:seed=0",
-                                 ":cuda_graph_step:dense=", r.dense_name);
-      if (name.find("eager") != std::string::npos) {
+      const bool int4 = name.rfind("int4", 0) == 0;
+      const std::string path = name.substr(name.find('_') + 1);  // eager, fused
+      rec.variant = absl::StrCat(int4 ? "symmetric_int4:block=32" : "turboquant_mse:bits=4:rotation=hadamard:seed=0",
+                                 ":", path, ":cuda_graph_step:dense=", r.dense_name);
+      if (path == "eager") {
         rec.experiment = "eager_value_path";
         eager.push_back(rec);
+      }
+      if (int4) {
+        rec.experiment = "gpu_decode";
+        int4_rows.push_back(rec);
+      } else if (path == "fused") {
+        rec.experiment = "fused_codebook";
+        fused.push_back(rec);
       }
     }
   }
@@ -476,13 +487,16 @@ int Run() {
   };
   for (absl::Status s : {write("gpu_decode", "dense_decode_roofline", roofline),
                          write("speed_ceiling", "speed_ceiling", ceiling),
-                         write("eager_value_path", "eager_value_path_latency", eager)}) {
+                         write("eager_value_path", "eager_value_path_latency", eager),
+                         write("fused_codebook", "fused_codebook_latency", fused),
+                         write("gpu_decode", "int4_decode_latency", int4_rows)}) {
     if (!s.ok()) {
       Say(absl::StrCat("gpu_decode: records: ", s.ToString()));
       return 1;
     }
   }
-  Say(absl::StrCat("\ngpu_decode: ", roofline.size() + ceiling.size() + eager.size(), " records -> ", out_dir));
+  Say(absl::StrCat("\ngpu_decode: ", roofline.size() + ceiling.size() + eager.size() + fused.size() + int4_rows.size(),
+                   " records -> ", out_dir));
   return 0;
 }
 

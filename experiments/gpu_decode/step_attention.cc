@@ -292,6 +292,15 @@ class TurboQuantEagerAttention : public PackedEagerAttention {
 
 }  // namespace
 
+absl::StatusOr<kernels::TurboQuant> StepTurboQuant(int64_t head_dim) {
+  kernels::TurboQuantOptions o;
+  o.kind = kernels::TurboQuantKind::kMse;
+  o.bits = 4;
+  o.seed = 0;
+  o.rotation = kernels::RotationKind::kHadamard;
+  return kernels::TurboQuant::Make(o, head_dim);
+}
+
 std::vector<std::string> StepAttentionNames() {
   return {"dense_sdpa", "dense_kernel1", "newest_only", "int4_eager", "turboquant_eager"};
 }
@@ -314,10 +323,9 @@ absl::StatusOr<std::unique_ptr<StepAttention>> MakeStepAttention(const std::stri
     return std::make_unique<Int4EagerAttention>(shape, device);
   }
   if (name == "turboquant_eager") {
-    absl::StatusOr<kernels::TurboQuantCodec> codec = kernels::TurboQuantCodec::Make(
-        kernels::TurboQuantKind::kMse, 4, shape.head_dim, 0, kernels::RotationKind::kHadamard);
-    if (!codec.ok()) return codec.status();
-    return std::make_unique<TurboQuantEagerAttention>(shape, device, *codec);
+    absl::StatusOr<kernels::TurboQuant> tq = StepTurboQuant(shape.head_dim);
+    if (!tq.ok()) return tq.status();
+    return std::make_unique<TurboQuantEagerAttention>(shape, device, tq->codec(0));
   }
   return absl::InvalidArgumentError(absl::StrCat("step attention '", name, "': one of ",
                                                  absl::StrJoin(StepAttentionNames(), ", ")));

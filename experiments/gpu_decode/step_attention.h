@@ -38,6 +38,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "kernels/turboquant/turboquant.h"
 
 namespace kvgate::gpu_decode {
 
@@ -77,6 +78,9 @@ class StepAttention {
   virtual absl::StatusOr<torch::Tensor> Attend(int64_t layer, const torch::Tensor& q,
                                                int64_t position) = 0;
 };
+
+// The TurboQuant format of the turboquant backends: TurboQuant_mse, 4 bits, Hadamard, seed 0.
+absl::StatusOr<kernels::TurboQuant> StepTurboQuant(int64_t head_dim);
 
 // The names MakeStepAttention takes.
 std::vector<std::string> StepAttentionNames();
