@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kernels/attention/decode_attention_launch.h"
+#include "kernels/attention/decode_attention_stream.h"
 
 namespace kvgate::kernels::cuda {
 namespace {
@@ -492,64 +493,43 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Merges the chunks of one head (blockIdx.x). merge1 (one thread a coordinate, walking every
-// chunk in turn) spent ~25 us at 128 chunks waiting on one load at a time; merge2 spreads the
-// chunks over kMergeParts threads a coordinate and keeps several loads in flight.
-constexpr int kMergeParts = 4;
-constexpr int kMaxSplits = 4096;
+using stream::decode_attention_merge2;
+using stream::kMaxSplits;
+using stream::kMergeParts;
 
+// kernel4's rows: bf16 K and V, a stage holding K [kRowsPerBatch][kHeadDim] then V likewise.
 template <int kHeadDim>
-__global__ void __launch_bounds__(kHeadDim* kMergeParts)
-    decode_attention_merge2(const float* __restrict__ partial_out,
-                            const float2* __restrict__ partial_ml, std::uint16_t* __restrict__ out,
-                            int splits) {
-  __shared__ float weight[kMaxSplits];  // exp2(m_s - M), then scaled by 1 / denominator
-  __shared__ float scratch[kHeadDim * kMergeParts];
-  const int head = blockIdx.x;
-  const int tid = threadIdx.x;
-  const float2* ml = partial_ml + static_cast<std::int64_t>(head) * splits;
+struct DenseStreamRows {
+  static constexpr int kLanes = kHeadDim / 8;  // 16-byte pieces a row
+  static constexpr int kRowsPerBatch = 8;
+  static constexpr int kStageBytes = 2 * kRowsPerBatch * kHeadDim * 2;
+  const uint4* k;
+  const uint4* v;
+  int kv_heads;
 
-  float m = -INFINITY;
-  for (int s = tid; s < splits; s += blockDim.x) m = fmaxf(m, ml[s].x);
-  scratch[tid] = m;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width >>= 1) {
-    if (tid < width) scratch[tid] = fmaxf(scratch[tid], scratch[tid + width]);
-    __syncthreads();
-  }
-  const float top = scratch[0];
-  __syncthreads();
-  float denominator = 0.0f;
-  for (int s = tid; s < splits; s += blockDim.x) {
-    const float2 chunk = ml[s];
-    const float w = chunk.y > 0.0f ? exp2f(chunk.x - top) : 0.0f;  // an empty chunk weighs 0
-    weight[s] = w;
-    denominator += w * chunk.y;
-  }
-  scratch[tid] = denominator;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width >>= 1) {
-    if (tid < width) scratch[tid] += scratch[tid + width];
-    __syncthreads();
-  }
-  const float inverse = 1.0f / scratch[0];
-  __syncthreads();
-
-  const int d = tid % kHeadDim;
-  const int part = tid / kHeadDim;
-  const float* po = partial_out + static_cast<std::int64_t>(head) * splits * kHeadDim + d;
-  float sum = 0.0f;
-#pragma unroll 8
-  for (int s = part; s < splits; s += kMergeParts) sum = fmaf(weight[s], po[s * kHeadDim], sum);
-  scratch[tid] = sum;
-  __syncthreads();
-  if (part == 0) {
-    float total = 0.0f;
+  __device__ __forceinline__ void Issue(char* stage, std::int64_t first, int valid, int kv_head,
+                                        int lane) const {
+    uint4* k_tile = reinterpret_cast<uint4*>(stage);
+    uint4* v_tile = k_tile + kRowsPerBatch * kLanes;
 #pragma unroll
-    for (int p = 0; p < kMergeParts; ++p) total += scratch[p * kHeadDim + d];
-    out[head * kHeadDim + d] = __bfloat16_as_ushort(__float2bfloat16_rn(total * inverse));
+    for (int idx = lane; idx < kRowsPerBatch * kLanes; idx += 32) {
+      const int row = idx / kLanes, piece = idx % kLanes;
+      const bool real = row < valid;
+      const std::int64_t offset =
+          real ? ((first + row) * kv_heads + kv_head) * kLanes + piece : 0;
+      stream::CpAsyncZfill<16>(k_tile + idx, k + offset, real);
+      stream::CpAsyncZfill<16>(v_tile + idx, v + offset, real);
+    }
   }
-}
+  __device__ __forceinline__ void Key(const char* stage, int row, int slice, float (&f)[8]) const {
+    stream::Bf16x8ToFloat(reinterpret_cast<const uint4*>(stage)[row * kLanes + slice], f);
+  }
+  __device__ __forceinline__ void Value(const char* stage, int row, int slice,
+                                        float (&f)[8]) const {
+    stream::Bf16x8ToFloat(
+        reinterpret_cast<const uint4*>(stage)[(kRowsPerBatch + row) * kLanes + slice], f);
+  }
+};
 
 template <int kHeadDim, int kGroup>
 cudaError_t Launch(const std::uint16_t* q, const std::uint16_t* k, const std::uint16_t* v,
@@ -559,20 +539,51 @@ cudaError_t Launch(const std::uint16_t* q, const std::uint16_t* k, const std::ui
   const std::int64_t out_floats = static_cast<std::int64_t>(shape.heads) * split.splits * kHeadDim;
   float* partial_out = workspace;
   float2* partial_ml = reinterpret_cast<float2*>(workspace + out_floats);  // 8-byte aligned
-  auto* kernel = split.kernel == 2 ? decode_attention_kernel2<kHeadDim, kGroup>
-                                   : decode_attention_kernel1<kHeadDim, kGroup>;
-  const std::size_t smem =
-      split.kernel == 2 ? 2 * sizeof(uint4) * Kernel2TileVectors<kHeadDim, kGroup>(split.chunk) +
-                              sizeof(float) * kGroup * split.chunk
-                        : sizeof(float) * (kGroup * split.chunk + kWarps * kGroup * kHeadDim);
-  if (smem > 48 * 1024) {
-    const cudaError_t s =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (s != cudaSuccess) return s;
+  if (split.kernel == 4) {
+    using Rows = DenseStreamRows<kHeadDim>;
+    auto* kernel = stream::decode_attention_stream<kHeadDim, kGroup, Rows>;
+    constexpr int smem = stream::StreamSmemBytes<kHeadDim, kGroup, Rows>();
+    if (smem > 48 * 1024) {
+      const cudaError_t s =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (s != cudaSuccess) return s;
+    }
+    const Rows rows{reinterpret_cast<const uint4*>(k), reinterpret_cast<const uint4*>(v),
+                    shape.kv_heads};
+    kernel<<<dim3(split.splits, shape.kv_heads), stream::kStreamThreads, smem, stream>>>(
+        q, rows, partial_out, partial_ml, shape.tokens, split.chunk, split.splits,
+        scale * kLog2e);
+  } else if (split.kernel == 3) {
+    if constexpr (kHeadDim == 128) {
+      auto* kernel = decode_attention_kernel3<kGroup>;
+      constexpr int smem = 2 * 2 * kTileRows * kChunks * sizeof(uint4);
+      const cudaError_t s =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (s != cudaSuccess) return s;
+      kernel<<<dim3(split.splits, shape.kv_heads), kThreads, smem, stream>>>(
+          q, reinterpret_cast<const uint4*>(k), reinterpret_cast<const uint4*>(v), partial_out,
+          partial_ml, shape.kv_heads, shape.tokens, split.chunk, split.splits, scale * kLog2e);
+    } else {
+      return cudaErrorInvalidValue;
+    }
+  } else {
+    // kernel3 was planned but never launched before this dispatch existed: runs 7 and 8 of
+    // CUDA_NOTES.md timed kernel1 under kernel3's split.
+    auto* kernel = split.kernel == 2 ? decode_attention_kernel2<kHeadDim, kGroup>
+                                     : decode_attention_kernel1<kHeadDim, kGroup>;
+    const std::size_t smem =
+        split.kernel == 2 ? 2 * sizeof(uint4) * Kernel2TileVectors<kHeadDim, kGroup>(split.chunk) +
+                                sizeof(float) * kGroup * split.chunk
+                          : sizeof(float) * (kGroup * split.chunk + kWarps * kGroup * kHeadDim);
+    if (smem > 48 * 1024) {
+      const cudaError_t s =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (s != cudaSuccess) return s;
+    }
+    kernel<<<dim3(split.splits, shape.kv_heads), kThreads, smem, stream>>>(
+        q, reinterpret_cast<const uint4*>(k), reinterpret_cast<const uint4*>(v), partial_out,
+        partial_ml, shape.kv_heads, shape.tokens, split.chunk, split.splits, scale * kLog2e);
   }
-  kernel<<<dim3(split.splits, shape.kv_heads), kThreads, smem, stream>>>(
-      q, reinterpret_cast<const uint4*>(k), reinterpret_cast<const uint4*>(v), partial_out,
-      partial_ml, shape.kv_heads, shape.tokens, split.chunk, split.splits, scale * kLog2e);
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess) return launched;
   decode_attention_merge2<kHeadDim><<<shape.heads, kHeadDim * kMergeParts, 0, stream>>>(
@@ -607,6 +618,15 @@ cudaError_t LaunchForGroup(int group, const std::uint16_t* q, const std::uint16_
 
 DecodeAttentionSplit PlanDecodeAttention(const DecodeAttentionShape& shape, int multiprocessors,
                                          int kernel) {
+  if (kernel == 4) {
+    // kernel4: two CTAs a multiprocessor (212 registers a thread; 64 KB of stages each), chunks
+    // whole rounds of the warps' 8-row batches.
+    DecodeAttentionSplit split;
+    split.kernel = 4;
+    stream::PlanStream(shape.tokens, shape.kv_heads, multiprocessors,
+                       DenseStreamRows<128>::kRowsPerBatch, 2, &split.chunk, &split.splits);
+    return split;
+  }
   // kernel1: about four CTAs a multiprocessor keep enough loads in flight; chunks are whole steps
   // of the read loop (32 rows for head_dim 128, 64 for 64) and at most kMaxChunk.
   // kernel2: the chunk's K and V tiles take at most 64 KB of shared memory (three CTAs fit).
@@ -637,7 +657,7 @@ cudaError_t LaunchDecodeAttention(const std::uint16_t* q, const std::uint16_t* k
                                   cudaStream_t stream) {
   if (shape.tokens < 1 || shape.kv_heads < 1 || shape.heads % shape.kv_heads != 0 ||
       split.chunk < 1 || split.splits < 1 || split.splits > kMaxSplits || split.kernel < 1 ||
-      split.kernel > 3 || (split.kernel == 3 && shape.head_dim != 128) ||
+      split.kernel > 4 || (split.kernel == 3 && shape.head_dim != 128) ||
       static_cast<std::int64_t>(split.chunk) * split.splits < shape.tokens) {
     return cudaErrorInvalidValue;
   }

@@ -76,10 +76,10 @@ absl::Status DecodeAttentionCudaInto(const torch::Tensor& q, const torch::Tensor
                      "multiple of kv_heads"));
   }
   const cuda::DecodeAttentionShape shape = ShapeOf(q, k);
-  if (kernel < 1 || kernel > 3 || (kernel == 3 && q.size(1) != 128)) {
+  if (kernel < 1 || kernel > 4 || (kernel == 3 && q.size(1) != 128)) {
     return absl::InvalidArgumentError(
         absl::StrCat("decode attention: no kernel", kernel, " for head_dim ", q.size(1),
-                     " (kernel1 and kernel2: 64 or 128; kernel3: 128)"));
+                     " (kernel1, kernel2 and kernel4: 64 or 128; kernel3: 128)"));
   }
   const cuda::DecodeAttentionSplit split = PlanFor(shape, device, kernel);
   const int64_t needed = cuda::DecodeAttentionWorkspaceFloats(shape, split);

@@ -70,7 +70,7 @@ TEST_P(DecodeAttentionCudaTest, MatchesFloat64Reference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, DecodeAttentionCudaTest,
-    ::testing::Combine(::testing::Values(1, 2, 3),
+    ::testing::Combine(::testing::Values(1, 2, 3, 4),
                        ::testing::Values(Case{28, 4, 128, 1}, Case{28, 4, 128, 5},
                                          Case{28, 4, 128, 1000}, Case{28, 4, 128, 8192},
                                          Case{28, 4, 128, 32768 + 17}, Case{9, 3, 64, 333},
@@ -92,7 +92,7 @@ TEST(DecodeAttentionCudaErrorsTest, RejectsBadInputs) {
   EXPECT_FALSE(DecodeAttentionCuda(torch::randn({18, 128}, bf16), k, k).ok());      // group 9
   EXPECT_FALSE(DecodeAttentionCuda(q, k.transpose(0, 1), k.transpose(0, 1)).ok());  // layout
   torch::Tensor out = torch::empty_like(q), workspace = *DecodeAttentionCudaWorkspace(q, k);
-  EXPECT_FALSE(DecodeAttentionCudaInto(q, k, k, out, workspace, 0.0, /*kernel=*/4).ok());
+  EXPECT_FALSE(DecodeAttentionCudaInto(q, k, k, out, workspace, 0.0, /*kernel=*/5).ok());
   {  // kernel3 is for head_dim 128 only
     const torch::Tensor q64 = torch::randn({8, 64}, bf16), k64 = torch::randn({16, 2, 64}, bf16);
     torch::Tensor out64 = torch::empty_like(q64), ws = *DecodeAttentionCudaWorkspace(q64, k64, 1);

@@ -21,6 +21,10 @@
 //     128 only. Per warp and 16 rows, S = Q K^T and O += P V are 16 mma each, query heads as the
 //     mma rows; each warp keeps an online softmax, K/V arrive in 64-row tiles by cp.async into a
 //     swizzled double buffer read with ldmatrix, and the warps merge at the end.
+//   decode_attention_kernel4: the streaming kernel of decode_attention_stream.h: one pass, each
+//     warp its own ring of four cp.async stages (8 rows of K and V each) and its own online
+//     softmax, no CTA barrier until the end, where the warps merge; two CTAs a multiprocessor.
+//     The int4 kernels (kernels/int4/int4_attention_launch.h) are the same kernel over int4 rows.
 //   decode_attention_merge2 (all): merges the chunks, several chunks a coordinate in flight.
 //
 // Workspace: DecodeAttentionWorkspaceFloats() floats of device memory, owned by the caller.
@@ -48,7 +52,7 @@ struct DecodeAttentionSplit {
   int splits = 0;
 };
 
-// The split for a kernel variant (1, 2 or 3), deterministic in the shape and the multiprocessor
+// The split for a kernel variant (1 to 4), deterministic in the shape and the multiprocessor
 // count.
 DecodeAttentionSplit PlanDecodeAttention(const DecodeAttentionShape& shape, int multiprocessors,
                                          int kernel = 1);
