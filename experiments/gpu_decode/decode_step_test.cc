@@ -97,8 +97,9 @@ TEST_P(DecodeStepTest, MatchesRuntimeModel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DecodeStepTest,
-                         ::testing::Values("dense_sdpa", "dense_kernel1", "int4_eager",
-                                           "turboquant_eager"));
+                         ::testing::Values("dense_sdpa", "dense_kernel1", "dense_kernel3",
+                                           "dense_kernel4", "int4_eager",
+                                           "int4_fused", "turboquant_eager", "turboquant_fused"));
 
 TEST(DecodeStepCublasTest, MatchesKernelGemv) {
   const torch::Device cuda(torch::kCUDA, 0);
@@ -139,9 +140,9 @@ TEST(PackedAttentionTest, MatchesReferenceCodecs) {
     return kernels::TurboQuant::Make(o, 128);
   }();
   ASSERT_TRUE(tq.ok());
-  for (const std::string name : {"int4_eager", "turboquant_eager"}) {
+  for (const std::string name : {"int4_eager", "int4_fused", "turboquant_eager", "turboquant_fused"}) {
     torch::Tensor k_hat, v_hat;
-    if (name == "int4_eager") {
+    if (name.rfind("int4", 0) == 0) {
       k_hat = *kernels::DequantizeInt4(*kernels::QuantizeInt4(k, kernels::Int4Scheme::kSymmetric));
       v_hat = *kernels::DequantizeInt4(*kernels::QuantizeInt4(v, kernels::Int4Scheme::kSymmetric));
     } else {
@@ -180,9 +181,10 @@ TEST(PackedAttentionTest, OneTokenIsTheReferenceReconstruction) {
   for (int trial = 0; trial < 3; ++trial) {
     const torch::Tensor v =
         torch::randn({1, 2, 128}).mul(trial + 1).to(torch::kBFloat16).to(torch::kFloat32);
-    for (const std::string name : {"int4_eager", "turboquant_eager"}) {
+    for (const std::string name :
+         {"int4_eager", "int4_fused", "turboquant_eager", "turboquant_fused"}) {
       const torch::Tensor v_hat =
-          name == "int4_eager"
+          name.rfind("int4", 0) == 0
               ? *kernels::DequantizeInt4(*kernels::QuantizeInt4(v, kernels::Int4Scheme::kSymmetric))
               : *tq->Decode(*tq->Encode(v));
       auto packed = MakeStepAttention(name, s, cuda);

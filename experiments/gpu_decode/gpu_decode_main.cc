@@ -57,7 +57,9 @@
 #include "nlohmann/json.hpp"
 
 ABSL_FLAG(std::string, contexts, "8192", "Comma-separated history lengths (tokens).");
-ABSL_FLAG(std::string, backends, "dense_sdpa,dense_kernel1,int4_eager,turboquant_eager",
+ABSL_FLAG(std::string, backends,
+          "dense_sdpa,dense_kernel1,dense_kernel3,dense_kernel4,int4_eager,int4_fused,"
+          "turboquant_eager,turboquant_fused",
           "Attention backends timed in the graph step at every context (step_attention.h); the "
           "faster of dense_sdpa and dense_kernel1 is the dense baseline.");
 ABSL_FLAG(int, steps, 40, "Timed graph replays a variant (median).");
@@ -243,42 +245,40 @@ int Run() {
     const int64_t position = context - 1;
     const AttentionShape shape{config.num_hidden_layers, config.num_attention_heads,
                                config.num_key_value_heads, config.head_dim, context};
-    std::map<std::string, std::unique_ptr<StepAttention>> made;
-    std::vector<std::string> names = backends;
-    names.push_back("newest_only");
-    for (const std::string& name : names) {
-      absl::StatusOr<std::unique_ptr<StepAttention>> a = MakeStepAttention(name, shape, device);
-      if (!a.ok()) {
-        Say(absl::StrCat("gpu_decode: ", a.status().ToString()));
-        return 1;
-      }
-      made[name] = std::move(*a);
-    }
-    for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-      auto [k, v] = RandomHistory(config, position, absl::GetFlag(FLAGS_seed), l, device);
-      for (auto& [name, a] : made) {
-        if (absl::Status s = a->Fill(l, k, v); !s.ok()) {
-          Say(absl::StrCat("gpu_decode: ", s.ToString()));
-          return 1;
-        }
-      }
-    }
-    r.step_bytes = weight_bytes + 2 * config.num_hidden_layers * context * config.num_key_value_heads *
-                       config.head_dim * 2;
+    r.step_bytes = weight_bytes + 2 * config.num_hidden_layers * context *
+                                      config.num_key_value_heads * config.head_dim * 2;
     r.floor_ms = r.step_bytes / (*bandwidth * 1e9) * 1e3;
+    // One backend at a time (its history filled from the same seeded values), so the card holds
+    // the weights and one history, 128K tokens included.
+    auto make = [&](const std::string& name) -> absl::StatusOr<std::unique_ptr<StepAttention>> {
+      absl::StatusOr<std::unique_ptr<StepAttention>> a = MakeStepAttention(name, shape, device);
+      if (!a.ok()) return a.status();
+      for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+        auto [k, v] = RandomHistory(config, position, absl::GetFlag(FLAGS_seed), l, device);
+        if (absl::Status s = (*a)->Fill(l, k, v); !s.ok()) return s;
+      }
+      return a;
+    };
+    auto release = [](std::unique_ptr<StepAttention>& a) {
+      a.reset();
+      c10::cuda::CUDACachingAllocator::emptyCache();
+    };
     for (const std::string& name : backends) {
       const bool dense = name.rfind("dense", 0) == 0;
-      absl::StatusOr<Timed> t = TimeBackend(*w, made[name].get(), position, dense, true);
+      absl::StatusOr<std::unique_ptr<StepAttention>> a = make(name);
+      absl::StatusOr<Timed> t = a.ok() ? TimeBackend(*w, a->get(), position, dense, true)
+                                       : absl::StatusOr<Timed>(a.status());
       if (!t.ok()) {
         Say(absl::StrCat("gpu_decode: ", name, " at ", context, ": ", t.status().ToString()));
         return 1;
       }
-      r.history_bytes[name] = made[name]->HistoryBytes(context);
+      r.history_bytes[name] = (*a)->HistoryBytes(context);
       Say(absl::StrFormat("  context %d %-18s graph %.3f ms%s, attention only %.3f ms, logits %s",
                           context, name, t->graph_ms,
                           dense ? absl::StrFormat(", eager %.3f ms", t->eager_ms) : "",
                           t->attention_ms, t->logits_finite ? "finite" : "NOT FINITE"));
       r.backends[name] = std::move(*t);
+      release(*a);
     }
     // The dense baseline: the faster dense backend's graph step.
     for (const std::string& name : backends) {
@@ -292,26 +292,36 @@ int Run() {
       Say("gpu_decode: --backends names no dense backend");
       return 2;
     }
-    if (r.backends.count("dense_sdpa") && r.backends.count("dense_kernel1")) {
-      const torch::Tensor a = r.backends["dense_sdpa"].logits, b = r.backends["dense_kernel1"].logits;
-      Say(absl::StrFormat("  dense_sdpa vs dense_kernel1 logits: relative L2 %.2e",
+    for (const auto& [name, t] : r.backends) {
+      if (name == r.dense_name) continue;
+      const torch::Tensor& a = t.logits;
+      const torch::Tensor& b = r.dense.logits;
+      Say(absl::StrFormat("  %s vs %s logits: relative L2 %.2e", name, r.dense_name,
                           ((a - b).norm() / b.norm()).item<double>()));
     }
-    absl::StatusOr<Timed> ablated = TimeBackend(*w, made["newest_only"].get(), position, false, false);
-    if (!ablated.ok()) {
-      Say(absl::StrCat("gpu_decode: newest_only: ", ablated.status().ToString()));
-      return 1;
+    {
+      absl::StatusOr<std::unique_ptr<StepAttention>> a = make("newest_only");
+      absl::StatusOr<Timed> ablated = a.ok() ? TimeBackend(*w, a->get(), position, false, false)
+                                             : absl::StatusOr<Timed>(a.status());
+      if (!ablated.ok()) {
+        Say(absl::StrCat("gpu_decode: newest_only: ", ablated.status().ToString()));
+        return 1;
+      }
+      r.ablated_ms = ablated->graph_ms;
+      release(*a);
     }
-    r.ablated_ms = ablated->graph_ms;
     if (absl::GetFlag(FLAGS_cublas) && results.empty()) {
       StepOptions o;
       o.cublas = true;
-      absl::StatusOr<Timed> cub = TimeBackend(*w, made[r.dense_name].get(), position, false, false, o);
+      absl::StatusOr<std::unique_ptr<StepAttention>> a = make(r.dense_name);
+      absl::StatusOr<Timed> cub = a.ok() ? TimeBackend(*w, a->get(), position, false, false, o)
+                                         : absl::StatusOr<Timed>(a.status());
       if (!cub.ok()) {
         Say(absl::StrCat("gpu_decode: cublas: ", cub.status().ToString()));
         return 1;
       }
       r.cublas_graph_ms = cub->graph_ms;
+      release(*a);
     }
     Say(absl::StrFormat(
         "context %d: floor %.3f ms (%.3f GB); graph (%s) %.3f ms = %.3fx floor; eager %.3f ms = "
@@ -319,8 +329,6 @@ int Run() {
         context, r.floor_ms, r.step_bytes / 1e9, r.dense_name, r.dense.graph_ms,
         r.dense.graph_ms / r.floor_ms, r.dense.eager_ms, r.dense.eager_ms / r.floor_ms,
         r.ablated_ms, r.cublas_graph_ms > 0 ? Fmt(r.cublas_graph_ms) + " ms" : "not timed"));
-    made.clear();
-    c10::cuda::CUDACachingAllocator::emptyCache();
     results.push_back(std::move(r));
   }
 

@@ -10,7 +10,9 @@
 #include "experiments/gpu_decode/step_kernels_launch.h"
 #include "kernels/attention/decode_attention_cuda.h"
 #include "kernels/int4/int4.h"
+#include "kernels/int4/int4_attention_cuda.h"
 #include "kernels/int4/int4_cuda.h"
+#include "kernels/turboquant/codebook_attention_cuda.h"
 #include "kernels/turboquant/turboquant.h"
 
 namespace kvgate::gpu_decode {
@@ -48,14 +50,17 @@ torch::Tensor SdpaAttend(const torch::Tensor& q, const torch::Tensor& k, const t
 // The bf16 cache [layers, capacity, kv_heads, D] of the dense backends.
 class DenseAttention : public StepAttention {
  public:
-  DenseAttention(const AttentionShape& s, const torch::Device& device, bool kernel)
+  // kernel 0: SDPA; else the DecodeAttentionCudaInto variant.
+  DenseAttention(const AttentionShape& s, const torch::Device& device, int kernel)
       : s_(s), kernel_(kernel) {
     const auto o = torch::dtype(torch::kBFloat16).device(device);
     k_ = torch::empty({s.layers, s.capacity, s.kv_heads, s.head_dim}, o);
     v_ = torch::empty_like(k_);
     out_ = torch::empty({s.heads, s.head_dim}, o);
   }
-  std::string Name() const override { return kernel_ ? "dense_kernel1" : "dense_sdpa"; }
+  std::string Name() const override {
+    return kernel_ == 0 ? "dense_sdpa" : absl::StrCat("dense_kernel", kernel_);
+  }
   int64_t HistoryBytes(int64_t tokens) const override {
     return 2 * s_.layers * tokens * s_.kv_heads * s_.head_dim * 2;
   }
@@ -75,20 +80,23 @@ class DenseAttention : public StepAttention {
                                        int64_t position) override {
     const torch::Tensor k = k_[layer].narrow(0, 0, position + 1);
     const torch::Tensor v = v_[layer].narrow(0, 0, position + 1);
-    if (!kernel_) return SdpaAttend(q, k, v);
+    if (kernel_ == 0) return SdpaAttend(q, k, v);
     torch::Tensor& ws = workspaces_[position];
     if (!ws.defined()) {  // first call at this length: before any graph capture (warm-up)
-      absl::StatusOr<torch::Tensor> w = kernels::DecodeAttentionCudaWorkspace(q, k);
+      absl::StatusOr<torch::Tensor> w = kernels::DecodeAttentionCudaWorkspace(q, k, kernel_);
       if (!w.ok()) return w.status();
       ws = *w;
     }
-    if (absl::Status st = kernels::DecodeAttentionCudaInto(q, k, v, out_, ws); !st.ok()) return st;
+    if (absl::Status st = kernels::DecodeAttentionCudaInto(q, k, v, out_, ws, 0.0, kernel_);
+        !st.ok()) {
+      return st;
+    }
     return out_;
   }
 
  private:
   AttentionShape s_;
-  bool kernel_;
+  int kernel_;
   torch::Tensor k_, v_, out_;
   std::map<int64_t, torch::Tensor> workspaces_;
 };
@@ -202,14 +210,36 @@ class PackedEagerAttention : public StepAttention {
 };
 
 // kernels/int4 symmetric, block 32: side = the fp16 scales [n, kv_heads, D / 32].
-class Int4EagerAttention : public PackedEagerAttention {
+// fused: kernels/int4's Int4DecodeAttentionCudaInto reads the packed blocks directly.
+class Int4Attention : public PackedEagerAttention {
  public:
-  Int4EagerAttention(const AttentionShape& s, const torch::Device& device)
-      : PackedEagerAttention(s, device, s.head_dim / 2, s.head_dim / kernels::kInt4BlockSize) {
-    f32_ = torch::empty({s.capacity, s.kv_heads, s.head_dim},
-                        torch::dtype(torch::kFloat32).device(device));
+  Int4Attention(const AttentionShape& s, const torch::Device& device, bool fused)
+      : PackedEagerAttention(s, device, s.head_dim / 2, s.head_dim / kernels::kInt4BlockSize),
+        fused_(fused) {
+    if (!fused) {
+      f32_ = torch::empty({s.capacity, s.kv_heads, s.head_dim},
+                          torch::dtype(torch::kFloat32).device(device));
+    }
+    out_ = torch::empty({s.heads, s.head_dim}, torch::dtype(torch::kBFloat16).device(device));
   }
-  std::string Name() const override { return "int4_eager"; }
+  std::string Name() const override { return fused_ ? "int4_fused" : "int4_eager"; }
+  absl::StatusOr<torch::Tensor> Attend(int64_t layer, const torch::Tensor& q,
+                                       int64_t position) override {
+    if (!fused_) return PackedEagerAttention::Attend(layer, q, position);
+    const int64_t n = position + 1;
+    kernels::Int4Tensor k = Packed(0, layer, n), v = Packed(1, layer, n);
+    torch::Tensor& ws = workspaces_[position];
+    if (!ws.defined()) {  // first call at this length: before any graph capture (warm-up)
+      absl::StatusOr<torch::Tensor> w =
+          kernels::Int4DecodeAttentionCudaWorkspace(q, n, s_.kv_heads);
+      if (!w.ok()) return w.status();
+      ws = *w;
+    }
+    if (absl::Status st = kernels::Int4DecodeAttentionCudaInto(q, k, v, out_, ws); !st.ok()) {
+      return st;
+    }
+    return out_;
+  }
 
  protected:
   // kernels/int4's symmetric rule in LibTorch ops: scale = fp16(absmax / 7), nibble =
@@ -237,17 +267,46 @@ class Int4EagerAttention : public PackedEagerAttention {
   }
 
  private:
-  torch::Tensor f32_;
+  // Tokens [0, n) of K (kv = 0) or V (kv = 1) of a layer.
+  kernels::Int4Tensor Packed(int kv, int64_t layer, int64_t n) const {
+    kernels::Int4Tensor t;
+    t.scheme = kernels::Int4Scheme::kSymmetric;
+    t.codes = codes_[kv][layer].narrow(0, 0, n);
+    t.scales = side_[kv][layer].narrow(0, 0, n);
+    return t;
+  }
+
+  bool fused_;
+  torch::Tensor f32_, out_;
+  std::map<int64_t, torch::Tensor> workspaces_;
 };
 
 // TurboQuant_mse at 4 bits: side = the fp16 norm [n, kv_heads, 1].
-class TurboQuantEagerAttention : public PackedEagerAttention {
+// fused: kernels/turboquant's CodebookAttentionCudaInto computes logits from the codes and
+// integrates the values without a dequantized copy.
+class TurboQuantAttention : public PackedEagerAttention {
  public:
-  TurboQuantEagerAttention(const AttentionShape& s, const torch::Device& device,
-                           const kernels::TurboQuantCodec& codec)
-      : PackedEagerAttention(s, device, s.head_dim / 2, 1) {
+  TurboQuantAttention(const AttentionShape& s, const torch::Device& device,
+                      const kernels::TurboQuant& tq, bool fused)
+      : PackedEagerAttention(s, device, s.head_dim / 2, 1), fused_(fused) {
+    const kernels::TurboQuantCodec& codec = tq.codec(0);
     const auto f = torch::dtype(torch::kFloat32);
     const int64_t d = s.head_dim;
+    if (fused) {
+      for (int64_t l = 0; l < s.layers; ++l) {
+        for (int kv = 0; kv < 2; ++kv) {
+          kernels::TurboQuantTensor t;
+          t.format = tq.name();
+          t.shape = {s.capacity, s.kv_heads, d};
+          kernels::TurboQuantGroupCodes g;
+          g.codes = codes_[kv][l];
+          g.norms = side_[kv][l].squeeze(-1);
+          t.groups.push_back(g);
+          packed_[kv].push_back(t);
+        }
+      }
+      out_ = torch::empty({s.heads, d}, torch::dtype(torch::kBFloat16).device(device));
+    }
     rotation_ = torch::from_blob(const_cast<float*>(codec.rotation().matrix().data()), {d, d}, f)
                     .to(device);
     centroids_ = torch::from_blob(const_cast<float*>(codec.centroids().data()),
@@ -257,7 +316,32 @@ class TurboQuantEagerAttention : public PackedEagerAttention {
                                    {static_cast<int64_t>(codec.boundaries().size())}, f)
                       .to(device);
   }
-  std::string Name() const override { return "turboquant_eager"; }
+  std::string Name() const override { return fused_ ? "turboquant_fused" : "turboquant_eager"; }
+
+  // The device constants and workspace of the fused kernels: made once, before any capture.
+  absl::Status PrepareFused(const kernels::TurboQuant& tq, const torch::Device& device) {
+    absl::StatusOr<kernels::CodebookCudaFormat> f = kernels::CodebookCudaFormat::Make(tq, device);
+    if (!f.ok()) return f.status();
+    format_ = *f;
+    const torch::Tensor q =
+        torch::empty({s_.heads, s_.head_dim}, torch::dtype(torch::kBFloat16).device(device));
+    absl::StatusOr<torch::Tensor> w = kernels::CodebookCudaWorkspace(q, s_.kv_heads, s_.capacity);
+    if (!w.ok()) return w.status();
+    workspace_ = *w;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<torch::Tensor> Attend(int64_t layer, const torch::Tensor& q,
+                                       int64_t position) override {
+    if (!fused_) return PackedEagerAttention::Attend(layer, q, position);
+    if (absl::Status st = kernels::CodebookAttentionCudaInto(
+            q, format_, packed_[0][layer], format_, packed_[1][layer], out_, workspace_,
+            /*scale=*/0.0, /*tokens=*/position + 1);
+        !st.ok()) {
+      return st;
+    }
+    return out_;
+  }
 
  protected:
   // nu = fp16(||x||), y = R (x / ||x||), code_j = #{k : y_j > t_k} (bucketize, right=false).
@@ -287,7 +371,10 @@ class TurboQuantEagerAttention : public PackedEagerAttention {
   }
 
  private:
-  torch::Tensor rotation_, centroids_, boundaries_;
+  bool fused_;
+  torch::Tensor rotation_, centroids_, boundaries_, out_, workspace_;
+  std::vector<kernels::TurboQuantTensor> packed_[2];  // per layer, K and V: views of the history
+  kernels::CodebookCudaFormat format_;
 };
 
 }  // namespace
@@ -302,7 +389,9 @@ absl::StatusOr<kernels::TurboQuant> StepTurboQuant(int64_t head_dim) {
 }
 
 std::vector<std::string> StepAttentionNames() {
-  return {"dense_sdpa", "dense_kernel1", "newest_only", "int4_eager", "turboquant_eager"};
+  return {"dense_sdpa",       "dense_kernel1", "dense_kernel3", "dense_kernel4", "newest_only",
+          "int4_eager",       "int4_fused",    "turboquant_eager",
+          "turboquant_fused"};
 }
 
 absl::StatusOr<std::unique_ptr<StepAttention>> MakeStepAttention(const std::string& name,
@@ -313,19 +402,27 @@ absl::StatusOr<std::unique_ptr<StepAttention>> MakeStepAttention(const std::stri
     return absl::InvalidArgumentError("step attention: layers, heads (a multiple of kv_heads), "
                                       "head_dim and capacity must be positive");
   }
-  if (name == "dense_sdpa") return std::make_unique<DenseAttention>(shape, device, false);
-  if (name == "dense_kernel1") return std::make_unique<DenseAttention>(shape, device, true);
-  if (name == "newest_only") return std::make_unique<NewestOnlyAttention>(shape, device);
-  if (name == "int4_eager") {
-    if (shape.head_dim % kernels::kInt4BlockSize != 0) {
-      return absl::InvalidArgumentError("int4_eager: head_dim must be a multiple of 32");
+  if (name == "dense_sdpa") return std::make_unique<DenseAttention>(shape, device, 0);
+  for (int kernel : {1, 3, 4}) {
+    if (name == absl::StrCat("dense_kernel", kernel)) {
+      return std::make_unique<DenseAttention>(shape, device, kernel);
     }
-    return std::make_unique<Int4EagerAttention>(shape, device);
   }
-  if (name == "turboquant_eager") {
+  if (name == "newest_only") return std::make_unique<NewestOnlyAttention>(shape, device);
+  if (name == "int4_eager" || name == "int4_fused") {
+    if (shape.head_dim % kernels::kInt4BlockSize != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": head_dim must be a multiple of 32"));
+    }
+    return std::make_unique<Int4Attention>(shape, device, name == "int4_fused");
+  }
+  if (name == "turboquant_eager" || name == "turboquant_fused") {
     absl::StatusOr<kernels::TurboQuant> tq = StepTurboQuant(shape.head_dim);
     if (!tq.ok()) return tq.status();
-    return std::make_unique<TurboQuantEagerAttention>(shape, device, tq->codec(0));
+    auto a = std::make_unique<TurboQuantAttention>(shape, device, *tq, name == "turboquant_fused");
+    if (name == "turboquant_fused") {
+      if (absl::Status st = a->PrepareFused(*tq, device); !st.ok()) return st;
+    }
+    return a;
   }
   return absl::InvalidArgumentError(absl::StrCat("step attention '", name, "': one of ",
                                                  absl::StrJoin(StepAttentionNames(), ", ")));

@@ -15,7 +15,8 @@
 // Backends (MakeStepAttention names):
 //   dense_sdpa        bf16 cache [tokens, kv_heads, D]; LibTorch scaled_dot_product_attention
 //                     (enable_gqa) on strided [1, kv_heads, tokens, D] views
-//   dense_kernel1     the same cache; kernels/attention DecodeAttentionCudaInto (kernel1)
+//   dense_kernel1, dense_kernel3, dense_kernel4
+//                     the same cache; kernels/attention DecodeAttentionCudaInto, that variant
 //   newest_only       attends to the newest token only (out[h] = v_new[h / group]): the ablation
 //                     that speed_ceiling subtracts; keeps no history
 //   int4_eager        symmetric int4, block 32 (kernels/int4 layout); per step dequantizes the
@@ -25,6 +26,10 @@
 //                     codebook and rotation; codes as nibbles, an fp16 norm a vector); per step
 //                     unpacks, looks up the centroids, scales, rotates back (R^T) in LibTorch ops,
 //                     casts to bf16 and attends (dequantize then attend)
+//   int4_fused        int4_eager's history; kernels/int4 Int4DecodeAttentionCudaInto reads the
+//                     packed blocks directly (no dequantized copy)
+//   turboquant_fused  turboquant_eager's history; kernels/turboquant CodebookAttentionCudaInto
+//                     (logits from codes, fused value integration)
 
 #ifndef KVGATE_EXPERIMENTS_GPU_DECODE_STEP_ATTENTION_H_
 #define KVGATE_EXPERIMENTS_GPU_DECODE_STEP_ATTENTION_H_
