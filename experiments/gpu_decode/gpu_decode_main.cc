@@ -58,10 +58,11 @@
 
 ABSL_FLAG(std::string, contexts, "8192", "Comma-separated history lengths (tokens).");
 ABSL_FLAG(std::string, backends,
-          "dense_sdpa,dense_kernel1,dense_kernel3,dense_kernel4,int4_eager,int4_fused,"
-          "turboquant_eager,turboquant_fused",
+          "dense_sdpa,dense_kernel1,dense_kernel4,int4_eager,int4_fused,turboquant_eager,"
+          "turboquant_fused",
           "Attention backends timed in the graph step at every context (step_attention.h); the "
-          "faster of dense_sdpa and dense_kernel1 is the dense baseline.");
+          "fastest dense one is the dense baseline. (dense_kernel3 is left out by default: its own "
+          "test failed at short histories on the H100, 2026-11-27.)");
 ABSL_FLAG(int, steps, 40, "Timed graph replays a variant (median).");
 ABSL_FLAG(int, eager_steps, 15, "Timed eager steps (median).");
 ABSL_FLAG(bool, cublas, true, "Also time the graph step with LibTorch (cuBLAS) matmuls, first context.");
