@@ -586,7 +586,7 @@ cudaError_t Launch(const std::uint16_t* q, const std::uint16_t* k, const std::ui
   }
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess) return launched;
-  decode_attention_merge2<kHeadDim><<<shape.heads, kHeadDim * kMergeParts, 0, stream>>>(
+  stream::decode_attention_merge3<kHeadDim><<<shape.heads, kHeadDim * kMergeParts, 0, stream>>>(
       partial_out, partial_ml, out, split.splits);
   return cudaGetLastError();
 }

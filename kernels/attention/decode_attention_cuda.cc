@@ -33,6 +33,12 @@ cuda::DecodeAttentionShape ShapeOf(const torch::Tensor& q, const torch::Tensor& 
           k.size(0)};
 }
 
+// Kernel 0: kernel3 (tensor cores) for head_dim 128, the fastest measured; kernel1 otherwise.
+int Resolve(int kernel, int64_t head_dim) {
+  if (kernel != 0) return kernel;
+  return head_dim == 128 ? 3 : 1;
+}
+
 cuda::DecodeAttentionSplit PlanFor(const cuda::DecodeAttentionShape& shape,
                                    const torch::Device& device, int kernel) {
   const int sms = at::cuda::getDeviceProperties(device.index())->multiProcessorCount;
@@ -48,7 +54,7 @@ absl::StatusOr<torch::Tensor> DecodeAttentionCudaWorkspace(const torch::Tensor& 
         "decode attention workspace: q [heads, D] and k [T, H, D] on CUDA");
   }
   const cuda::DecodeAttentionShape shape = ShapeOf(q, k);
-  const cuda::DecodeAttentionSplit split = PlanFor(shape, q.device(), kernel);
+  const cuda::DecodeAttentionSplit split = PlanFor(shape, q.device(), Resolve(kernel, q.size(1)));
   return torch::empty({cuda::DecodeAttentionWorkspaceFloats(shape, split)},
                       torch::dtype(torch::kFloat32).device(q.device()));
 }
@@ -76,6 +82,7 @@ absl::Status DecodeAttentionCudaInto(const torch::Tensor& q, const torch::Tensor
                      "multiple of kv_heads"));
   }
   const cuda::DecodeAttentionShape shape = ShapeOf(q, k);
+  kernel = Resolve(kernel, q.size(1));
   if (kernel < 1 || kernel > 4 || (kernel == 3 && q.size(1) != 128)) {
     return absl::InvalidArgumentError(
         absl::StrCat("decode attention: no kernel", kernel, " for head_dim ", q.size(1),

@@ -18,8 +18,9 @@
 
 namespace kvgate::kernels {
 
-// The kernel variant that runs by default (decode_attention_launch.h lists them).
-inline constexpr int kDefaultDecodeAttentionKernel = 1;
+// The kernel variant that runs by default (decode_attention_launch.h lists them): 0 picks the
+// fastest measured for the head_dim (kernel3 for 128, kernel1 for 64; CUDA_NOTES.md run 10).
+inline constexpr int kDefaultDecodeAttentionKernel = 0;
 
 // A float32 workspace tensor large enough for q, k and v of these shapes on their device.
 absl::StatusOr<torch::Tensor> DecodeAttentionCudaWorkspace(

@@ -49,6 +49,8 @@ ABSL_FLAG(std::vector<std::string>, tokens, std::vector<std::string>({"8192", "3
           "history lengths to time, comma separated");
 ABSL_FLAG(std::vector<std::string>, dense_kernels, std::vector<std::string>({"1", "3", "4"}),
           "dense kernel variants to time (decode_attention_launch.h)");
+ABSL_FLAG(std::vector<std::string>, int4_kernels, std::vector<std::string>({"1", "2"}),
+          "int4 kernel variants to time (kernels/int4/int4_attention_launch.h)");
 ABSL_FLAG(int, heads, 28, "query heads (Qwen2.5-7B: 28)");
 ABSL_FLAG(int, kv_heads, 4, "key/value heads (Qwen2.5-7B: 4)");
 ABSL_FLAG(int, head_dim, 128, "head dimension (64 or 128)");
@@ -266,19 +268,23 @@ int main(int argc, char** argv) {
       const torch::Tensor int4_expected = Reference(q, *k_hat, *v_hat);
       k_hat = torch::Tensor();
       v_hat = torch::Tensor();
-      torch::Tensor out = torch::full_like(q, std::numeric_limits<float>::quiet_NaN());
-      absl::StatusOr<torch::Tensor> workspace =
-          k::Int4DecodeAttentionCudaWorkspace(q, tokens, kv_heads);
-      if (!workspace.ok()) Fail(workspace.status().ToString());
-      const auto ours = [&] {
-        absl::Status s = k::Int4DecodeAttentionCudaInto(q, kd, vd, out, *workspace);
-        if (!s.ok()) Fail(s.ToString());
-      };
-      ours();
-      const double difference = RelativeL2(out, int4_expected);
-      timed.push_back({absl::StrCat(std::string(k::Int4SchemeName(scheme)), ":block=32:int4_kernel1"),
-                       MedianMs(ours, flush, iters),
-                       static_cast<double>(kq->bytes() + vq->bytes()), difference});
+      for (const std::string& kernel_text : absl::GetFlag(FLAGS_int4_kernels)) {
+        const int kernel = std::stoi(kernel_text);
+        torch::Tensor out = torch::full_like(q, std::numeric_limits<float>::quiet_NaN());
+        absl::StatusOr<torch::Tensor> workspace =
+            k::Int4DecodeAttentionCudaWorkspace(q, tokens, kv_heads, kernel);
+        if (!workspace.ok()) Fail(workspace.status().ToString());
+        const auto ours = [&] {
+          absl::Status s = k::Int4DecodeAttentionCudaInto(q, kd, vd, out, *workspace, 0.0, kernel);
+          if (!s.ok()) Fail(s.ToString());
+        };
+        ours();
+        const double difference = RelativeL2(out, int4_expected);
+        timed.push_back({absl::StrCat(std::string(k::Int4SchemeName(scheme)),
+                                      ":block=32:int4_kernel", kernel),
+                         MedianMs(ours, flush, iters),
+                         static_cast<double>(kq->bytes() + vq->bytes()), difference});
+      }
     }
 
     const double sdpa_ms = timed[1].ms;

@@ -40,6 +40,8 @@ TEST_P(DecodeAttentionCudaTest, MatchesFloat64Reference) {
   ASSERT_TRUE(torch::cuda::is_available());
   const auto [kernel, c] = GetParam();
   if (kernel == 3 && c.head_dim != 128) GTEST_SKIP() << "kernel3 is for head_dim 128";
+  // Kernel 0 (the default) is kernel3 for head_dim 128 and kernel1 otherwise.
+  const int resolved = kernel != 0 ? kernel : c.head_dim == 128 ? 3 : 1;
   const uint64_t seed = Seed();
   torch::manual_seed(seed);
   SCOPED_TRACE(testing::Message() << "kernel" << kernel << " seed " << seed << " heads " << c.heads
@@ -64,13 +66,25 @@ TEST_P(DecodeAttentionCudaTest, MatchesFloat64Reference) {
   // accumulation far smaller.
   const double relative = ((got - expected).norm() / expected.norm()).item<double>();
   EXPECT_LT(relative, 4e-3);
-  const double worst = ((got - expected).abs() / (expected.abs() + 1e-2)).max().item<double>();
-  EXPECT_LT(worst, 2e-2);
+  if (resolved == 3) {
+    // kernel3 also rounds the softmax weights to bf16 for its mma: each weight moves by up to
+    // 2^-9 of itself, so an output element by up to 2^-9 max|v| (plus its own bf16 rounding),
+    // however small the element is (worst relative errors of 0.02 to 0.1 on outputs near 0 seen
+    // on the H100, run 9). Checked against that bound with a factor 2.
+    const double v_max = v.abs().max().item<double>();
+    const torch::Tensor allowed = (expected.abs() + v_max) * (1.0 / 256.0);
+    EXPECT_TRUE(((got - expected).abs() <= allowed).all().item<bool>())
+        << "largest error over its bound: "
+        << ((got - expected).abs() / allowed).max().item<double>();
+  } else {
+    const double worst = ((got - expected).abs() / (expected.abs() + 1e-2)).max().item<double>();
+    EXPECT_LT(worst, 2e-2);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, DecodeAttentionCudaTest,
-    ::testing::Combine(::testing::Values(1, 2, 3, 4),
+    ::testing::Combine(::testing::Values(0, 1, 2, 3, 4),
                        ::testing::Values(Case{28, 4, 128, 1}, Case{28, 4, 128, 5},
                                          Case{28, 4, 128, 1000}, Case{28, 4, 128, 8192},
                                          Case{28, 4, 128, 32768 + 17}, Case{9, 3, 64, 333},

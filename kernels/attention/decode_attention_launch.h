@@ -24,8 +24,10 @@
 //   decode_attention_kernel4: the streaming kernel of decode_attention_stream.h: one pass, each
 //     warp its own ring of four cp.async stages (8 rows of K and V each) and its own online
 //     softmax, no CTA barrier until the end, where the warps merge; two CTAs a multiprocessor.
-//     The int4 kernels (kernels/int4/int4_attention_launch.h) are the same kernel over int4 rows.
-//   decode_attention_merge2 (all): merges the chunks, several chunks a coordinate in flight.
+//     int4_decode_attention_kernel1 (kernels/int4/int4_attention_launch.h) is it over int4 rows.
+//   decode_attention_merge3 (all): merges the chunks in one pass, each of 4 threads a coordinate
+//     keeping a running (max, sum, output) over its chunks (merge2, with two block-wide
+//     reductions first, merged runs 3 to 9 and stays in decode_attention_stream.h).
 //
 // Workspace: DecodeAttentionWorkspaceFloats() floats of device memory, owned by the caller.
 

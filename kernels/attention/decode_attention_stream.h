@@ -10,7 +10,7 @@
 // pass (an online softmax per warp: running max, sum and output, rescaled per batch). No barrier
 // inside the loop: a warp only waits for its own copies (__syncwarp). At the end the warps merge in
 // shared memory and the CTA writes the chunk's unnormalized output and (max, sum) in log2 units;
-// decode_attention_merge2 merges the chunks.
+// decode_attention_merge3 merges the chunks.
 //
 // A Rows policy says how rows are stored (bf16 or int4 blocks):
 //   kRowsPerBatch           rows a warp takes per stage (a multiple of 32 / (head_dim / 8))
@@ -46,16 +46,20 @@ __device__ __forceinline__ void CpAsyncZfill(void* smem, const void* global, boo
   const int src_bytes = valid ? kBytes : 0;
   if constexpr (kBytes == 16) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global),
-                 "r"(src_bytes));
+                 "r"(src_bytes)
+                 : "memory");
   } else {
     asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(global),
-                 "n"(kBytes), "r"(src_bytes));
+                 "n"(kBytes), "r"(src_bytes)
+                 : "memory");
   }
 }
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void CpAsyncCommit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
 template <int kPending>
 __device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
 // Eight bf16 (one 16-byte load) to float: a bf16 is the high half of a float32.
@@ -77,7 +81,7 @@ __host__ __device__ constexpr int StreamSmemBytes() {
 }
 
 // Grid (splits, kv_heads), kStreamThreads threads, StreamSmemBytes dynamic shared memory.
-// partial_out [heads][splits][kHeadDim] and partial_ml [heads][splits] as merge2 reads them.
+// partial_out [heads][splits][kHeadDim] and partial_ml [heads][splits] as the merges read them.
 template <int kHeadDim, int kGroup, class Rows>
 __global__ void __launch_bounds__(kStreamThreads)
     decode_attention_stream(const std::uint16_t* __restrict__ q, const Rows rows,
@@ -299,6 +303,49 @@ __global__ void __launch_bounds__(kHeadDim* kMergeParts)
 #pragma unroll
     for (int p = 0; p < kMergeParts; ++p) total += scratch[p * kHeadDim + d];
     out[head * kHeadDim + d] = __bfloat16_as_ushort(__float2bfloat16_rn(total * inverse));
+  }
+}
+
+// merge3: one pass. Thread (part, d) walks chunks part, part + kMergeParts, ... keeping its own
+// running (max, sum, output) (no block-wide max first: merge2's two reductions cost ~20 barriers),
+// then the kMergeParts parts of each coordinate combine through shared memory (one barrier).
+template <int kHeadDim>
+__global__ void __launch_bounds__(kHeadDim* kMergeParts)
+    decode_attention_merge3(const float* __restrict__ partial_out,
+                            const float2* __restrict__ partial_ml, std::uint16_t* __restrict__ out,
+                            int splits) {
+  __shared__ float3 parts[kMergeParts][kHeadDim];  // (max, sum, output) of each part
+  const int head = blockIdx.x;
+  const int d = threadIdx.x % kHeadDim, part = threadIdx.x / kHeadDim;
+  const float2* ml = partial_ml + static_cast<std::int64_t>(head) * splits;
+  const float* po = partial_out + static_cast<std::int64_t>(head) * splits * kHeadDim + d;
+  float m = -INFINITY, l = 0.0f, o = 0.0f;
+#pragma unroll 4
+  for (int s = part; s < splits; s += kMergeParts) {
+    const float2 chunk = ml[s];
+    const float value = po[static_cast<std::int64_t>(s) * kHeadDim];
+    if (!(chunk.y > 0.0f)) continue;  // an empty chunk weighs 0
+    const float m_new = fmaxf(m, chunk.x);
+    const float old_weight = exp2f(m - m_new), weight = exp2f(chunk.x - m_new);
+    l = l * old_weight + chunk.y * weight;
+    o = o * old_weight + value * weight;
+    m = m_new;
+  }
+  parts[part][d] = make_float3(m, l, o);
+  __syncthreads();
+  if (part == 0) {
+    float top = -INFINITY;
+#pragma unroll
+    for (int p = 0; p < kMergeParts; ++p) top = fmaxf(top, parts[p][d].x);
+    float sum = 0.0f, total = 0.0f;
+#pragma unroll
+    for (int p = 0; p < kMergeParts; ++p) {
+      const float3 x = parts[p][d];
+      const float weight = x.x == -INFINITY ? 0.0f : exp2f(x.x - top);
+      sum = fmaf(weight, x.y, sum);
+      total = fmaf(weight, x.z, total);
+    }
+    out[head * kHeadDim + d] = __bfloat16_as_ushort(__float2bfloat16_rn(total / sum));
   }
 }
 

@@ -40,6 +40,15 @@ cuda::DecodeAttentionSplit PlanFor(const cuda::DecodeAttentionShape& shape,
   return cuda::PlanInt4DecodeAttention(shape, sms, kernel);
 }
 
+// Kernel 0 is the best variant for the shape: kernel2 (tensor cores) for head_dim 128, measured
+// faster than kernel1 at 32K and 128K for both schemes (run 10 of
+// kernels/attention/CUDA_NOTES.md; at 8K affine kernel2 was 10% slower), else kernel1.
+constexpr int kAutoKernelForHeadDim128 = 2;
+int Resolve(int kernel, int64_t head_dim) {
+  if (kernel != 0) return kernel;
+  return head_dim == 128 ? kAutoKernelForHeadDim128 : 1;
+}
+
 cuda::Int4Operand OperandOf(const Int4Tensor& t) {
   cuda::Int4Operand operand;
   operand.codes = t.codes.data_ptr<uint8_t>();
@@ -63,7 +72,8 @@ absl::StatusOr<torch::Tensor> Int4DecodeAttentionCudaWorkspace(const torch::Tens
   }
   const cuda::DecodeAttentionShape shape{static_cast<int>(q.size(0)), static_cast<int>(kv_heads),
                                          static_cast<int>(q.size(1)), tokens};
-  const cuda::DecodeAttentionSplit split = PlanFor(shape, q.device(), kernel);
+  const cuda::DecodeAttentionSplit split =
+      PlanFor(shape, q.device(), Resolve(kernel, q.size(1)));
   return torch::empty({cuda::Int4DecodeAttentionWorkspaceFloats(shape, split)},
                       torch::dtype(torch::kFloat32).device(q.device()));
 }
@@ -131,9 +141,11 @@ absl::Status Int4DecodeAttentionCudaInto(const torch::Tensor& q, const Int4Tenso
         "int4 decode attention: q's ", heads, " heads over k.codes' ", kv_heads,
         " kv heads and ", tokens, " tokens: need tokens >= 1 and heads a multiple of kv_heads"));
   }
-  if (kernel != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("int4 decode attention: no kernel", kernel, " (int4_decode_attention_kernel1)"));
+  kernel = Resolve(kernel, head_dim);
+  if (kernel < 1 || kernel > 2 || (kernel == 2 && head_dim != 128)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "int4 decode attention: no kernel", kernel, " for head_dim ", head_dim,
+        " (int4_decode_attention_kernel1: 64 or 128; kernel2: 128; 0 picks one)"));
   }
   const cuda::DecodeAttentionShape shape{static_cast<int>(heads), static_cast<int>(kv_heads),
                                          static_cast<int>(head_dim), tokens};

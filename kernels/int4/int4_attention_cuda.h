@@ -24,8 +24,9 @@
 
 namespace kvgate::kernels {
 
-// The kernel variant that runs by default (int4_attention_launch.h lists them).
-inline constexpr int kDefaultInt4AttentionKernel = 1;
+// The kernel variant that runs by default (int4_attention_launch.h lists them): 0 picks the best
+// measured variant for the head_dim.
+inline constexpr int kDefaultInt4AttentionKernel = 0;
 
 // A float32 workspace tensor large enough for q [heads, D] over a history of `tokens` tokens and
 // `kv_heads` kv heads, on q's device. InvalidArgument unless q is a rank-2 CUDA tensor and tokens,
@@ -40,7 +41,7 @@ absl::StatusOr<torch::Tensor> Int4DecodeAttentionCudaWorkspace(
 // scales (and affine zeros) float16 [tokens, kv_heads, D/32], contiguous, on q's device; D 64 or
 // 128, heads / kv_heads 1 to 8. scale <= 0 means 1/sqrt(D). InvalidArgument naming the tensor
 // (q, k.codes, v.scales, out, workspace, ...) on a shape, dtype, device, layout or scheme
-// mismatch, or an unknown kernel; Internal on a launch failure.
+// mismatch, or an unknown kernel (kernel2 needs head_dim 128); Internal on a launch failure.
 absl::Status Int4DecodeAttentionCudaInto(const torch::Tensor& q, const Int4Tensor& k,
                                          const Int4Tensor& v, torch::Tensor& out,
                                          torch::Tensor& workspace, double scale = 0.0,

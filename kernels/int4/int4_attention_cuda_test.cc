@@ -31,14 +31,15 @@ struct Case {
 };
 
 class Int4DecodeAttentionCudaTest
-    : public ::testing::TestWithParam<std::tuple<Int4Scheme, Case>> {};
+    : public ::testing::TestWithParam<std::tuple<int, Int4Scheme, Case>> {};
 
 TEST_P(Int4DecodeAttentionCudaTest, MatchesFloat64ReferenceOverDequantizedBlocks) {
   ASSERT_TRUE(torch::cuda::is_available());
-  const auto [scheme, c] = GetParam();
+  const auto [kernel, scheme, c] = GetParam();
+  if (kernel == 2 && c.head_dim != 128) GTEST_SKIP() << "kernel2 is for head_dim 128";
   const uint64_t seed = Seed();
   torch::manual_seed(seed);
-  SCOPED_TRACE(testing::Message() << Int4SchemeName(scheme) << " seed " << seed << " heads "
+  SCOPED_TRACE(testing::Message() << "kernel" << kernel << " " << Int4SchemeName(scheme) << " seed " << seed << " heads "
                                   << c.heads << "/" << c.kv_heads << " D " << c.head_dim
                                   << " tokens " << c.tokens);
   // Keys with an offset and spread like real ones, so the softmax is neither flat nor one-hot.
@@ -59,31 +60,46 @@ TEST_P(Int4DecodeAttentionCudaTest, MatchesFloat64ReferenceOverDequantizedBlocks
   const Int4Tensor kd = Int4TensorTo(*kq, cuda), vd = Int4TensorTo(*vq, cuda);
   torch::Tensor out = torch::full_like(qd, std::numeric_limits<float>::quiet_NaN());
   absl::StatusOr<torch::Tensor> workspace =
-      Int4DecodeAttentionCudaWorkspace(qd, c.tokens, c.kv_heads);
+      Int4DecodeAttentionCudaWorkspace(qd, c.tokens, c.kv_heads, kernel);
   ASSERT_TRUE(workspace.ok()) << workspace.status();
   workspace->fill_(std::numeric_limits<float>::quiet_NaN());
-  const absl::Status status = Int4DecodeAttentionCudaInto(qd, kd, vd, out, *workspace);
+  const absl::Status status =
+      Int4DecodeAttentionCudaInto(qd, kd, vd, out, *workspace, 0.0, kernel);
   ASSERT_TRUE(status.ok()) << status;
   torch::cuda::synchronize();
   const torch::Tensor got = out.cpu().to(torch::kFloat64);
   ASSERT_TRUE(torch::isfinite(got).all().item<bool>()) << "an output element was not written";
-  // The decoded values are exact in both; the output's bf16 rounding is 2^-9 relative, the
-  // float32 accumulation far smaller.
+  // kernel1 decodes exactly; the output's bf16 rounding is 2^-9 relative, the float32
+  // accumulation far smaller. kernel2 also rounds the weights and V values to fp16 (2^-11).
   const double relative = ((got - expected).norm() / expected.norm()).item<double>();
   EXPECT_LT(relative, 4e-3);
-  const double worst = ((got - expected).abs() / (expected.abs() + 1e-2)).max().item<double>();
-  EXPECT_LT(worst, 2e-2);
+  if (kernel == 2) {
+    // kernel2 rounds each softmax weight and each decoded V value to fp16 (2^-11 relative), so
+    // an output element moves by up to 2^-10 max|v| however small it is, plus its own bf16
+    // rounding (2^-9 relative): a worst relative error of 0.023 on a small output was seen on the
+    // H100 (run 11, 5 tokens). Checked against that bound with a factor 2.
+    const double v_max = v_hat->abs().max().item<double>();
+    const torch::Tensor allowed = expected.abs() * (1.0 / 256.0) + v_max * (1.0 / 512.0);
+    EXPECT_TRUE(((got - expected).abs() <= allowed).all().item<bool>())
+        << "largest error over its bound: "
+        << ((got - expected).abs() / allowed).max().item<double>();
+  } else {
+    const double worst = ((got - expected).abs() / (expected.abs() + 1e-2)).max().item<double>();
+    EXPECT_LT(worst, 2e-2);
+  }
 
-  // The allocating form computes the same.
+  // The allocating form (the default kernel) computes the same function.
   absl::StatusOr<torch::Tensor> again = Int4DecodeAttentionCuda(qd, kd, vd);
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_TRUE(torch::equal(again->cpu(), out.cpu()));
+  const torch::Tensor got_again = again->cpu().to(torch::kFloat64);
+  EXPECT_LT(((got_again - expected).norm() / expected.norm()).item<double>(), 4e-3);
 }
 
 // Lengths: 1, short, not a multiple of the 16-row batch or of a CTA's round, 8K, 32K + 17.
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Int4DecodeAttentionCudaTest,
-    ::testing::Combine(::testing::Values(Int4Scheme::kSymmetric, Int4Scheme::kAffine),
+    ::testing::Combine(::testing::Values(1, 2),
+                       ::testing::Values(Int4Scheme::kSymmetric, Int4Scheme::kAffine),
                        ::testing::Values(Case{28, 4, 128, 1}, Case{28, 4, 128, 5},
                                          Case{28, 4, 128, 1000}, Case{28, 4, 128, 8192},
                                          Case{28, 4, 128, 32768 + 17}, Case{9, 3, 64, 333},
@@ -160,8 +176,19 @@ TEST(Int4DecodeAttentionCudaErrorsTest, RejectsBadInputsNamingTheTensor) {
   const absl::Status bad_out = Int4DecodeAttentionCudaInto(q, k, k, wrong_out, workspace);
   EXPECT_EQ(bad_out.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(bad_out.message()).find("out"), std::string::npos) << bad_out;
-  const absl::Status bad_kernel = Int4DecodeAttentionCudaInto(q, k, k, out, workspace, 0.0, 2);
+  const absl::Status bad_kernel = Int4DecodeAttentionCudaInto(q, k, k, out, workspace, 0.0, 3);
   EXPECT_EQ(bad_kernel.code(), absl::StatusCode::kInvalidArgument);
+  {  // kernel2 is for head_dim 128 only
+    const torch::Tensor q64 = torch::randn({8, 64}, bf16);
+    const Int4Tensor k64 =
+        Int4TensorTo(*QuantizeInt4(torch::randn({16, 2, 64}), Int4Scheme::kSymmetric), cuda);
+    torch::Tensor out64 = torch::empty_like(q64);
+    torch::Tensor ws64 = *Int4DecodeAttentionCudaWorkspace(q64, 16, 2, 1);
+    EXPECT_TRUE(Int4DecodeAttentionCudaInto(q64, k64, k64, out64, ws64, 0.0, 1).ok());
+    const absl::Status no_kernel2 = Int4DecodeAttentionCudaInto(q64, k64, k64, out64, ws64, 0.0, 2);
+    EXPECT_EQ(no_kernel2.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(no_kernel2.message()).find("kernel2"), std::string::npos) << no_kernel2;
+  }
 }
 
 }  // namespace

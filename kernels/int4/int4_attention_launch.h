@@ -17,8 +17,14 @@
 //   int4_decode_attention_kernel1: the streaming split-K kernel of
 //     kernels/attention/decode_attention_stream.h over int4 rows: each warp its own ring of four
 //     cp.async stages of 16 rows (codes in 16-byte copies, a row's scales and zeros in one 8-byte
-//     copy each), its own online softmax; the warps merge at the end, then
-//     decode_attention_merge2 merges the chunks.
+//     copy each), its own online softmax; the warps merge at the end.
+//   int4_decode_attention_kernel2: tensor cores, head_dim 128. Four stages of 64-row tiles by
+//     cp.async (one CTA barrier a tile), each warp 16 rows and its own online softmax. Logits per
+//     int4 block by mma.m16n8k16 in bf16 on the exact nibble integers, then scaled per (token,
+//     block) in float32 (plus zero * sum of q over the block for affine); values by mma in fp16,
+//     P in fp16 and V decoded to fp16 with one rounding ((nibble - 8) * scale, or fma(nibble,
+//     scale, zero)): V values beyond fp16's range (65504) are not supported.
+//   decode_attention_merge3 merges the chunks of either.
 //
 // Workspace: Int4DecodeAttentionWorkspaceFloats() floats of device memory, owned by the caller.
 
@@ -41,7 +47,7 @@ struct Int4Operand {
   const std::uint16_t* zeros = nullptr;
 };
 
-// The split for an int4 kernel variant (1), deterministic in the shape and the multiprocessor
+// The split for an int4 kernel variant (1 or 2), deterministic in the shape and the multiprocessor
 // count. split.kernel is the variant.
 DecodeAttentionSplit PlanInt4DecodeAttention(const DecodeAttentionShape& shape,
                                              int multiprocessors, int kernel = 1);
