@@ -16,7 +16,9 @@
 // For CUDA graphs and timing, the ...Into forms write caller-owned out and workspace
 // (CodebookCudaWorkspace) and allocate nothing; `tokens` (default: all rows of k) lets a
 // preallocated cache of more rows be attended up to its current length. A workspace made for T
-// tokens serves any tokens <= T. This API is stable from the commit that introduced it.
+// tokens serves any tokens <= T. CodebookAttentionCudaInto was checked under CUDA graph capture
+// and replay (codebook_attention_cuda_test, H100). This API is stable: later kernels change
+// behind it.
 //
 // Errors: InvalidArgument naming the tensor ("q", "k.codes", "v.norms", "out", "workspace", ...)
 // on a dtype, shape, device, layout or format mismatch; Internal on a launch failure.
