@@ -77,7 +77,8 @@ TEST_P(DecodeStepTest, MatchesRuntimeModel) {
     DecodeStep step(*w, attention->get(), prompt);
     step.token().fill_(tokens[prompt].item<int64_t>());
     const_cast<torch::Tensor&>(step.logits()).fill_(std::nan(""));  // poisoned
-    ASSERT_TRUE(step.Run().ok());
+    const absl::Status ran = step.Run();
+    ASSERT_TRUE(ran.ok()) << ran;
     const torch::Tensor eager = step.logits().clone();
     ASSERT_TRUE(torch::isfinite(eager).all().item<bool>());
     // Dense: bf16 rounding only. Packed backends add their quantization error (4 bits), which

@@ -152,15 +152,20 @@ class PackedEagerAttention : public StepAttention {
     for (int kv = 0; kv < 2; ++kv) {
       codes_[kv] = torch::empty({s.layers, s.capacity, s.kv_heads, code_bytes},
                                 torch::dtype(torch::kUInt8).device(device));
-      side_[kv] = torch::empty({s.layers, s.capacity, s.kv_heads, side},
-                               torch::dtype(torch::kHalf).device(device));
+      // One allocation a layer: a layer's slice of one [layers, ...] fp16 tensor starts at
+      // layer * capacity * kv_heads * side * 2 bytes, not 16-byte aligned for every capacity,
+      // and the fused TurboQuant kernels require 16-byte aligned norms.
+      for (int64_t l = 0; l < s.layers; ++l) {
+        side_[kv].push_back(torch::empty({s.capacity, s.kv_heads, side},
+                                         torch::dtype(torch::kHalf).device(device)));
+      }
       staging_[kv] = torch::empty({s.kv_heads, s.head_dim}, bf);
       scratch_[kv] = torch::empty({s.capacity, s.kv_heads, s.head_dim}, bf);
     }
   }
   int64_t HistoryBytes(int64_t tokens) const override {
     return 2 * s_.layers * tokens * s_.kv_heads *
-           (codes_[0].size(3) + side_[0].size(3) * 2);
+           (codes_[0].size(3) + side_[0][0].size(2) * 2);
   }
   absl::Status Fill(int64_t layer, const torch::Tensor& k, const torch::Tensor& v) override {
     if (absl::Status st = CheckFill(s_, layer, k, v); !st.ok()) return st;
@@ -206,7 +211,8 @@ class PackedEagerAttention : public StepAttention {
                                   torch::Tensor out) = 0;
 
   AttentionShape s_;
-  torch::Tensor codes_[2], side_[2], staging_[2], scratch_[2];
+  torch::Tensor codes_[2], staging_[2], scratch_[2];
+  std::vector<torch::Tensor> side_[2];  // per layer [capacity, kv_heads, side]
 };
 
 // kernels/int4 symmetric, block 32: side = the fp16 scales [n, kv_heads, D / 32].
