@@ -172,43 +172,43 @@ absl::Status ReadScalar(Reader& r, GgufValueType type, GgufValue* value, absl::s
   absl::Status s;
   switch (type) {
     case GgufValueType::kUint8: {
-      uint8_t v;
+      uint8_t v = 0;
       s = r.Scalar(&v, what);
       value->int_value = v;
       break;
     }
     case GgufValueType::kInt8: {
-      int8_t v;
+      int8_t v = 0;
       s = r.Scalar(&v, what);
       value->int_value = v;
       break;
     }
     case GgufValueType::kUint16: {
-      uint16_t v;
+      uint16_t v = 0;
       s = r.Scalar(&v, what);
       value->int_value = v;
       break;
     }
     case GgufValueType::kInt16: {
-      int16_t v;
+      int16_t v = 0;
       s = r.Scalar(&v, what);
       value->int_value = v;
       break;
     }
     case GgufValueType::kUint32: {
-      uint32_t v;
+      uint32_t v = 0;
       s = r.Scalar(&v, what);
       value->int_value = v;
       break;
     }
     case GgufValueType::kInt32: {
-      int32_t v;
+      int32_t v = 0;
       s = r.Scalar(&v, what);
       value->int_value = v;
       break;
     }
     case GgufValueType::kInt64: {
-      int64_t v;
+      int64_t v = 0;
       s = r.Scalar(&v, what);
       value->int_value = v;
       break;
@@ -231,13 +231,13 @@ absl::Status ReadScalar(Reader& r, GgufValueType type, GgufValue* value, absl::s
       break;
     }
     case GgufValueType::kFloat32: {
-      float v;
+      float v = 0;
       s = r.Scalar(&v, what);
       value->float_value = v;
       break;
     }
     case GgufValueType::kFloat64: {
-      double v;
+      double v = 0;
       s = r.Scalar(&v, what);
       value->float_value = v;
       break;
@@ -283,28 +283,30 @@ absl::Status ReadValue(Reader& r, uint32_t raw_type, const GgufLimits& limits, G
   }
   value->element_type = static_cast<GgufValueType>(element_type);
   value->array_size = n;
+  // The vectors grow with the elements actually read, never sized from the claimed count: n
+  // strings of at least 8 bytes each fit the bytes left, but a std::string is 32 bytes, so
+  // resize(n) could allocate 4x the file before the first element fails to read.
   if (value->element_type == GgufValueType::kString) {
-    value->strings.resize(n);
     for (uint64_t i = 0; i < n; ++i) {
-      if (absl::Status s = r.String(&value->strings[i], limits.max_string_bytes,
-                                    absl::StrCat(what, " element ", i));
+      std::string element;
+      if (absl::Status s =
+              r.String(&element, limits.max_string_bytes, absl::StrCat(what, " element ", i));
           !s.ok()) {
         return s;
       }
+      value->strings.push_back(std::move(element));
     }
   } else if (IsFloatType(value->element_type)) {
-    value->floats.resize(n);
     GgufValue element;
     for (uint64_t i = 0; i < n; ++i) {
       if (absl::Status s = ReadScalar(r, value->element_type, &element, what); !s.ok()) return s;
-      value->floats[i] = element.float_value;
+      value->floats.push_back(element.float_value);
     }
   } else {
-    value->ints.resize(n);
     GgufValue element;
     for (uint64_t i = 0; i < n; ++i) {
       if (absl::Status s = ReadScalar(r, value->element_type, &element, what); !s.ok()) return s;
-      value->ints[i] = element.int_value;
+      value->ints.push_back(element.int_value);
     }
   }
   return absl::OkStatus();
@@ -430,7 +432,8 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
     gguf.alignment_ = a;
   }
 
-  gguf.tensors_.reserve(n_tensors);
+  // Not reserved from n_tensors: a tensor info is ~100 bytes in memory and 32 in the file, so a
+  // claimed count the bytes left could hold would still allocate 3x the file up front.
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo t;
     if (absl::Status s =
@@ -495,14 +498,25 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
                      ", past the end (", file_size, " bytes)"));
   }
   const uint64_t data_size = file_size - std::min(file_size, gguf.data_offset_);
-  std::vector<size_t> order(gguf.tensors_.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](size_t a, size_t b) { return gguf.tensors_[a].offset < gguf.tensors_[b].offset; });
-  uint64_t previous_end = 0;
-  const GgufTensorInfo* previous = nullptr;
-  for (size_t index : order) {
-    GgufTensorInfo& t = gguf.tensors_[index];
+  // As llama.cpp's gguf.cpp: tensors follow one another in file order, each at the previous
+  // one's offset plus its size padded to the alignment (so no two overlap), with every sum
+  // overflow-checked; and each tensor's bytes lie inside the file.
+  uint64_t expected_offset = 0;
+  for (GgufTensorInfo& t : gguf.tensors_) {
+    if (t.offset != expected_offset) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": tensor \"", t.name, "\" has offset ", t.offset, ", expected ", expected_offset,
+          " (tensors follow one another in file order, each padded to the alignment ",
+          gguf.alignment_, ")"));
+    }
+    uint64_t padded = 0;
+    if (AddOverflows(t.bytes, (gguf.alignment_ - t.bytes % gguf.alignment_) % gguf.alignment_,
+                     &padded) ||
+        AddOverflows(expected_offset, padded, &expected_offset)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor \"", t.name, "\": ", t.bytes,
+                                                     " bytes overflow when padded to the alignment ",
+                                                     gguf.alignment_));
+    }
     uint64_t end = 0;
     if (AddOverflows(t.offset, t.bytes, &end) || end > data_size) {
       return absl::InvalidArgumentError(
@@ -510,16 +524,14 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
                        t.bytes, ") lies outside the data section of ", data_size,
                        " bytes (file truncated or offset corrupt)"));
     }
-    if (previous != nullptr && t.offset < previous_end) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": tensor \"", t.name, "\" at offset ", t.offset,
-                       " overlaps tensor \"", previous->name, "\", which ends at ", previous_end));
-    }
     t.data = gguf.file_->data() + gguf.data_offset_ + t.offset;
-    previous_end = end;
-    previous = &t;
   }
   return gguf;
+}
+
+absl::StatusOr<GgufFile> ParseGguf(absl::string_view bytes, std::string name,
+                                   const GgufLimits& limits) {
+  return GgufFile::Parse(MappedFile::FromBytes(std::string(bytes), std::move(name)), limits);
 }
 
 const GgufValue* GgufFile::Find(absl::string_view key) const {

@@ -16,7 +16,10 @@
 //  - general.alignment a u32, a power of two, at most GgufLimits::max_alignment;
 //  - tensor names unique, at most 63 bytes; 1..4 dims, each >= 0, their product and byte size
 //    computed with overflow checks; ne[0] a multiple of the type's block size; known ggml type;
-//  - tensor offsets multiples of the alignment, every tensor inside the file, no two overlapping.
+//  - tensor offsets multiples of the alignment and, as llama.cpp requires, consecutive in file
+//    order: each tensor at the previous one's offset plus its size padded to the alignment (sums
+//    overflow-checked); every tensor inside the file;
+//  - nothing allocated from a claimed count: arrays and the tensor index grow as entries are read.
 // Errors are InvalidArgument (malformed), Unimplemented (valid but unsupported) or NotFound, and
 // their messages name the file, the key or tensor, and what was expected.
 //
@@ -174,6 +177,11 @@ class GgufFile {
   std::vector<GgufTensorInfo> tensors_;
   std::map<std::string, size_t, std::less<>> tensor_index_;
 };
+
+// Fuzzing entry point: parses a whole GGUF file held in memory (a copy is kept); `name` stands for
+// the path in errors.
+absl::StatusOr<GgufFile> ParseGguf(absl::string_view bytes, std::string name = "<memory>",
+                                   const GgufLimits& limits = {});
 
 // Dequantizes a whole tensor to float32, `tensor.numel` values in GGUF order (row-major with ne[0]
 // fastest). Unimplemented for types other than F32, F16, BF16, Q8_0, Q4_0, Q4_1.

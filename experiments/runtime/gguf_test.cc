@@ -75,6 +75,14 @@ GgufBuilder ValidBuilder() {
   return b;
 }
 
+TEST(GgufTest, ParsesFromAByteBuffer) {
+  absl::StatusOr<GgufFile> gguf = ParseGguf(ValidBuilder().Build(), "buffer");
+  ASSERT_TRUE(gguf.ok()) << gguf.status();
+  EXPECT_EQ(gguf->tensors().size(), 7u);
+  EXPECT_EQ(gguf->path(), "buffer");
+  EXPECT_THAT(Message(ParseGguf("GGUF").status()), HasSubstr("<memory>: truncated"));
+}
+
 TEST(GgufTest, ParsesMetadataAndTensorIndex) {
   const std::string bytes = ValidBuilder().Build();
   absl::StatusOr<GgufFile> gguf = ParseBytes(bytes);
@@ -292,14 +300,25 @@ std::vector<BadCase> BadCases() {
   add("unaligned_offset", GgufBuilder().Tensor("t", 0, {8}, f32, 4).Build(),
       "offset 4 is not a multiple of the alignment 32");
   add("offset_past_end", GgufBuilder().Tensor("t", 0, {8}, f32, uint64_t{1} << 40).Build(),
-      "lies outside the data section");
+      "tensor \"t\" has offset 1099511627776, expected 0");
   add("offset_overflow", GgufBuilder().Tensor("t", 0, {8}, f32, ~uint64_t{0} - 31).Build(),
-      "lies outside the data section");
+      "has offset 18446744073709551584, expected 0");
+  add("data_past_end", GgufBuilder().Tensor("t", 0, {16}, f32).Build(),
+      "tensor \"t\": data [0, 0 + 64) lies outside the data section of 32 bytes");
   add("overlap", GgufBuilder().Tensor("a", 0, {8}, f32, 0).Tensor("b", 0, {8}, f32, 0).Build(),
-      "overlaps tensor");
+      "tensor \"b\" has offset 0, expected 32");
   add("overlap_partial",
       GgufBuilder().Tensor("a", 0, {16}, f32 + f32, 0).Tensor("b", 0, {8}, f32, 32).Build(),
-      "tensor \"b\" at offset 32 overlaps tensor \"a\", which ends at 64");
+      "tensor \"b\" has offset 32, expected 64");
+  add("out_of_order",
+      GgufBuilder().Tensor("a", 0, {8}, f32, 32).Tensor("b", 0, {8}, f32, 0).Build(),
+      "tensor \"a\" has offset 32, expected 0");
+  add("gap", GgufBuilder().Tensor("a", 0, {8}, f32, 0).Tensor("b", 0, {8}, f32, 64).Build(),
+      "tensor \"b\" has offset 64, expected 32");
+  // F64 [2^61 - 1]: 2^64 - 8 bytes, whose padding to 32 overflows.
+  add("pad_overflow",
+      GgufBuilder().Tensor("t", 28, {(int64_t{1} << 61) - 1}, std::string(8, '\0'), 0).Build(),
+      "tensor \"t\": 18446744073709551608 bytes overflow when padded to the alignment 32");
   add("duplicate_tensor", GgufBuilder().Tensor("t", 0, {8}, f32).Tensor("t", 0, {8}, f32).Build(),
       "duplicate tensor name \"t\"");
   add("long_name", GgufBuilder().Tensor(std::string(64, 'x'), 0, {8}, f32).Build(),

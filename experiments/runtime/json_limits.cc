@@ -2,6 +2,8 @@
 
 #include "experiments/runtime/json_limits.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -97,6 +99,14 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path, uint64_t m
     return error == ENOENT ? absl::NotFoundError(message) : absl::PermissionDeniedError(message);
   }
   std::string out;
+  // Sized once from the file's length (when it is within the limit), so reading never holds a
+  // buffer larger than the file; growing by appends would double past it (a 200 KB file read
+  // into a 256 KB string).
+  struct stat info;
+  if (::fstat(::fileno(file.get()), &info) == 0 && info.st_size > 0 &&
+      static_cast<uint64_t>(info.st_size) <= max_bytes) {
+    out.reserve(static_cast<size_t>(info.st_size));
+  }
   char buffer[1 << 16];
   size_t got;
   while ((got = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) {

@@ -10,7 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "experiments/runtime/json_limits.h"
-#include "experiments/runtime/tokenizer_unicode.h"
 
 namespace kvgate::runtime {
 namespace {
@@ -32,9 +31,38 @@ constexpr DtypeInfo kDtypes[] = {
     {SafetensorsDtype::kU64, "U64", 8},
 };
 
+// Strict UTF-8 (RFC 3629: no overlong forms, surrogates or values above U+10FFFF), checked in
+// place: the header may be 100 MB, so nothing is allocated per byte.
 bool ValidUtf8(absl::string_view text) {
-  for (const Utf8Char& c : DecodeUtf8(text)) {
-    if (c.codepoint == kInvalidUtf8) return false;
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t length;
+    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    } else {
+      return false;
+    }
+    if (n - i < length || p[i + 1] < lo || p[i + 1] > hi) return false;
+    for (size_t k = 2; k < length; ++k) {
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return false;
+    }
+    i += length;
   }
   return true;
 }
@@ -82,7 +110,8 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<MappedFil
         absl::StrCat("header length ", n, " runs past the end of the file (", size, " bytes)"));
   }
   const absl::string_view header(reinterpret_cast<const char*>(st.file_->data() + 8), n);
-  if (header.empty() || header[0] != '{') return error("header does not start with '{'");
+  if (header.empty() || header[0] != '{')
+    return error("header is not a JSON object (it must start with '{')");
   if (!ValidUtf8(header)) return error("header is not valid UTF-8");
   absl::StatusOr<nlohmann::json> json = ParseJson(header, absl::StrCat(path, ": header"));
   if (!json.ok()) return json.status();
@@ -192,6 +221,10 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<MappedFil
                               " (trailing bytes)"));
   }
   return st;
+}
+
+absl::StatusOr<SafetensorsFile> ParseSafetensorsHeader(absl::string_view bytes, std::string name) {
+  return SafetensorsFile::Parse(MappedFile::FromBytes(std::string(bytes), std::move(name)));
 }
 
 const SafetensorsTensor* SafetensorsFile::Find(absl::string_view name) const {

@@ -85,6 +85,11 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// Fuzzing entry point: parses a whole safetensors file held in memory (a copy is kept), header
+// and data layout; `name` stands for the path in errors.
+absl::StatusOr<SafetensorsFile> ParseSafetensorsHeader(absl::string_view bytes,
+                                                       std::string name = "<memory>");
+
 }  // namespace kvgate::runtime
 
 #endif  // KVGATE_EXPERIMENTS_RUNTIME_SAFETENSORS_H_

@@ -41,6 +41,14 @@ std::string ValidFile() {
                                    {{"format", "pt"}});
 }
 
+TEST(SafetensorsTest, ParsesFromAByteBuffer) {
+  absl::StatusOr<SafetensorsFile> st = ParseSafetensorsHeader(ValidFile(), "buffer");
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->tensors().size(), 5u);
+  EXPECT_EQ(st->path(), "buffer");
+  EXPECT_THAT(Message(ParseSafetensorsHeader("short").status()), HasSubstr("<memory>: truncated"));
+}
+
 TEST(SafetensorsTest, ParsesAValidFile) {
   absl::StatusOr<SafetensorsFile> st = ParseBytes(ValidFile());
   ASSERT_TRUE(st.ok()) << st.status();
@@ -76,6 +84,17 @@ TEST(SafetensorsTest, EveryTruncationIsAnError) {
 
 std::string Header(const std::string& entries) { return "{" + entries + "}"; }
 
+TEST(SafetensorsTest, AcceptsMultibyteUtf8Names) {
+  // 2-, 3- and 4-byte characters at the edges of the valid ranges: U+0080, U+07FF, U+0800,
+  // U+D7FF, U+E000, U+FFFF, U+10000, U+10FFFF.
+  const std::string name =
+      "\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf";
+  absl::StatusOr<SafetensorsFile> st =
+      ParseBytes(testing::BuildSafetensors({{name, "F32", {2}, testing::F32Bytes({1, 2})}}));
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_NE(st->Find(name), nullptr);
+}
+
 TEST(SafetensorsTest, MalformedFilesAreErrorsThatNameTheProblem) {
   const std::string f32x2 = testing::F32Bytes({1, 2});
   struct Case {
@@ -89,8 +108,14 @@ TEST(SafetensorsTest, MalformedFilesAreErrorsThatNameTheProblem) {
        "header length 1000 runs past the end of the file"},
       {"length_huge", testing::RawSafetensors("{}", "", uint64_t{1} << 62),
        "exceeds the limit of 100000000"},
-      {"not_object", testing::RawSafetensors("[1]", ""), "header does not start with '{'"},
+      {"not_object", testing::RawSafetensors("[1]", ""), "header is not a JSON object"},
       {"bad_utf8", testing::RawSafetensors("{\"\xff\": 1}", ""), "header is not valid UTF-8"},
+      {"overlong_utf8", testing::RawSafetensors("{\"\xc0\x80\": 1}", ""), "not valid UTF-8"},
+      {"overlong_utf8_3", testing::RawSafetensors("{\"\xe0\x80\xaf\": 1}", ""), "not valid UTF-8"},
+      {"surrogate_utf8", testing::RawSafetensors("{\"\xed\xa0\x80\": 1}", ""), "not valid UTF-8"},
+      {"above_max_utf8", testing::RawSafetensors("{\"\xf4\x90\x80\x80\": 1}", ""),
+       "not valid UTF-8"},
+      {"cut_utf8", testing::RawSafetensors("{\"\xe2\x82", ""), "not valid UTF-8"},
       {"bad_json", testing::RawSafetensors("{\"a\": ", ""), "invalid JSON"},
       {"deep_json",
        testing::RawSafetensors("{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}", ""),

@@ -31,15 +31,29 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(TokenizerSpec spec) {
   t.source_ = spec.source;
   const std::string& src = t.source_;
   t.id_to_token_ = std::move(spec.vocab);
+  // Added tokens extend the table to their largest id: bounded by twice the number of tokens
+  // given (as in FromTokenizerJson), so a crafted id cannot size a table far larger than the input.
+  const size_t id_limit = 2 * (t.id_to_token_.size() + spec.added_tokens.size());
+  size_t table_size = t.id_to_token_.size();
   for (const AddedToken& added : spec.added_tokens) {
     if (added.id < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(src, ": added token \"", added.content, "\" has negative id ", added.id));
     }
+    if (static_cast<size_t>(added.id) >= id_limit) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(src, ": added token \"", added.content, "\" has id ", added.id,
+                       ", outside [0, ", id_limit, "), twice the number of tokens given"));
+    }
+    table_size = std::max(table_size, static_cast<size_t>(added.id) + 1);
+  }
+  // Exactly once: resize() past the capacity would double it.
+  t.id_to_token_.reserve(table_size);
+  t.id_to_token_.resize(table_size);
+  for (const AddedToken& added : spec.added_tokens) {
     if (added.content.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(src, ": added token ", added.id, " is empty"));
     }
-    if (static_cast<size_t>(added.id) >= t.id_to_token_.size()) t.id_to_token_.resize(added.id + 1);
     std::string& slot = t.id_to_token_[added.id];
     if (!slot.empty() && slot != added.content) {
       return absl::InvalidArgumentError(
@@ -433,6 +447,17 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json,
   absl::StatusOr<const nlohmann::json*> vocab = model.Get("vocab");
   if (!vocab.ok()) return vocab.status();
   if (!(*vocab)->is_object()) return model.FieldError("vocab", "expected an object of token: id");
+  if ((*vocab)->empty()) return model.FieldError("vocab", "is empty");
+  // Ids index tables sized by the largest id, so they must be below twice the number of tokens
+  // the file lists (vocab entries plus added tokens; unused ids are allowed, as `tokenizers`
+  // allows them, up to that many): one crafted id of 2^30 - 1 would otherwise size a table of
+  // 2^30 tokens (32 GiB) from a 4 KB file.
+  const int64_t id_limit =
+      2 * static_cast<int64_t>((*vocab)->size() + (root.contains("added_tokens") &&
+                                                           root["added_tokens"].is_array()
+                                                       ? root["added_tokens"].size()
+                                                       : 0));
+  spec.vocab.reserve((*vocab)->size());  // entries present; dense ids then never reallocate
   for (auto it = (*vocab)->begin(); it != (*vocab)->end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
         it.value().get<int64_t>() >= (int64_t{1} << 30)) {
@@ -440,6 +465,11 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json,
           "vocab", absl::StrCat("token \"", it.key(), "\": expected an id in [0, 2^30)"));
     }
     const int64_t id = it.value().get<int64_t>();
+    if (id >= id_limit) {
+      return model.FieldError(
+          "vocab", absl::StrCat("token \"", it.key(), "\": id ", id, " is outside [0, ", id_limit,
+                                "), twice the number of tokens the file lists"));
+    }
     if (static_cast<size_t>(id) >= spec.vocab.size()) spec.vocab.resize(id + 1);
     if (!spec.vocab[id].empty()) {
       return model.FieldError("vocab", absl::StrCat("id ", id, " is given to both \"",
@@ -486,8 +516,10 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(absl::string_view json,
       if (!id.ok()) return id.status();
       if (!content.ok()) return content.status();
       if (!special.ok()) return special.status();
-      if (*id < 0 || *id >= (int64_t{1} << 30))
-        return entry.FieldError("id", "expected an id in [0, 2^30)");
+      if (*id < 0 || *id >= id_limit) {
+        return entry.FieldError("id", absl::StrCat(*id, " is outside [0, ", id_limit,
+                                                   "), twice the number of tokens the file lists"));
+      }
       for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
         absl::StatusOr<bool> v = entry.BoolOr(flag, false);
         if (!v.ok()) return v.status();
@@ -649,7 +681,9 @@ absl::StatusOr<Tokenizer> LoadTokenizer(const std::string& path) {
     absl::StatusOr<Tokenizer> tokenizer = Tokenizer::FromTokenizerJsonFile(dir + "tokenizer.json");
     if (!tokenizer.ok()) return tokenizer.status();
     // BOS/EOS ids from config.json when it has them (an EOS list gives its first id).
+    // A missing config.json is fine; a malformed one is an error, not silently ignored.
     absl::StatusOr<nlohmann::json> config = ReadJsonFile(dir + "config.json");
+    if (!config.ok() && !absl::IsNotFound(config.status())) return config.status();
     if (config.ok() && config->is_object()) {
       for (auto [key, setter] : {std::pair<const char*, void (Tokenizer::*)(int32_t)>{
                                      "bos_token_id", &Tokenizer::set_bos_id},

@@ -16,6 +16,9 @@
 // rarely or never contains: 0x04, 0xC0, 0xF5..0xFF, ...) is dropped, as `tokenizers` and llama.cpp
 // drop it, or becomes the unknown token if tokenizer.json's model names one.
 //
+// Token ids (vocab and added tokens) must be below twice the number of tokens the file lists, so
+// a crafted id cannot size the id table; a malformed config.json next to tokenizer.json is an error.
+//
 // Supported tokenizer.json: model BPE (vocab, merges as "a b" strings or [a, b] pairs,
 // ignore_merges, unk_token, fuse_unk), no byte_fallback/dropout/subword prefixes; pre_tokenizer
 // ByteLevel, Digits, Split(Regex of GPT-2, Llama 3 or Qwen2, Isolated) or a Sequence of them;
@@ -75,6 +78,7 @@ class Tokenizer {
   // Validates the spec: every byte has a token, every merge's parts and result are tokens, ids are
   // unique; errors name spec.source.
   static absl::StatusOr<Tokenizer> Create(TokenizerSpec spec);
+  // Fuzzing entry point: a tokenizer.json's text held in memory; `source` names it in errors.
   static absl::StatusOr<Tokenizer> FromTokenizerJson(absl::string_view json,
                                                      absl::string_view source);
   static absl::StatusOr<Tokenizer> FromTokenizerJsonFile(const std::string& path);

@@ -12,6 +12,10 @@
 
 #include "experiments/runtime/tokenizer.h"
 
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -254,6 +258,14 @@ TEST(TokenizerJsonTest, UnsupportedOrMalformedFilesAreErrors) {
        "decoder: only the ByteLevel decoder"},
       {[](nlohmann::json& j) { j["added_tokens"][0]["lstrip"] = true; }, "added_tokens[0].lstrip"},
       {[](nlohmann::json& j) { j["added_tokens"][0]["id"] = 7; }, "which the vocabulary gives to"},
+      {[](nlohmann::json& j) { j["model"]["vocab"] = nlohmann::json::object(); },
+       "model: field \"vocab\": is empty"},
+      {[](nlohmann::json& j) { j["model"]["vocab"]["zz"] = 5000000; },
+       "field \"vocab\": token \"zz\": id 5000000 is outside [0, "},
+      {[](nlohmann::json& j) { j["added_tokens"][0]["id"] = (1 << 30) - 1; },
+       "added_tokens[0]: field \"id\": 1073741823 is outside [0, "},
+      {[](nlohmann::json& j) { j["added_tokens"][0]["id"] = -1; },
+       "added_tokens[0]: field \"id\": -1 is outside [0, "},
   };
   for (const Case& c : cases) {
     absl::Status s = LoadModified(c.change);
@@ -265,6 +277,28 @@ TEST(TokenizerJsonTest, UnsupportedOrMalformedFilesAreErrors) {
               HasSubstr("invalid JSON"));
   EXPECT_TRUE(
       absl::IsNotFound(Tokenizer::FromTokenizerJsonFile("/nonexistent/tokenizer.json").status()));
+}
+
+TEST(TokenizerSpecTest, AddedTokenIdsAreBoundedByTheTokenCount) {
+  TokenizerSpec spec;
+  spec.source = "spec";
+  spec.vocab = {"a"};
+  spec.added_tokens = {{(1 << 30) - 1, "<|x|>", true}};
+  EXPECT_THAT(Message(Tokenizer::Create(spec).status()),
+              HasSubstr("spec: added token \"<|x|>\" has id 1073741823, outside [0, 4)"));
+}
+
+// LoadTokenizer on a folder: config.json is optional, but a malformed one is an error.
+TEST(LoadTokenizerTest, MalformedConfigJsonIsAnErrorNotIgnored) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/deep_config";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  const nlohmann::json tok = ReadJson("tiny_gpt2.tokenizer.json");
+  std::ofstream(dir + "/tokenizer.json") << tok.dump();
+  EXPECT_TRUE(LoadTokenizer(dir).ok());  // no config.json
+  std::ofstream(dir + "/config.json") << std::string(1000, '[') << std::string(1000, ']');
+  absl::Status s = LoadTokenizer(dir).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(Message(s), HasSubstr("config.json: JSON nested deeper than 64 levels"));
 }
 
 TEST(TokenizerJsonTest, MergesAsStringsOrPairsGiveTheSameTokenizer) {
