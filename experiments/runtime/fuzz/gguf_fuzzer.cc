@@ -1,4 +1,4 @@
-// libFuzzer target: any bytes as a GGUF file (GgufFile::Parse on an in-memory file). On success,
+// libFuzzer target: any bytes as a GGUF file (ParseGguf). On success,
 // every metadata value is read through the typed getters, each tensor's first and last byte is
 // read (ASan reports a tensor the validation let through past the buffer), and tensors of a type
 // DequantizeGgufTensor supports are dequantized (at most 2^22 values each, to keep runs fast).
@@ -8,13 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "experiments/runtime/gguf.h"
-#include "experiments/runtime/mapped_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kvgate::runtime;
-  absl::StatusOr<GgufFile> gguf = GgufFile::Parse(
-      MappedFile::FromBytes(std::string(reinterpret_cast<const char*>(data), size), "fuzz"));
+  absl::StatusOr<GgufFile> gguf =
+      ParseGguf(absl::string_view(reinterpret_cast<const char*>(data), size), "fuzz");
   if (!gguf.ok()) return 0;
   for (const auto& [key, value] : gguf->metadata()) {
     (void)gguf->GetUint(key);

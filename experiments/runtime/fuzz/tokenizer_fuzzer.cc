@@ -13,7 +13,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "experiments/runtime/gguf.h"
-#include "experiments/runtime/mapped_file.h"
 #include "experiments/runtime/tokenizer.h"
 
 namespace {
@@ -43,8 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kvgate::runtime;
   const absl::string_view input(reinterpret_cast<const char*>(data), size);
   if (absl::StartsWith(input, "GGUF")) {
-    absl::StatusOr<GgufFile> gguf =
-        GgufFile::Parse(MappedFile::FromBytes(std::string(input), "fuzz.gguf"));
+    absl::StatusOr<GgufFile> gguf = ParseGguf(input, "fuzz.gguf");
     if (!gguf.ok()) return 0;
     absl::StatusOr<Tokenizer> tokenizer = Tokenizer::FromGguf(*gguf);
     if (tokenizer.ok()) Exercise(*tokenizer, input);
