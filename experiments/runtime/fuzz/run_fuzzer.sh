@@ -38,7 +38,7 @@ set +e
   tee "$work/log"
 status=${PIPESTATUS[0]}
 set -e
-if ! grep -q "^#[0-9]*.*DONE" "$work/log"; then
+if ! grep -q "^#[0-9]*.*INITED" "$work/log"; then
   echo "run_fuzzer.sh: $fuzzer did not fuzz (not a libFuzzer build? use tools/sanitize fuzz)" >&2
   exit 1
 fi
