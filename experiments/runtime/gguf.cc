@@ -690,7 +690,8 @@ absl::Status DequantizeGgufTensor(const GgufTensorInfo& t, float* out) {
   }
   switch (static_cast<GgmlType>(t.type)) {
     case GgmlType::kF32:
-      std::memcpy(out, p, t.numel * sizeof(float));
+      // memcpy's pointers must be valid even for 0 bytes; a zero-size tensor may have none.
+      if (t.numel > 0) std::memcpy(out, p, t.numel * sizeof(float));
       return absl::OkStatus();
     case GgmlType::kF16:
       for (int64_t i = 0; i < t.numel; ++i) out[i] = HalfToFloat(Load16(p + 2 * i));

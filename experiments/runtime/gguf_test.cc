@@ -171,6 +171,23 @@ TEST(GgufTest, HalfConversionCoversSubnormalsAndSpecials) {
   EXPECT_EQ(Bfloat16ToFloat(0x3FC0), 1.5f);
 }
 
+// Found by gguf_fuzzer under UBSan: an F32 tensor of zero elements was memcpy'd with the null
+// pointers an empty output vector (and an empty tensor) give. Also replayed from
+// fuzz/regressions/gguf/ by fuzz_seeds_test.
+TEST(GgufTest, ZeroSizeTensorDequantizesIntoAnEmptyBuffer) {
+  for (uint32_t type : {0u, 1u, 30u, 8u, 2u, 3u}) {  // F32, F16, BF16, Q8_0, Q4_0, Q4_1
+    const std::vector<int64_t> ne = type == 0 || type == 1 || type == 30
+                                        ? std::vector<int64_t>{0}
+                                        : std::vector<int64_t>{32, 0};
+    absl::StatusOr<GgufFile> gguf = ParseBytes(GgufBuilder().Tensor("t", type, ne, "").Build());
+    ASSERT_TRUE(gguf.ok()) << gguf.status();
+    const GgufTensorInfo& t = *gguf->FindTensor("t");
+    EXPECT_EQ(t.numel, 0);
+    std::vector<float> out;  // data() is null
+    EXPECT_TRUE(DequantizeGgufTensor(t, out.data()).ok()) << GgmlTypeName(type);
+  }
+}
+
 TEST(GgufTest, UnsupportedTypeParsesButDoesNotDequantize) {
   const std::string bytes =
       GgufBuilder().Tensor("k", 12, {256}, std::string(144, '\0')).Build();  // Q4_K
