@@ -41,6 +41,7 @@
 #include "gates/spec_registry.h"
 #include "gates/verdict.h"
 #include "kernels/attention/decode_attention_cuda.h"
+#include "kernels/common/cuda_timing.h"
 #include "kernels/int4/int4.h"
 #include "kernels/int4/int4_attention_cuda.h"
 #include "kernels/int4/int4_cuda.h"
@@ -66,30 +67,6 @@ namespace {
 namespace gates = kvgate::gates;
 namespace k = kvgate::kernels;
 using Fn = std::function<void()>;
-
-// Median milliseconds of fn over iters runs, each after an L2 flush by reading.
-double MedianMs(const Fn& fn, const torch::Tensor& flush, int iters) {
-  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  for (int i = 0; i < 3; ++i) fn();  // warm-up
-  std::vector<double> times;
-  for (int i = 0; i < iters; ++i) {
-    (void)flush.sum();
-    cudaEventRecord(start, stream);
-    fn();
-    cudaEventRecord(stop, stream);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 [[noreturn]] void Fail(const std::string& what) {
   std::fprintf(stderr, "decode_attention_cuda_benchmark: %s\n", what.c_str());
@@ -168,19 +145,8 @@ int main(int argc, char** argv) {
   int driver = 0, runtime = 0;
   cudaDriverGetVersion(&driver);
   cudaRuntimeGetVersion(&runtime);
-  const torch::Tensor flush =
-      torch::ones({2 * static_cast<int64_t>(properties.l2CacheSize) + (64 << 20)},
-                  torch::dtype(torch::kUInt8).device(cuda));
-
-  // Copy bandwidth: bytes read plus written.
-  double copy_gbs = 0;
-  {
-    const int64_t copy_bytes = 1LL << 30;
-    torch::Tensor src = torch::full({copy_bytes}, 7, torch::dtype(torch::kUInt8).device(cuda));
-    torch::Tensor dst = torch::empty_like(src);
-    const double copy_ms = MedianMs([&] { dst.copy_(src); }, flush, 20);
-    copy_gbs = 2.0 * copy_bytes / (copy_ms * 1e-3) / 1e9;
-  }
+  const torch::Tensor flush = kvgate::kernels::MakeL2Flush();
+  const double copy_gbs = kvgate::kernels::CopyBandwidthGbs(flush);
   std::printf("device: %s, %d SMs, L2 %d MB, driver API %d, runtime %d, torch %s\n",
               properties.name, properties.multiProcessorCount, properties.l2CacheSize >> 20,
               driver, runtime, TORCH_VERSION);
@@ -216,7 +182,7 @@ int main(int argc, char** argv) {
     {
       torch::Tensor src = torch::cat({kk.flatten(), v.flatten()});
       torch::Tensor dst = torch::empty_like(src);
-      timed.push_back({"copy_same_bytes", MedianMs([&] { dst.copy_(src); }, flush, iters),
+      timed.push_back({"copy_same_bytes", k::MedianCudaMs([&] { dst.copy_(src); }, flush, iters),
                        dense_bytes, 0.0});
     }
     // SDPA in its own preferred layout [B, H, T, D], made before timing.
@@ -231,7 +197,7 @@ int main(int argc, char** argv) {
       };
       sdpa();
       const double difference = RelativeL2(sdpa_out.view({heads, head_dim}), expected);
-      timed.push_back({"libtorch_sdpa", MedianMs(sdpa, flush, iters), dense_bytes, difference});
+      timed.push_back({"libtorch_sdpa", k::MedianCudaMs(sdpa, flush, iters), dense_bytes, difference});
     }
     for (const std::string& kernel_text : absl::GetFlag(FLAGS_dense_kernels)) {
       const int kernel = std::stoi(kernel_text);
@@ -245,7 +211,7 @@ int main(int argc, char** argv) {
       ours();
       const double difference = RelativeL2(out, expected);
       timed.push_back({absl::StrCat("decode_attention_kernel", kernel),
-                       MedianMs(ours, flush, iters), dense_bytes, difference});
+                       k::MedianCudaMs(ours, flush, iters), dense_bytes, difference});
     }
     // The fastest dense kernel of this run is "our dense" for the int4 speedup.
     const Timed* best_dense = nullptr;
@@ -282,7 +248,7 @@ int main(int argc, char** argv) {
         const double difference = RelativeL2(out, int4_expected);
         timed.push_back({absl::StrCat(std::string(k::Int4SchemeName(scheme)),
                                       ":block=32:int4_kernel", kernel),
-                         MedianMs(ours, flush, iters),
+                         k::MedianCudaMs(ours, flush, iters),
                          static_cast<double>(kq->bytes() + vq->bytes()), difference});
       }
     }

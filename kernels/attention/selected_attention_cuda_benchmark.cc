@@ -37,6 +37,7 @@
 #include "gates/verdict.h"
 #include "kernels/attention/decode_attention_cuda.h"
 #include "kernels/attention/selected_attention_cuda.h"
+#include "kernels/common/cuda_timing.h"
 
 ABSL_FLAG(std::vector<std::string>, tokens, std::vector<std::string>({"8192", "32768", "131072"}),
           "history lengths, comma separated");
@@ -58,29 +59,6 @@ namespace kk = kvgate::kernels;
 namespace gates = kvgate::gates;
 
 constexpr int kHeads = 28, kKvHeads = 4, kD = 128;
-
-double MedianMs(const std::function<void()>& fn, const torch::Tensor& flush, int iters) {
-  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  for (int i = 0; i < 3; ++i) fn();
-  std::vector<double> times;
-  for (int i = 0; i < iters; ++i) {
-    (void)flush.sum();
-    cudaEventRecord(start, stream);
-    fn();
-    cudaEventRecord(stop, stream);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 void Check(const absl::Status& s) {
   if (!s.ok()) {
@@ -134,21 +112,9 @@ int main(int argc, char** argv) {
 
   cudaDeviceProp properties{};
   cudaGetDeviceProperties(&properties, 0);
-  int runtime = 0;
-  cudaRuntimeGetVersion(&runtime);
-  const std::string cuda_version = absl::StrCat(runtime / 1000, ".", (runtime % 1000) / 10);
-  const torch::Tensor flush =
-      torch::empty({2 * static_cast<int64_t>(properties.l2CacheSize) + (64 << 20)},
-                   torch::dtype(torch::kUInt8).device(cuda))
-          .fill_(1);
-  double copy_gbs = 0;
-  {
-    const int64_t bytes = 1LL << 30;
-    torch::Tensor src = torch::full({bytes}, 7, torch::dtype(torch::kUInt8).device(cuda));
-    torch::Tensor dst = torch::empty_like(src);
-    const double ms = MedianMs([&] { dst.copy_(src); }, flush, 20);
-    copy_gbs = 2.0 * bytes / (ms * 1e-3) / 1e9;
-  }
+  const std::string cuda_version = kvgate::kernels::CudaRuntimeVersion();
+  const torch::Tensor flush = kvgate::kernels::MakeL2Flush();
+  const double copy_gbs = kvgate::kernels::CopyBandwidthGbs(flush);
   std::printf("device: %s (%d SMs), CUDA runtime %s, torch %s, %s\n", properties.name,
               properties.multiProcessorCount, cuda_version.c_str(), TORCH_VERSION,
               absl::GetFlag(FLAGS_host).c_str());
@@ -173,14 +139,14 @@ int main(int argc, char** argv) {
     torch::Tensor dense_out = torch::empty_like(q);
     absl::StatusOr<torch::Tensor> dense_ws = kk::DecodeAttentionCudaWorkspace(q, k, 1);
     Check(dense_ws.status());
-    const double ours_dense_ms = MedianMs(
+    const double ours_dense_ms = kvgate::kernels::MedianCudaMs(
         [&] { Check(kk::DecodeAttentionCudaInto(q, k, v, dense_out, *dense_ws, 0.0, 1)); }, flush,
         iters);
     const torch::Tensor q4 = q.view({1, kHeads, 1, kD});
     const torch::Tensor k4 = k.permute({1, 0, 2}).contiguous().unsqueeze(0);
     const torch::Tensor v4 = v.permute({1, 0, 2}).contiguous().unsqueeze(0);
     torch::Tensor sdpa_out;
-    const double sdpa_ms = MedianMs(
+    const double sdpa_ms = kvgate::kernels::MedianCudaMs(
         [&] {
           sdpa_out =
               at::scaled_dot_product_attention(q4, k4, v4, {}, 0.0, false, std::nullopt, true);
@@ -220,7 +186,7 @@ int main(int argc, char** argv) {
       selected();
       const torch::Tensor expected = Reference(q, k, v, ids, bs, T);
       const double error = ((out.to(torch::kFloat64) - expected).norm() / expected.norm()).item<double>();
-      const double ms = MedianMs(selected, flush, iters);
+      const double ms = kvgate::kernels::MedianCudaMs(selected, flush, iters);
       const double bytes = active * kv_bytes;
       const double gbs = bytes / (ms * 1e-3) / 1e9;
       std::printf("%8lld %9.4f %-26s %10.2f %9.0f %7.1f%% %12.2e   dense/selected %.2fx (1/f %.1fx)\n",

@@ -40,6 +40,7 @@
 #include "gates/spec_registry.h"
 #include "gates/verdict.h"
 #include "kernels/attention/decode_attention_cuda.h"
+#include "kernels/common/cuda_timing.h"
 #include "kernels/turboquant/codebook_attention.h"
 #include "kernels/turboquant/codebook_attention_cuda.h"
 #include "kernels/turboquant/turboquant.h"
@@ -62,30 +63,6 @@ namespace kk = kvgate::kernels;
 namespace gates = kvgate::gates;
 
 constexpr int kHeads = 28, kKvHeads = 4, kD = 128;
-
-// Median milliseconds of fn over iters runs, each after an L2 flush by reading.
-double MedianMs(const std::function<void()>& fn, const torch::Tensor& flush, int iters) {
-  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  for (int i = 0; i < 3; ++i) fn();
-  std::vector<double> times;
-  for (int i = 0; i < iters; ++i) {
-    (void)flush.sum();
-    cudaEventRecord(start, stream);
-    fn();
-    cudaEventRecord(stop, stream);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 double RelativeL2(const torch::Tensor& got, const torch::Tensor& expected) {
   const torch::Tensor g = got.cpu().to(torch::kFloat64), e = expected.cpu().to(torch::kFloat64);
@@ -125,21 +102,9 @@ int main(int argc, char** argv) {
 
   cudaDeviceProp properties{};
   cudaGetDeviceProperties(&properties, 0);
-  int runtime = 0;
-  cudaRuntimeGetVersion(&runtime);
-  const std::string cuda_version = absl::StrCat(runtime / 1000, ".", (runtime % 1000) / 10);
-  const torch::Tensor flush =
-      torch::empty({2 * static_cast<int64_t>(properties.l2CacheSize) + (64 << 20)},
-                   torch::dtype(torch::kUInt8).device(cuda))
-          .fill_(1);
-  double copy_gbs = 0;
-  {
-    const int64_t bytes = 1LL << 30;
-    torch::Tensor src = torch::full({bytes}, 7, torch::dtype(torch::kUInt8).device(cuda));
-    torch::Tensor dst = torch::empty_like(src);
-    const double ms = MedianMs([&] { dst.copy_(src); }, flush, 20);
-    copy_gbs = 2.0 * bytes / (ms * 1e-3) / 1e9;
-  }
+  const std::string cuda_version = kvgate::kernels::CudaRuntimeVersion();
+  const torch::Tensor flush = kvgate::kernels::MakeL2Flush();
+  const double copy_gbs = kvgate::kernels::CopyBandwidthGbs(flush);
   std::printf("device: %s (%d SMs, L2 %d MB), CUDA runtime %s, torch %s, %s\n", properties.name,
               properties.multiProcessorCount, properties.l2CacheSize >> 20, cuda_version.c_str(),
               TORCH_VERSION, absl::GetFlag(FLAGS_host).c_str());
@@ -205,8 +170,8 @@ int main(int argc, char** argv) {
     dense_kernel();
     const double dense_check = RelativeL2(dense_logits, bmm_out.reshape({kHeads, T}).to(torch::kFloat32));
     const double logits_out_bytes = 2.0 * kHeads * T;
-    const double bmm_ms = MedianMs(bmm, flush, iters);
-    const double dense_kernel_ms = MedianMs(dense_kernel, flush, iters);
+    const double bmm_ms = kvgate::kernels::MedianCudaMs(bmm, flush, iters);
+    const double dense_kernel_ms = kvgate::kernels::MedianCudaMs(dense_kernel, flush, iters);
     const double dense_logits_ms = std::min(bmm_ms, dense_kernel_ms);
     row(T, "bf16", "dense logits: bmm", bmm_ms, kv_bf16_bytes + logits_out_bytes, 0);
     row(T, "bf16", "dense_logits_kernel1", dense_kernel_ms, kv_bf16_bytes + logits_out_bytes,
@@ -226,8 +191,8 @@ int main(int argc, char** argv) {
     const auto sdpa = [&] {
       sdpa_out = at::scaled_dot_product_attention(q4, k4, v4, {}, 0.0, false, std::nullopt, true);
     };
-    const double ours_dense_ms = MedianMs(dense_attention, flush, iters);
-    const double sdpa_ms = MedianMs(sdpa, flush, iters);
+    const double ours_dense_ms = kvgate::kernels::MedianCudaMs(dense_attention, flush, iters);
+    const double sdpa_ms = kvgate::kernels::MedianCudaMs(sdpa, flush, iters);
     const double dense_attention_ms = std::min(ours_dense_ms, sdpa_ms);
     row(T, "bf16", "dense attention: kernel1", ours_dense_ms, 2 * kv_bf16_bytes, 0);
     row(T, "bf16", "dense attention: SDPA", sdpa_ms, 2 * kv_bf16_bytes, 0);
@@ -270,8 +235,8 @@ int main(int argc, char** argv) {
       codebook_f32();
       const double logits_error = RelativeL2(logits_f32, *cpu_logits);
       const double logits_error_bf16 = RelativeL2(logits.to(torch::kFloat32), *cpu_logits);
-      const double codebook_ms = MedianMs(codebook, flush, iters);
-      const double codebook_f32_ms = MedianMs(codebook_f32, flush, iters);
+      const double codebook_ms = kvgate::kernels::MedianCudaMs(codebook, flush, iters);
+      const double codebook_f32_ms = kvgate::kernels::MedianCudaMs(codebook_f32, flush, iters);
       const double gbs = row(T, bits_text, "codebook_logits_kernel2", codebook_ms,
                              code_bytes + logits_out_bytes, logits_error_bf16);
       row(T, bits_text, "codebook_logits_kernel2 f32", codebook_f32_ms,
@@ -301,7 +266,7 @@ int main(int argc, char** argv) {
       };
       fused();
       const double attention_error = RelativeL2(out.to(torch::kFloat32), *cpu_out);
-      const double fused_ms = MedianMs(fused, flush, iters);
+      const double fused_ms = kvgate::kernels::MedianCudaMs(fused, flush, iters);
       const double both = code_bytes + static_cast<double>(vq->Bytes(T, kKvHeads));
       const double fused_gbs =
           row(T, bits_text, "codebook_attention_kernel2", fused_ms, both, attention_error);
