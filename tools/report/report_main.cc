@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
@@ -94,6 +95,10 @@ int main(int argc, char** argv) {
   absl::StatusOr<kvgate::report::ReportInputs> inputs =
       kvgate::report::LoadInputs(paths, &problems);
   if (!inputs.ok()) return Fail(std::string(inputs.status().message()));
+  // A mistyped folder must not regenerate every report from zero records.
+  if (std::error_code error; !std::filesystem::is_directory(paths.records_dir, error)) {
+    return Fail(absl::StrCat("--records_dir: no such folder ", paths.records_dir));
+  }
   if (!problems.empty()) return Problems("bad records", problems);
 
   if (!testlogs.empty()) {

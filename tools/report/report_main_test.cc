@@ -92,6 +92,16 @@ TEST(ReportMainTest, ImportsTestOutputsOnceThenRegenerates) {
               HasSubstr("`affine_int4:block=64`"));
 }
 
+TEST(ReportMainTest, AMistypedRecordsFolderIsAnErrorAndNothingIsWritten) {
+  const std::string out = NewTestFolder();
+  const CommandResult r = RunCommand(Report("tools/report/testdata/no_such_folder", out, ""));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(
+      r.output,
+      HasSubstr("report: --records_dir: no such folder tools/report/testdata/no_such_folder"));
+  EXPECT_THAT(ListedFiles(out, ""), IsEmpty());
+}
+
 TEST(ReportMainTest, UsageErrors) {
   for (const char* args : {"--check --testlogs=x", "extra_argument", "--specs_dir=gates/none",
                            "--templates_dir=tools/report/testdata/no_such_folder"}) {
