@@ -110,10 +110,7 @@ gates::Provenance RunProvenance(int64_t seed, int runtime) {
   p.host = Env("KVGATE_DRIVER").empty()
                ? hostname
                : absl::StrCat(hostname, " (driver ", Env("KVGATE_DRIVER"), ")");
-  const std::time_t now = std::time(nullptr);
-  std::array<char, 32> stamp{};
-  std::strftime(stamp.data(), stamp.size(), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  p.start_time = stamp.data();
+  p.start_time = k::NowUtc();
   p.seed = seed;
   return p;
 }

@@ -67,13 +67,6 @@ void Check(const absl::Status& s) {
   }
 }
 
-std::string NowUtc() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
-}
-
 // float64 attention of each query head over its kv head's selected tokens.
 torch::Tensor Reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& ids, int64_t block_size, int64_t tokens) {
@@ -108,7 +101,7 @@ int main(int argc, char** argv) {
   torch::manual_seed(seed);
   const torch::Device cuda(torch::kCUDA);
   const auto bf16 = torch::dtype(torch::kBFloat16).device(cuda);
-  const std::string start_time = NowUtc();
+  const std::string start_time = kvgate::kernels::NowUtc();
 
   cudaDeviceProp properties{};
   cudaGetDeviceProperties(&properties, 0);

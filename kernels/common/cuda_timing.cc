@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <ctime>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -54,6 +55,13 @@ std::string CudaRuntimeVersion() {
   int runtime = 0;
   cudaRuntimeGetVersion(&runtime);
   return absl::StrCat(runtime / 1000, ".", (runtime % 1000) / 10);
+}
+
+std::string NowUtc() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
 }
 
 }  // namespace kvgate::kernels

@@ -33,6 +33,9 @@ double CopyBandwidthGbs(const torch::Tensor& flush);
 // "13.0": the CUDA runtime's version.
 std::string CudaRuntimeVersion();
 
+// The current time as RFC 3339 UTC ("2026-11-27T22:38:28Z"), a record's provenance.start_time.
+std::string NowUtc();
+
 }  // namespace kvgate::kernels
 
 #endif  // KVGATE_KERNELS_COMMON_CUDA_TIMING_H_

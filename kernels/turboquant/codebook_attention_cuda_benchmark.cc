@@ -76,13 +76,6 @@ void Check(const absl::Status& s) {
   }
 }
 
-std::string NowUtc() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,7 +91,7 @@ int main(int argc, char** argv) {
   torch::manual_seed(seed);
   const torch::Device cuda(torch::kCUDA);
   const auto bf16 = torch::dtype(torch::kBFloat16).device(cuda);
-  const std::string start_time = NowUtc();
+  const std::string start_time = kvgate::kernels::NowUtc();
 
   cudaDeviceProp properties{};
   cudaGetDeviceProperties(&properties, 0);
