@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +39,55 @@ absl::Status SyncFolder(const std::string& folder) {
     return absl::ErrnoToStatus(error, absl::StrCat("fsync of folder ", folder));
   }
   if (close(fd) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("closing folder ", folder));
+  return absl::OkStatus();
+}
+
+// An exclusive flock on the folder, held by every AtomicWriteFile into it from the temporary file's
+// creation to the rename, and released when the writer dies: while it is held, a temporary of
+// another writer is one whose writer was killed before its rename.
+class FolderLock {
+ public:
+  static absl::StatusOr<FolderLock> Take(const std::string& folder) {
+    const int fd = open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening folder ", folder));
+    while (flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      close(fd);
+      return absl::ErrnoToStatus(error, absl::StrCat("locking folder ", folder));
+    }
+    return FolderLock(fd);
+  }
+  FolderLock(FolderLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FolderLock& operator=(FolderLock&&) = delete;
+  ~FolderLock() {
+    if (fd_ >= 0) close(fd_);  // closing releases the lock
+  }
+
+ private:
+  explicit FolderLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Removes the `.<name>.tmp.XXXXXX` files an interrupted write of `name` left in `folder`. Only with
+// the folder's lock held.
+absl::Status RemoveStaleTemporaries(const std::string& folder, const std::string& name) {
+  const std::string prefix = absl::StrCat(".", name, ".tmp.");
+  DIR* dir = opendir(folder.c_str());
+  if (dir == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("opening folder ", folder));
+  std::vector<std::string> stale;
+  while (const dirent* entry = readdir(dir)) {
+    const absl::string_view entry_name = entry->d_name;
+    if (absl::StartsWith(entry_name, prefix) && entry_name.size() == prefix.size() + 6) {
+      stale.push_back(absl::StrCat(folder, "/", entry_name));
+    }
+  }
+  closedir(dir);
+  for (const std::string& path : stale) {
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("removing the stale temporary file ", path));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -115,6 +165,12 @@ absl::Status AtomicWriteFile(const std::string& path, absl::string_view contents
                              const AtomicWriteOptions& options) {
   const auto [folder, name] = SplitPath(path);
   if (name.empty()) return absl::InvalidArgumentError(absl::StrCat("not a file path: ", path));
+  absl::StatusOr<FolderLock> lock = FolderLock::Take(folder);
+  if (!lock.ok()) {
+    return absl::Status(lock.status().code(), absl::StrCat("creating a temporary file in ", folder,
+                                                           ": ", lock.status().message()));
+  }
+  if (absl::Status s = RemoveStaleTemporaries(folder, name); !s.ok()) return s;
   std::string temp = absl::StrCat(folder, "/.", name, ".tmp.XXXXXX");
   const int fd = mkostemp(temp.data(), O_CLOEXEC);
   if (fd < 0) {

@@ -4,8 +4,10 @@
 //
 // AtomicWriteFile writes a temporary file in the same folder, fsyncs it, renames it over the
 // target and fsyncs the folder. A process killed before the rename leaves the previous file
-// intact (and a hidden `.<name>.tmp.XXXXXX` beside it). Every I/O error is returned as a Status:
-// nothing is retried, nothing is ignored.
+// intact and a hidden `.<name>.tmp.XXXXXX` beside it (git ignores the pattern), which the next
+// write of that file removes: writers into one folder take turns through a flock on it, so a
+// temporary found while holding it belongs to a dead writer. Every I/O error is returned as a
+// Status: nothing is retried, nothing is ignored.
 //
 // Usage:
 //   absl::Status s = kvgate::gates::AtomicWriteFile("reports/records/x.jsonl", bytes);

@@ -82,6 +82,13 @@ TEST(AtomicWriteFileTest, KilledBetweenWriteAndRenameLeavesThePreviousFile) {
   ASSERT_THAT(left, SizeIs(1));
   EXPECT_TRUE(absl::StartsWith(left[0], ".r.jsonl.tmp.")) << left[0];
   EXPECT_EQ(*ReadFile(folder + "/" + left[0]), "new contents\n");
+
+  // The next write of that file removes the stale temporary; another file's stays.
+  const std::string other_temporary = folder + "/.other.jsonl.tmp.abcdef";
+  ASSERT_TRUE(AtomicWriteFile(other_temporary, "").ok());
+  ASSERT_TRUE(AtomicWriteFile(path, "next\n").ok());
+  EXPECT_EQ(*ReadFile(path), "next\n");
+  EXPECT_THAT(Temporaries(folder), ::testing::ElementsAre(".other.jsonl.tmp.abcdef"));
 }
 
 TEST(WriteFullyTest, DeviceFullIsAnError) {

@@ -1,8 +1,8 @@
 // Every command line of kvgate refuses bad input the same way: a non-zero exit and ONE line on
 // stderr that names the flag or file at fault. Table-driven: each binary (a data dependency, run
 // from the runfiles as a child process) with a missing file, an unknown flag, a context longer than
-// the model allows, and nonsense values (negative steps, a fraction outside [0, 1], a zero or
-// negative context). The experiments run the embedded SmolLM2-135M-Instruct (max_position_embeddings
+// the model allows, and nonsense values (negative steps, a fraction outside [0, 1], a negative
+// context, no room for one). The experiments run the embedded SmolLM2-135M-Instruct (max_position_embeddings
 // 8192), whose loading is the slowest case here.
 
 #include <string>
@@ -42,7 +42,10 @@ std::vector<CliCase> Cases() {
                      "--model=/no/such/model.gguf: no such file or folder"});
     cases.push_back({n + "_unknown_flag", binary, {"--no_such_flag=1"}, "no_such_flag"});
     cases.push_back({n + "_positional", binary, {"stray"}, "unexpected argument 'stray'"});
-    cases.push_back({n + "_zero_context", binary, {"--context=0"}, "--context=0"});
+    // --context=0 is the target context, capped to the model: no room left is still an error.
+    cases.push_back({n + "_no_room_for_context", binary, {"--context=0", "--decode_steps=9000"},
+                     "--decode_steps=9000 leaves no context within the model's "
+                     "max_position_embeddings 8192"});
     cases.push_back({n + "_negative_context", binary, {"--context=-5"}, "--context=-5"});
     cases.push_back({n + "_not_a_number", binary, {"--context=many"}, "context"});
     cases.push_back({n + "_negative_steps", binary, {"--decode_steps=-1"}, "--decode_steps=-1"});

@@ -15,11 +15,12 @@ ABSL_FLAG(std::string, model, "",
           ".gguf file. Empty: the embedded default SmolLM2-135M-Instruct (Q4_1 GGUF, weights "
           "dequantized), which the run's first line names (qwen_oracle reads $KVGATE_QWEN_DIR "
           "first).");
-ABSL_FLAG(int64_t, context, 2048,
+ABSL_FLAG(int64_t, context, 0,
           "Prompt tokens: the license corpus (runtime/prompt_corpus.h) cut to exactly this many. "
-          "At least 1, at most one copy of the corpus, and with --decode_steps at most the "
-          "model's max_position_embeddings. The default depends on the experiment ('currently' "
-          "in --help).");
+          "At most one copy of the corpus, and with --decode_steps at most the model's "
+          "max_position_embeddings (else an error). 0, the default: the experiment's target "
+          "context (its usage above says which), capped to the model's max_position_embeddings "
+          "minus --decode_steps; the run says so in its first lines.");
 ABSL_FLAG(int64_t, decode_steps, 1,
           "Decode steps after the prompt, at least 1 (the usage above says which steps the gate "
           "reads). The default depends on the experiment ('currently' in --help).");
@@ -65,8 +66,8 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& device) {
 
 absl::Status CheckCommonFlags(const CommonFlags& flags) {
   if (flags.context < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--context=", flags.context, " must be at least 1 token"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--context=", flags.context, " must be at least 1 token (or 0: the target context)"));
   }
   if (flags.decode_steps < 1) {
     return absl::InvalidArgumentError(
@@ -93,10 +94,34 @@ absl::Status CheckContextFits(const CommonFlags& flags, int64_t max_position_emb
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> FitContextToModel(CommonFlags* flags, int64_t max_position_embeddings) {
+  const int64_t room = max_position_embeddings - flags->decode_steps;
+  if (!flags->context_is_target || max_position_embeddings <= 0 || flags->context <= room) {
+    if (absl::Status s = CheckContextFits(*flags, max_position_embeddings, flags->context);
+        !s.ok()) {
+      return s;
+    }
+    return absl::StrCat("context ", flags->context, " tokens (",
+                        flags->context_is_target ? "the target's" : "--context", ")");
+  }
+  if (room < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--decode_steps=", flags->decode_steps, " leaves no context within the model's ",
+        "max_position_embeddings ", max_position_embeddings));
+  }
+  const std::string note = absl::StrCat(
+      "context ", room, " tokens: the target's ", flags->context,
+      " capped to the model's max_position_embeddings ", max_position_embeddings, " minus ",
+      flags->decode_steps, " decode steps");
+  flags->context = room;
+  return note;
+}
+
 absl::StatusOr<CommonFlags> ParseExperimentCommandLine(int argc, char** argv, const char* usage,
                                                        const ExperimentDefaults& defaults) {
-  absl::SetProgramUsageMessage(usage);
-  absl::SetFlag(&FLAGS_context, defaults.context);
+  absl::SetProgramUsageMessage(absl::StrCat(
+      usage, "\nTarget context (--context=0, the default): ", defaults.context,
+      " tokens, capped to the model's max_position_embeddings minus --decode_steps."));
   absl::SetFlag(&FLAGS_decode_steps, defaults.decode_steps);
   absl::SetFlag(&FLAGS_dtype, defaults.dtype);
   const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
@@ -107,6 +132,8 @@ absl::StatusOr<CommonFlags> ParseExperimentCommandLine(int argc, char** argv, co
   CommonFlags flags;
   flags.model = absl::GetFlag(FLAGS_model);
   flags.context = absl::GetFlag(FLAGS_context);
+  flags.context_is_target = flags.context == 0;
+  if (flags.context_is_target) flags.context = defaults.context;
   flags.decode_steps = absl::GetFlag(FLAGS_decode_steps);
   flags.dtype = absl::GetFlag(FLAGS_dtype);
   flags.device = absl::GetFlag(FLAGS_device);

@@ -10,7 +10,10 @@
 //   absl::StatusOr<CommonFlags> flags = ParseExperimentCommandLine(argc, argv, usage, defaults);
 //   if (!flags.ok()) { std::cerr << "qwen_oracle: " << flags.status().message() << "\n"; return 2; }
 //   ... load the model and the prompt ...
-//   absl::Status fits = CheckContextFits(*flags, config.max_position_embeddings, corpus_tokens);
+//   absl::StatusOr<std::string> context_note =
+//       FitContextToModel(*flags, config.max_position_embeddings);   // flags->context is now final
+//   ... cut the prompt to flags->context tokens ...
+//   absl::Status fits = CheckContextFits(*flags, 0, corpus_tokens);
 
 #ifndef KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_FLAGS_H_
 #define KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_FLAGS_H_
@@ -28,7 +31,10 @@ namespace kvgate::experiments {
 // The shared flags' values.
 struct CommonFlags {
   std::string model;  // "": the embedded default (or the experiment's environment variable)
+  // Prompt tokens: --context, or (--context left at 0) the experiment's target context, which
+  // FitContextToModel caps to what the model allows.
   int64_t context = 2048;
+  bool context_is_target = false;  // --context was left at 0
   int64_t decode_steps = 1;
   std::string dtype = "float32";
   std::string device = "cpu";
@@ -55,6 +61,12 @@ absl::Status CheckCommonFlags(const CommonFlags& flags);
 // of the prompt corpus of corpus_tokens tokens (an experiment's prompt never repeats the text).
 absl::Status CheckContextFits(const CommonFlags& flags, int64_t max_position_embeddings,
                               int64_t corpus_tokens);
+
+// The run's context, in words for the run's first lines (records carry the context itself):
+// --context as given (CheckContextFits's error when it does not fit the model), or, when --context
+// was left at 0, the target context capped to max_position_embeddings minus --decode_steps
+// (flags->context is lowered then). 0 for max_position_embeddings: unknown, not capped.
+absl::StatusOr<std::string> FitContextToModel(CommonFlags* flags, int64_t max_position_embeddings);
 
 // Sets the shared flags' defaults to `defaults`, parses the command line (absl exits with status
 // 1 and its message on an unknown flag or a value of the wrong type), rejects positional

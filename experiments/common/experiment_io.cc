@@ -12,6 +12,7 @@
 #include <memory>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "gates/record_io.h"
@@ -134,6 +135,26 @@ std::string SpecsDir() {
   return "gates/specs";
 }
 
+namespace {
+
+// Once rows land in the workspace's tracked reports/records/, the committed reports lag them until
+// the report tool runs (reports_check_test fails until then). The run's last line says so: an
+// atexit handler, registered on the first such append, so every way a main returns prints it.
+void SayReportsLagAtExit(const std::string& path) {
+  static std::string* records = nullptr;
+  if (records != nullptr) return;
+  records = new std::string(path);
+  std::atexit([] {
+    std::fflush(stdout);
+    std::printf("\nrecords: appended to %s; regenerate reports/ with: tools/bazel run //tools/report "
+                "(until then tools/bazel test //... fails its reports check)\n",
+                records->c_str());
+    std::fflush(stdout);
+  });
+}
+
+}  // namespace
+
 absl::Status JudgeAndAppend(const std::string& path, const std::string& gate_id,
                             std::vector<gates::Record> rows, const gates::Provenance& provenance,
                             const gates::AtomicWriteOptions& write_options) {
@@ -161,7 +182,12 @@ absl::Status JudgeAndAppend(const std::string& path, const std::string& gate_id,
       if (next) next();
     };
   }
-  return gates::AppendRecords(path, rows, options);
+  if (absl::Status s = gates::AppendRecords(path, rows, options); !s.ok()) return s;
+  if (const std::string workspace = Env("BUILD_WORKSPACE_DIRECTORY");
+      !workspace.empty() && absl::StartsWith(path, workspace + "/reports/records/")) {
+    SayReportsLagAtExit(path.substr(workspace.size() + 1));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace kvgate::experiments

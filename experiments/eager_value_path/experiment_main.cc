@@ -44,7 +44,7 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
     return 2;
   }
   const auto start = std::chrono::steady_clock::now();
-  const int64_t context = flags->context;
+  int64_t context = flags->context;  // the target's until FitContextToModel
   const int64_t steps = flags->decode_steps;
   const std::string dtype = flags->dtype;
   const std::string device = flags->device;
@@ -59,15 +59,6 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
     return 1;
   }
   std::printf("%s\n", choice->note.c_str());
-  std::printf("%s: %s, context %lld, %lld decode steps, %s, %s, seed %lld; CPU timing, %d LibTorch "
-              "threads, load average %s, OMP_WAIT_POLICY=%s\n",
-              experiment,
-              path == KvPath::kEager ? "eager dequantize-then-attend"
-                                     : "fused codebook attention (+ exact cleanup)",
-              static_cast<long long>(context), static_cast<long long>(steps), dtype.c_str(),
-              device.c_str(), static_cast<long long>(seed), at::get_num_threads(),
-              LoadAverage().c_str(),
-              std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)");
   std::fflush(stdout);
 
   absl::StatusOr<runtime::ModelWeights> weights = runtime::LoadModel(choice->path);
@@ -75,12 +66,23 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
     std::fprintf(stderr, "%s: %s\n", experiment, weights.status().ToString().c_str());
     return 1;
   }
-  if (absl::Status fits = CheckContextFits(*flags, weights->config.max_position_embeddings,
-                                           /*corpus_tokens=*/context);
-      !fits.ok()) {
-    std::fprintf(stderr, "%s: %s\n", experiment, std::string(fits.message()).c_str());
+  absl::StatusOr<std::string> context_note =
+      FitContextToModel(&*flags, weights->config.max_position_embeddings);
+  if (!context_note.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, std::string(context_note.status().message()).c_str());
     return 2;
   }
+  context = flags->context;
+  std::printf("%s: %s, %s, %lld decode steps, %s, %s, seed %lld; CPU timing, %d LibTorch "
+              "threads, load average %s, OMP_WAIT_POLICY=%s\n",
+              experiment,
+              path == KvPath::kEager ? "eager dequantize-then-attend"
+                                     : "fused codebook attention (+ exact cleanup)",
+              context_note->c_str(), static_cast<long long>(steps), dtype.c_str(),
+              device.c_str(), static_cast<long long>(seed), at::get_num_threads(),
+              LoadAverage().c_str(),
+              std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)");
+  std::fflush(stdout);
   absl::StatusOr<runtime::Tokenizer> tokenizer = runtime::LoadTokenizer(choice->path);
   if (!tokenizer.ok()) {
     std::fprintf(stderr, "%s: %s\n", experiment, tokenizer.status().ToString().c_str());

@@ -12,9 +12,10 @@
 
 namespace kvgate::experiments {
 
-absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& flags,
+absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& command_line,
                                   const std::function<void(const std::string&)>& progress) {
-  if (absl::Status s = CheckCommonFlags(flags); !s.ok()) return s;
+  if (absl::Status s = CheckCommonFlags(command_line); !s.ok()) return s;
+  CommonFlags flags = command_line;
   const auto start = std::chrono::steady_clock::now();
   RunSetup setup;
   absl::StatusOr<ModelChoice> choice = ChooseModel(flags.model, nullptr);
@@ -24,11 +25,11 @@ absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& flags,
 
   absl::StatusOr<runtime::ModelWeights> weights = runtime::LoadModel(setup.choice.path);
   if (!weights.ok()) return weights.status();
-  if (absl::Status s = CheckContextFits(flags, weights->config.max_position_embeddings,
-                                        /*corpus_tokens=*/flags.context);
-      !s.ok()) {
-    return s;  // before building the model; the corpus is checked once it is tokenized
-  }
+  // Before building the model; the corpus is checked once it is tokenized.
+  absl::StatusOr<std::string> context_note =
+      FitContextToModel(&flags, weights->config.max_position_embeddings);
+  if (!context_note.ok()) return context_note.status();
+  setup.context_note = *context_note;
   runtime::ModelOptions options;
   options.dtype = *ParseDtype(flags.dtype);
   options.device = *ParseDevice(flags.device);
@@ -58,7 +59,8 @@ absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& flags,
                         " layers, ", weights->config.num_attention_heads, "/",
                         weights->config.num_key_value_heads, " heads, head_dim ",
                         weights->config.head_dim, ", ", weights->weights_note, ") as ",
-                        flags.dtype, " on ", flags.device, "; prompt: ", setup.prompt_note));
+                        flags.dtype, " on ", flags.device, "; ", setup.context_note, "; prompt: ",
+                        setup.prompt_note));
   return setup;
 }
 

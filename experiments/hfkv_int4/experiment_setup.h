@@ -6,7 +6,7 @@
 //
 // Usage:
 //   absl::StatusOr<RunSetup> setup = SetUpRun(flags, [](const std::string& line) { ... });
-//   // setup->model, setup->prompt (exactly flags.context ids), setup->target
+//   // setup->model, setup->prompt (exactly setup->target.context ids), setup->target
 
 #ifndef KVGATE_EXPERIMENTS_HFKV_INT4_EXPERIMENT_SETUP_H_
 #define KVGATE_EXPERIMENTS_HFKV_INT4_EXPERIMENT_SETUP_H_
@@ -31,8 +31,9 @@ namespace kvgate::experiments {
 struct RunSetup {
   ModelChoice choice;
   std::optional<runtime::Model> model;
-  std::vector<int64_t> prompt;  // the license corpus cut to exactly flags.context tokens
+  std::vector<int64_t> prompt;  // the license corpus cut to exactly target.context tokens
   std::string prompt_note;
+  std::string context_note;  // FitContextToModel's words: --context, or the target's (capped)
   gates::Target target;  // model name, weights sha256, context, dtype, device
   double load_seconds = 0;
 };

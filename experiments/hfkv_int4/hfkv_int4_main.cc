@@ -60,7 +60,7 @@ int Run(const CommonFlags& flags) {
     return absl::IsInvalidArgument(setup.status()) ? 2 : 1;
   }
   const gates::Provenance provenance = CurrentProvenance(flags.seed);
-  Say(absl::StrCat("hfkv_int4: ", formats->size(), " formats, context ", flags.context,
+  Say(absl::StrCat("hfkv_int4: ", formats->size(), " formats, context ", setup->target.context,
                    ", decode steps ", flags.decode_steps, ", gate ", kHfkvGate,
                    " (decode_logit_mse <= 0.25, top10_overlap >= 0.8, argmax_agreement == 1, "
                    "every step)"));
@@ -101,7 +101,7 @@ int Run(const CommonFlags& flags) {
       absl::StrAppend(&verdicts[i], ": ", absl::StrJoin(r.gate.failed, "; "));
     }
   }
-  Say(absl::StrCat("\n## Real-KV quality (", setup->target.model, ", context ", flags.context,
+  Say(absl::StrCat("\n## Real-KV quality (", setup->target.model, ", context ", setup->target.context,
                    ", ", flags.dtype, ", ", flags.device, ")\n"));
   std::cout << HfkvTable(result->rows, verdicts);
   Say(absl::StrCat("\nhfkv_int4: ", records.size(), " rows judged by ", kHfkvGate, " -> ", path));

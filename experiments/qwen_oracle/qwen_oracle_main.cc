@@ -53,8 +53,7 @@ int Fail(const std::string& line) {
 
 std::string Fixed(double v, int digits) { return absl::StrFormat("%.*f", digits, v); }
 
-int Main(const CommonFlags& flags) {
-  const int64_t context = flags.context;
+int Main(CommonFlags flags) {
   const int64_t steps = flags.decode_steps;
   const std::string dtype_name = flags.dtype;
   if (absl::GetFlag(FLAGS_prefill_chunk) < 1) {
@@ -63,12 +62,8 @@ int Main(const CommonFlags& flags) {
   }
   const torch::Dtype dtype = *ParseDtype(flags.dtype);  // checked with the command line
   const std::optional<torch::Device> device = *ParseDevice(flags.device);
-  std::string budget_note;
-  std::vector<std::string> specs = DefaultSelectorSpecs(context, &budget_note);
-  if (const std::string flag = absl::GetFlag(FLAGS_selectors); !flag.empty()) {
-    specs = absl::StrSplit(flag, ',', absl::SkipWhitespace());
-    budget_note = "selectors from --selectors";
-  }
+  const std::string selectors_flag = absl::GetFlag(FLAGS_selectors);
+  std::vector<std::string> specs = absl::StrSplit(selectors_flag, ',', absl::SkipWhitespace());
   for (const std::string& spec : specs) {
     absl::StatusOr<std::string> canonical = kernels::CanonicalSelectorName(spec);
     if (!canonical.ok()) return Fail(absl::StrCat("--selectors: ", canonical.status().message()));
@@ -76,21 +71,22 @@ int Main(const CommonFlags& flags) {
 
   absl::StatusOr<ModelChoice> choice = ChooseModel(flags.model, "KVGATE_QWEN_DIR");
   if (!choice.ok()) return Fail(std::string(choice.status().message()));
-  // First line: which model, and whether it is the target.
-  std::printf("qwen_oracle: %s%s\n",
-              choice->embedded ? "NOT the target Qwen2.5-7B-Instruct -- " : "",
-              choice->note.c_str());
-  std::fflush(stdout);
-
   absl::StatusOr<runtime::ModelWeights> weights = runtime::LoadModel(choice->path);
   if (!weights.ok()) return Fail(std::string(weights.status().message()));
+  absl::StatusOr<std::string> context_note =
+      FitContextToModel(&flags, weights->config.max_position_embeddings);
+  if (!context_note.ok()) return Fail(std::string(context_note.status().message()));
+  const int64_t context = flags.context;
+  // First line: which model, whether it is the target, and the context it runs at.
+  std::printf("qwen_oracle: %s%s; %s\n",
+              choice->embedded ? "NOT the target Qwen2.5-7B-Instruct -- " : "",
+              choice->note.c_str(), context_note->c_str());
+  std::fflush(stdout);
+  std::string budget_note = "selectors from --selectors";
+  if (selectors_flag.empty()) specs = DefaultSelectorSpecs(context, &budget_note);
+
   absl::StatusOr<runtime::Tokenizer> tokenizer = runtime::LoadTokenizer(choice->path);
   if (!tokenizer.ok()) return Fail(std::string(tokenizer.status().message()));
-  if (absl::Status fits = CheckContextFits(flags, weights->config.max_position_embeddings,
-                                           /*corpus_tokens=*/context);
-      !fits.ok()) {
-    return Fail(std::string(fits.message()));
-  }
   absl::StatusOr<runtime::CorpusPrompt> prompt = runtime::LicenseCorpusPrompt(*tokenizer, context);
   if (!prompt.ok()) return Fail(std::string(prompt.status().message()));
   if (absl::Status fits = CheckContextFits(flags, 0, prompt->corpus_tokens); !fits.ok()) {

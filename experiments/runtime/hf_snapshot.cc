@@ -71,6 +71,53 @@ bool PlainFileName(const std::string& name) {
          absl::EndsWith(name, ".safetensors");
 }
 
+// RoPE's base frequency. transformers 5 writes `rope_parameters: {rope_theta, rope_type}`,
+// transformers 4 a top-level `rope_theta` and `rope_scaling` (null for plain RoPE); both are read.
+// ModelConfig has plain RoPE only, so a rope_type other than "default" (yarn, linear, dynamic,
+// llama3, ...) or a parameter plain RoPE does not have is refused: running it as plain RoPE would
+// silently give other logits.
+absl::StatusOr<double> ParseRopeTheta(const JsonObject& f, const nlohmann::json& json) {
+  absl::StatusOr<double> top_level = f.DoubleOr("rope_theta", 10000.0);
+  if (!top_level.ok()) return top_level.status();
+  double theta = *top_level;
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    if (!f.Has(key)) continue;
+    const nlohmann::json& params = json[key];
+    if (!params.is_object()) {
+      return f.FieldError(key, absl::StrCat("expected an object, got ", JsonTypeName(params)));
+    }
+    const JsonObject p(params, f.source());
+    const auto unimplemented = [&](const std::string& field, const std::string& what) {
+      return absl::UnimplementedError(absl::StrCat(
+          f.source(), ": field \"", key, ".", field, "\": ", what,
+          " is not implemented (plain RoPE only: rope_type \"default\" with rope_theta)"));
+    };
+    // "type" is the older spelling of "rope_type".
+    const char* type_key = p.Has("rope_type") ? "rope_type" : p.Has("type") ? "type" : nullptr;
+    if (type_key == nullptr) return unimplemented("rope_type", "a RoPE with no rope_type");
+    if (!params[type_key].is_string() || params[type_key] != "default") {
+      return unimplemented(type_key, params[type_key].dump());
+    }
+    for (const auto& [name, value] : params.items()) {
+      if (name != "rope_type" && name != "type" && name != "rope_theta" && !value.is_null()) {
+        return unimplemented(name, value.dump());
+      }
+    }
+    if (!p.Has("rope_theta")) continue;
+    if (!params["rope_theta"].is_number() || params["rope_theta"].get<double>() <= 0) {
+      return f.FieldError(absl::StrCat(key, ".rope_theta"),
+                          absl::StrCat("expected a positive number, got ", params["rope_theta"].dump()));
+    }
+    const double nested = params["rope_theta"].get<double>();
+    if (f.Has("rope_theta") && nested != *top_level) {
+      return f.FieldError(absl::StrCat(key, ".rope_theta"),
+                          absl::StrCat(nested, " differs from the top-level rope_theta ", *top_level));
+    }
+    theta = nested;
+  }
+  return theta;
+}
+
 }  // namespace
 
 absl::StatusOr<ModelConfig> ParseHfConfig(const nlohmann::json& json, const std::string& source) {
@@ -125,7 +172,7 @@ absl::StatusOr<ModelConfig> ParseHfConfig(const nlohmann::json& json, const std:
   absl::StatusOr<double> eps = f.Double("rms_norm_eps");
   if (!eps.ok()) return eps.status();
   c.rms_norm_eps = *eps;
-  absl::StatusOr<double> theta = f.DoubleOr("rope_theta", 10000.0);
+  absl::StatusOr<double> theta = ParseRopeTheta(f, json);
   if (!theta.ok()) return theta.status();
   c.rope_theta = *theta;
   absl::StatusOr<int64_t> max_pos = f.PositiveIntOr("max_position_embeddings", 0);
@@ -152,12 +199,7 @@ absl::StatusOr<ModelConfig> ParseHfConfig(const nlohmann::json& json, const std:
     }
     *out = first.get<int64_t>();
   }
-  // What ModelConfig cannot express is refused, not ignored.
-  if (f.Has("rope_scaling")) {
-    return absl::UnimplementedError(
-        absl::StrCat(source, ": field \"rope_scaling\": ", json["rope_scaling"].dump(),
-                     " is not implemented (ModelConfig has plain RoPE only)"));
-  }
+  // What ModelConfig cannot express is refused, not ignored (RoPE scaling: ParseRopeTheta).
   absl::StatusOr<bool> sliding = f.BoolOr("use_sliding_window", false);
   if (!sliding.ok()) return sliding.status();
   if (*sliding)

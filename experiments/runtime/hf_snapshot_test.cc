@@ -135,6 +135,31 @@ TEST(HfConfigTest, ParsesQwen25_7BInstruct) {
   EXPECT_EQ(ExpectedTensors(*c).size(), 3u + 28u * 12u);
 }
 
+// transformers 5 writes RoPE's theta only under rope_parameters; transformers 4 may write a
+// rope_scaling of type "default". Both are plain RoPE with that theta.
+TEST(HfConfigTest, ReadsRopeThetaFromEitherFormat) {
+  nlohmann::json v5 = TinyConfig("Qwen2ForCausalLM");
+  v5.erase("rope_theta");
+  v5.erase("rope_scaling");
+  v5["rope_parameters"] = {{"rope_theta", 5e5}, {"rope_type", "default"}};
+  absl::StatusOr<ModelConfig> parsed = ParseHfConfig(v5, "config.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->rope_theta, 5e5);
+
+  nlohmann::json v4 = TinyConfig();
+  v4["rope_theta"] = 2e5;
+  v4["rope_scaling"] = {{"rope_type", "default"}};
+  parsed = ParseHfConfig(v4, "config.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->rope_theta, 2e5);
+
+  nlohmann::json neither = TinyConfig();
+  neither.erase("rope_theta");
+  parsed = ParseHfConfig(neither, "config.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->rope_theta, 10000.0);  // transformers' default for Llama and Qwen2
+}
+
 TEST(HfConfigTest, ErrorsNameTheFieldAndWhatWasExpected) {
   struct Case {
     std::function<void(nlohmann::json&)> change;
@@ -153,7 +178,24 @@ TEST(HfConfigTest, ErrorsNameTheFieldAndWhatWasExpected) {
       {[](nlohmann::json& j) {
          j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
        },
-       "field \"rope_scaling\""},
+       "field \"rope_scaling.type\": \"yarn\" is not implemented"},
+      {[](nlohmann::json& j) {
+         j.erase("rope_theta");
+         j["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"rope_theta", 5e5}};
+       },
+       "field \"rope_parameters.rope_type\": \"yarn\" is not implemented"},
+      {[](nlohmann::json& j) { j["rope_parameters"] = {{"rope_theta", 5e5}}; },
+       "field \"rope_parameters.rope_type\": a RoPE with no rope_type is not implemented"},
+      {[](nlohmann::json& j) {
+         j["rope_parameters"] = {{"rope_type", "default"}, {"partial_rotary_factor", 0.5}};
+       },
+       "field \"rope_parameters.partial_rotary_factor\": 0.5 is not implemented"},
+      {[](nlohmann::json& j) {
+         j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}};
+       },
+       "field \"rope_parameters.rope_theta\": 1e+06 differs from the top-level rope_theta 500000"},
+      {[](nlohmann::json& j) { j["rope_parameters"] = "default"; },
+       "field \"rope_parameters\": expected an object, got a string"},
       {[](nlohmann::json& j) { j["use_sliding_window"] = true; }, "use_sliding_window"},
       {[](nlohmann::json& j) { j["hidden_act"] = "gelu"; },
        "hidden_act\": gelu is not implemented"},
@@ -190,6 +232,22 @@ TEST(HfSnapshotTest, LoadsOneFileWithExactValues) {
   LoadOptions no_hash;
   no_hash.compute_sha256 = false;
   EXPECT_EQ(LoadHfSnapshot(dir, no_hash)->weights_sha256, "");
+}
+
+// A yarn snapshot as transformers 5 writes it is refused by LoadModel in one line naming the file
+// and the field, not run as plain RoPE.
+TEST(HfSnapshotTest, LoadModelRefusesScaledRope) {
+  nlohmann::json yarn = TinyConfig("Qwen2ForCausalLM");
+  yarn.erase("rope_theta");
+  yarn.erase("rope_scaling");
+  yarn["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"rope_theta", 5e5}};
+  const ModelConfig config = *ParseHfConfig(TinyConfig("Qwen2ForCausalLM"), "c");
+  const std::string dir = WriteSnapshot("yarn_snapshot", yarn, TensorsFor(config));
+  absl::StatusOr<ModelWeights> w = LoadModel(dir);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(Message(w.status()), HasSubstr(dir + "/config.json: field \"rope_parameters.rope_type\""));
+  EXPECT_EQ(Message(w.status()).find('\n'), std::string::npos);
 }
 
 TEST(HfSnapshotTest, LoadsShardsThroughTheIndex) {

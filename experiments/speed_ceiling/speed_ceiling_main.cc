@@ -73,7 +73,7 @@ int Run(const CommonFlags& flags) {
   Say(absl::StrCat("speed_ceiling: ", at::get_num_threads(), " LibTorch threads, OMP_WAIT_POLICY=",
                    wait ? wait : "(unset)", ", load average ", load1, "; ", flags.decode_steps,
                    " timed steps after ", absl::GetFlag(FLAGS_warmup_steps),
-                   " warm-up steps, each at exactly ", flags.context, " tokens of history"));
+                   " warm-up steps, each at exactly ", setup->target.context, " tokens of history"));
 
   absl::StatusOr<SpeedMeasurement> m =
       MeasureDenseDecode(*setup->model, setup->prompt, flags.decode_steps,
@@ -88,7 +88,7 @@ int Run(const CommonFlags& flags) {
       "| per op (recorded) | %.4f | attention %.3f ms / step %.3f ms (medians of %d steps) |\n"
       "| ablation | %.4f | (step %.3f ms - newest-token-only step %.3f ms) / step |\n"
       "| bytes projection | %.4f | K/V bytes / (weights + K/V bytes) at %d tokens |",
-      setup->target.model, flags.context, flags.dtype, m->p_attn, m->dense_attention_ms,
+      setup->target.model, setup->target.context, flags.dtype, m->p_attn, m->dense_attention_ms,
       m->dense_decode_step_ms, m->steps, m->p_attn_ablation, m->dense_decode_step_ms,
       m->ablated_step_ms_median, m->p_attn_bytes, m->history));
 
