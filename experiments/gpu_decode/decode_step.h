@@ -12,8 +12,8 @@
 // holds): for timing, the same step is replayed at that position.
 //
 // Usage:
-//   StepWeights w = *RandomStepWeights(*runtime::ModelConfigNamed("qwen2.5-7b"), /*seed=*/0,
-//   torch::Device("cuda")); auto attention = *MakeStepAttention("dense_sdpa", shape, device);
+//   StepWeights w = *RandomStepWeights(*runtime::ModelConfigNamed("qwen2.5-7b"), /*seed=*/0, torch::Device("cuda"));
+//   auto attention = *MakeStepAttention("dense_sdpa", shape, device);
 //   DecodeStep step(w, attention.get(), /*position=*/8191);
 //   step.Run();                     // eager
 //   step.Capture();  step.Replay(); // graph

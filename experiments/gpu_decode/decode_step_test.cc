@@ -47,8 +47,7 @@ TEST_P(DecodeStepTest, MatchesRuntimeModel) {
     const torch::Tensor tokens = torch::randint(c.vocab_size, {prompt + 1}, torch::kInt64);
     runtime::KvCache cache = model->NewCache(prompt + 1);
     ASSERT_TRUE(model->Forward(tokens.narrow(0, 0, prompt).to(cuda), cache).ok());
-    absl::StatusOr<torch::Tensor> hidden =
-        model->Forward(tokens.narrow(0, prompt, 1).to(cuda), cache);
+    absl::StatusOr<torch::Tensor> hidden = model->Forward(tokens.narrow(0, prompt, 1).to(cuda), cache);
     ASSERT_TRUE(hidden.ok()) << hidden.status();
     const torch::Tensor ref = model->Logits(*hidden).view({-1});
 
@@ -88,8 +87,8 @@ TEST_P(DecodeStepTest, MatchesRuntimeModel) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, DecodeStepTest,
                          ::testing::Values("dense_sdpa", "dense_kernel1", "dense_kernel4",
-                                           "int4_eager", "int4_fused", "turboquant_eager",
-                                           "turboquant_fused"));
+                                           "int4_eager",
+                                           "int4_fused", "turboquant_eager", "turboquant_fused"));
 
 TEST(DecodeStepCublasTest, MatchesKernelGemv) {
   const torch::Device cuda(torch::kCUDA, 0);
@@ -131,8 +130,7 @@ TEST(PackedAttentionTest, MatchesReferenceCodecs) {
     return kernels::TurboQuant::Make(o, 128);
   }();
   ASSERT_TRUE(tq.ok());
-  for (const std::string name :
-       {"int4_eager", "int4_fused", "turboquant_eager", "turboquant_fused"}) {
+  for (const std::string name : {"int4_eager", "int4_fused", "turboquant_eager", "turboquant_fused"}) {
     torch::Tensor k_hat, v_hat;
     if (name.rfind("int4", 0) == 0) {
       k_hat = *kernels::DequantizeInt4(*kernels::QuantizeInt4(k, kernels::Int4Scheme::kSymmetric));
@@ -145,16 +143,13 @@ TEST(PackedAttentionTest, MatchesReferenceCodecs) {
     auto dense = MakeStepAttention("dense_sdpa", s, cuda);
     ASSERT_TRUE(packed.ok() && dense.ok());
     // 298 tokens filled, the 299th appended through the slot, as the step does.
-    ASSERT_TRUE((*packed)
-                    ->Fill(0, k.narrow(0, 0, 298).to(cuda, torch::kBFloat16),
-                           v.narrow(0, 0, 298).to(cuda, torch::kBFloat16))
-                    .ok());
+    ASSERT_TRUE((*packed)->Fill(0, k.narrow(0, 0, 298).to(cuda, torch::kBFloat16),
+                                v.narrow(0, 0, 298).to(cuda, torch::kBFloat16)).ok());
     const KvSlot slot = (*packed)->Slot(0, 298);
     slot.k.copy_(k[298]);
     slot.v.copy_(v[298]);
     ASSERT_TRUE((*packed)->Append(0, slot, 298).ok());
-    ASSERT_TRUE(
-        (*dense)->Fill(0, k_hat.to(cuda, torch::kBFloat16), v_hat.to(cuda, torch::kBFloat16)).ok());
+    ASSERT_TRUE((*dense)->Fill(0, k_hat.to(cuda, torch::kBFloat16), v_hat.to(cuda, torch::kBFloat16)).ok());
     absl::StatusOr<torch::Tensor> got = (*packed)->Attend(0, q, 298);
     absl::StatusOr<torch::Tensor> want = (*dense)->Attend(0, q, 298);
     ASSERT_TRUE(got.ok() && want.ok());

@@ -65,11 +65,9 @@ ABSL_FLAG(std::string, backends,
           "test failed at short histories on the H100, 2026-11-27.)");
 ABSL_FLAG(int, steps, 40, "Timed graph replays a variant (median).");
 ABSL_FLAG(int, eager_steps, 15, "Timed eager steps (median).");
-ABSL_FLAG(bool, cublas, true,
-          "Also time the graph step with LibTorch (cuBLAS) matmuls, first context.");
+ABSL_FLAG(bool, cublas, true, "Also time the graph step with LibTorch (cuBLAS) matmuls, first context.");
 ABSL_FLAG(int64_t, seed, 0, "Weights and KV history seed.");
-ABSL_FLAG(std::string, hf_json, "",
-          "tools/gpu/hf_decode_bench.py's output; empty: no transformers rows.");
+ABSL_FLAG(std::string, hf_json, "", "tools/gpu/hf_decode_bench.py's output; empty: no transformers rows.");
 ABSL_FLAG(std::string, out_dir, "", "Folder for the records; empty: print only, write none.");
 ABSL_FLAG(std::string, driver, "", "NVIDIA driver version, for the records' provenance.host.");
 ABSL_FLAG(std::string, torch_version, "", "Overrides the build's LibTorch version in records.");
@@ -99,8 +97,7 @@ absl::StatusOr<double> TimeMs(const std::function<absl::Status()>& body, int rep
     if (absl::Status s = body(); !s.ok()) return s;
     cudaEventRecord(stop, stream);
     if (cudaEventSynchronize(stop) != cudaSuccess) {
-      return absl::InternalError(
-          absl::StrCat("CUDA error: ", cudaGetErrorString(cudaGetLastError())));
+      return absl::InternalError(absl::StrCat("CUDA error: ", cudaGetErrorString(cudaGetLastError())));
     }
     float t = 0;
     cudaEventElapsedTime(&t, start, stop);
@@ -117,12 +114,7 @@ absl::StatusOr<double> CopyBandwidthGBs(const torch::Device& device) {
   torch::Tensor src = torch::randn({n}, torch::dtype(torch::kBFloat16).device(device));
   torch::Tensor dst = torch::empty_like(src);
   for (int i = 0; i < 3; ++i) dst.copy_(src);
-  absl::StatusOr<double> ms = TimeMs(
-      [&] {
-        dst.copy_(src);
-        return absl::OkStatus();
-      },
-      30);
+  absl::StatusOr<double> ms = TimeMs([&] { dst.copy_(src); return absl::OkStatus(); }, 30);
   if (!ms.ok()) return ms.status();
   return 2.0 * src.nbytes() / (*ms * 1e-3) / 1e9;
 }
@@ -143,8 +135,7 @@ absl::StatusOr<Timed> TimeBackend(const StepWeights& w, StepAttention* attention
     for (int i = 0; i < 2; ++i) {
       if (absl::Status s = step.Run(); !s.ok()) return s;
     }
-    absl::StatusOr<double> ms =
-        TimeMs([&] { return step.Run(); }, absl::GetFlag(FLAGS_eager_steps));
+    absl::StatusOr<double> ms = TimeMs([&] { return step.Run(); }, absl::GetFlag(FLAGS_eager_steps));
     if (!ms.ok()) return ms.status();
     t.eager_ms = *ms;
   }
@@ -179,9 +170,9 @@ absl::StatusOr<Timed> TimeBackend(const StepWeights& w, StepAttention* attention
 }
 
 // Seeded random K/V history [tokens, kv_heads, D] of one layer, bf16 on the device.
-std::pair<torch::Tensor, torch::Tensor> RandomHistory(const runtime::ModelConfig& c, int64_t tokens,
-                                                      uint64_t seed, int64_t layer,
-                                                      const torch::Device& device) {
+std::pair<torch::Tensor, torch::Tensor> RandomHistory(const runtime::ModelConfig& c,
+                                                      int64_t tokens, uint64_t seed,
+                                                      int64_t layer, const torch::Device& device) {
   at::Generator gen = at::make_generator<at::CUDAGeneratorImpl>(device.index());
   gen.set_current_seed(seed * 1000003 + 17 + layer);
   const auto o = torch::dtype(torch::kBFloat16).device(device);
@@ -215,8 +206,7 @@ int Run() {
     return 2;
   }
   std::vector<int64_t> contexts;
-  for (absl::string_view s :
-       absl::StrSplit(absl::GetFlag(FLAGS_contexts), ',', absl::SkipEmpty())) {
+  for (absl::string_view s : absl::StrSplit(absl::GetFlag(FLAGS_contexts), ',', absl::SkipEmpty())) {
     int64_t c = 0;
     if (!absl::SimpleAtoi(s, &c) || c < 2) {
       Say(absl::StrCat("gpu_decode: --contexts: '", s, "' is not a length >= 2"));
@@ -224,15 +214,14 @@ int Run() {
     }
     contexts.push_back(c);
   }
-  std::vector<std::string> backends =
-      absl::StrSplit(absl::GetFlag(FLAGS_backends), ',', absl::SkipEmpty());
+  std::vector<std::string> backends = absl::StrSplit(absl::GetFlag(FLAGS_backends), ',', absl::SkipEmpty());
   const torch::Device device(torch::kCUDA, 0);
   torch::NoGradGuard no_grad;
   const cudaDeviceProp* prop = at::cuda::getDeviceProperties(0);
   const std::string card = prop->name;
   Say(absl::StrCat("gpu_decode: ", kModel, " config, seeded random bf16 weights (seed ",
-                   absl::GetFlag(FLAGS_seed), "), batch 1, on ", card, " (",
-                   prop->multiProcessorCount, " SMs), driver ", absl::GetFlag(FLAGS_driver)));
+                   absl::GetFlag(FLAGS_seed), "), batch 1, on ", card, " (", prop->multiProcessorCount,
+                   " SMs), driver ", absl::GetFlag(FLAGS_driver)));
 
   absl::StatusOr<double> bandwidth = CopyBandwidthGBs(device);
   if (!bandwidth.ok()) {
@@ -248,8 +237,7 @@ int Run() {
     return 1;
   }
   const int64_t weight_bytes = w->StepReadBytes();
-  Say(absl::StrFormat("weights read a step: %.3f GB (embedding table excluded)",
-                      weight_bytes / 1e9));
+  Say(absl::StrFormat("weights read a step: %.3f GB (embedding table excluded)", weight_bytes / 1e9));
 
   std::vector<ContextResult> results;
   for (int64_t context : contexts) {
@@ -370,20 +358,15 @@ int Run() {
   // Tables.
   Say("\n## Dense decode step vs the bandwidth floor (ms; ratio to the floor)\n");
   Say(absl::StrFormat("copy bandwidth %.1f GB/s on %s\n", *bandwidth, card));
-  Say("| context | floor | graph step | eager step | transformers eager | graph (cuBLAS matmuls) "
-      "|\n|---|---|---|---|---|---|");
+  Say("| context | floor | graph step | eager step | transformers eager | graph (cuBLAS matmuls) |\n|---|---|---|---|---|---|");
   for (const ContextResult& r : results) {
-    auto cell = [&](double ms) {
-      return ms > 0 ? absl::StrFormat("%.3f (%.3fx)", ms, ms / r.floor_ms) : std::string("-");
-    };
-    Say(absl::StrFormat("| %d | %.3f | %s | %s | %s | %s |", r.context, r.floor_ms,
-                        cell(r.dense.graph_ms), cell(r.dense.eager_ms),
-                        cell(hf.count(r.context) ? hf[r.context].step_ms : 0),
+    auto cell = [&](double ms) { return ms > 0 ? absl::StrFormat("%.3f (%.3fx)", ms, ms / r.floor_ms) : std::string("-"); };
+    Say(absl::StrFormat("| %d | %.3f | %s | %s | %s | %s |", r.context, r.floor_ms, cell(r.dense.graph_ms),
+                        cell(r.dense.eager_ms), cell(hf.count(r.context) ? hf[r.context].step_ms : 0),
                         cell(r.cublas_graph_ms)));
   }
   Say("\n## Attention backends in the graph step (ms)\n");
-  Say("| context | backend | K/V bytes (GB) | graph step | attention only | dense step / step | "
-      "dense attention / attention |\n|---|---|---|---|---|---|---|");
+  Say("| context | backend | K/V bytes (GB) | graph step | attention only | dense step / step | dense attention / attention |\n|---|---|---|---|---|---|---|");
   for (const ContextResult& r : results) {
     for (const auto& [name, t] : r.backends) {
       Say(absl::StrFormat("| %d | %s | %.3f | %.3f | %.3f | %.3f | %.3f |", r.context, name,
@@ -400,16 +383,14 @@ int Run() {
   }
   gates::Provenance provenance = experiments::CurrentProvenance(absl::GetFlag(FLAGS_seed));
   provenance.build_config = "opt --config=cuda";
-  if (!absl::GetFlag(FLAGS_torch_version).empty())
-    provenance.torch_version = absl::GetFlag(FLAGS_torch_version);
+  if (!absl::GetFlag(FLAGS_torch_version).empty()) provenance.torch_version = absl::GetFlag(FLAGS_torch_version);
   provenance.cuda_version = absl::GetFlag(FLAGS_cuda_version);
   if (!absl::GetFlag(FLAGS_driver).empty()) {
     provenance.host = absl::StrCat(provenance.host, " (driver ", absl::GetFlag(FLAGS_driver), ")");
   }
   std::vector<gates::Record> roofline, ceiling, eager, fused, int4_rows;
   for (const ContextResult& r : results) {
-    gates::Target target{kModel, absl::StrCat("random:seed=", absl::GetFlag(FLAGS_seed)), r.context,
-                         "bfloat16", card};
+    gates::Target target{kModel, absl::StrCat("random:seed=", absl::GetFlag(FLAGS_seed)), r.context, "bfloat16", card};
     auto roof = [&](const std::string& variant, double ms, std::map<std::string, double> extra) {
       gates::Record rec;
       rec.experiment = "gpu_decode";
@@ -423,17 +404,14 @@ int Run() {
       roofline.push_back(std::move(rec));
     };
     const double steps = absl::GetFlag(FLAGS_steps);
-    roof(absl::StrCat("cuda_graph:attention=", r.dense_name), r.dense.graph_ms,
-         {{"timed_steps", steps}});
+    roof(absl::StrCat("cuda_graph:attention=", r.dense_name), r.dense.graph_ms, {{"timed_steps", steps}});
     roof(absl::StrCat("libtorch_eager:attention=", r.dense_name), r.dense.eager_ms,
          {{"timed_steps", static_cast<double>(absl::GetFlag(FLAGS_eager_steps))}});
     if (r.cublas_graph_ms > 0) {
-      roof(absl::StrCat("cuda_graph_cublas:attention=", r.dense_name), r.cublas_graph_ms,
-           {{"timed_steps", steps}});
+      roof(absl::StrCat("cuda_graph_cublas:attention=", r.dense_name), r.cublas_graph_ms, {{"timed_steps", steps}});
     }
     if (hf.count(r.context) && hf.at(r.context).step_ms > 0) {
-      roof(absl::StrCat("transformers_eager:", hf_version, ":sdpa:static_cache"),
-           hf.at(r.context).step_ms,
+      roof(absl::StrCat("transformers_eager:", hf_version, ":sdpa:static_cache"), hf.at(r.context).step_ms,
            {{"timed_steps", static_cast<double>(hf.at(r.context).steps)}});
     }
 
@@ -457,11 +435,8 @@ int Run() {
       row.variant = absl::StrCat("cuda_graph_step:attention=", r.dense_name, ":", row.variant);
       ceiling.push_back(row);
     }
-    Say(
-        absl::StrFormat("\nspeed_ceiling at %d, graph step: p_attn per op %.4f (attention %.3f / "
-                        "step %.3f ms), ablation %.4f, bytes %.4f",
-                        r.context, m.p_attn, m.dense_attention_ms, m.dense_decode_step_ms,
-                        m.p_attn_ablation, m.p_attn_bytes));
+    Say(absl::StrFormat("\nspeed_ceiling at %d, graph step: p_attn per op %.4f (attention %.3f / step %.3f ms), ablation %.4f, bytes %.4f",
+                        r.context, m.p_attn, m.dense_attention_ms, m.dense_decode_step_ms, m.p_attn_ablation, m.p_attn_bytes));
     if (hf.count(r.context) && hf.at(r.context).step_ms > 0 && hf.at(r.context).attention_ms > 0) {
       const HfContext& h = hf.at(r.context);
       experiments::SpeedMeasurement hm = m;
@@ -478,17 +453,12 @@ int Run() {
         row.variant = absl::StrCat("transformers_eager:", hf_version, ":", row.variant);
         ceiling.push_back(row);
       }
-      Say(
-          absl::StrFormat("speed_ceiling at %d, transformers: p_attn per op %.4f (attention "
-                          "kernels %.3f / step %.3f ms), ablation %.4f",
+      Say(absl::StrFormat("speed_ceiling at %d, transformers: p_attn per op %.4f (attention kernels %.3f / step %.3f ms), ablation %.4f",
                           r.context, hm.p_attn, h.attention_ms, h.step_ms, hm.p_attn_ablation));
-      for (const auto& [label, p] :
-           {std::pair<std::string, double>{"graph step", m.p_attn}, {"transformers", hm.p_attn}}) {
-        absl::StatusOr<std::vector<experiments::ProjectionRow>> t = experiments::ProjectionTable(
-            p, experiments::StudyFractions(), experiments::TableOverheads());
-        if (t.ok())
-          Say(absl::StrFormat("\nProjected speedup at %d, %s (p_attn %.4f):\n\n%s", r.context,
-                              label, p, experiments::ProjectionMarkdown(*t)));
+      for (const auto& [label, p] : {std::pair<std::string, double>{"graph step", m.p_attn}, {"transformers", hm.p_attn}}) {
+        absl::StatusOr<std::vector<experiments::ProjectionRow>> t =
+            experiments::ProjectionTable(p, experiments::StudyFractions(), experiments::TableOverheads());
+        if (t.ok()) Say(absl::StrFormat("\nProjected speedup at %d, %s (p_attn %.4f):\n\n%s", r.context, label, p, experiments::ProjectionMarkdown(*t)));
       }
     }
 
@@ -501,14 +471,12 @@ int Run() {
                      {"compressed_decode_step_ms", t.graph_ms},
                      {"dense_attention_ms", r.dense.attention_ms},
                      {"compressed_attention_ms", t.attention_ms},
-                     {"kv_ratio", static_cast<double>(r.history_bytes.at(name)) /
-                                      r.history_bytes.at(r.dense_name)},
+                     {"kv_ratio", static_cast<double>(r.history_bytes.at(name)) / r.history_bytes.at(r.dense_name)},
                      {"decode_steps", steps}};
       const bool int4 = name.rfind("int4", 0) == 0;
       const std::string path = name.substr(name.find('_') + 1);  // eager, fused
-      rec.variant = absl::StrCat(
-          int4 ? "symmetric_int4:block=32" : "turboquant_mse:bits=4:rotation=hadamard:seed=0", ":",
-          path, ":cuda_graph_step:dense=", r.dense_name);
+      rec.variant = absl::StrCat(int4 ? "symmetric_int4:block=32" : "turboquant_mse:bits=4:rotation=hadamard:seed=0",
+                                 ":", path, ":cuda_graph_step:dense=", r.dense_name);
       if (path == "eager") {
         rec.experiment = "eager_value_path";
         eager.push_back(rec);
@@ -522,11 +490,9 @@ int Run() {
       }
     }
   }
-  auto write = [&](const std::string& experiment, const std::string& gate,
-                   const std::vector<gates::Record>& rows) {
+  auto write = [&](const std::string& experiment, const std::string& gate, const std::vector<gates::Record>& rows) {
     if (rows.empty()) return absl::OkStatus();
-    return experiments::JudgeAndAppend(absl::StrCat(out_dir, "/", experiment, ".jsonl"), gate, rows,
-                                       provenance);
+    return experiments::JudgeAndAppend(absl::StrCat(out_dir, "/", experiment, ".jsonl"), gate, rows, provenance);
   };
   for (absl::Status s : {write("gpu_decode", "dense_decode_roofline", roofline),
                          write("speed_ceiling", "speed_ceiling", ceiling),
@@ -538,10 +504,8 @@ int Run() {
       return 1;
     }
   }
-  Say(absl::StrCat(
-      "\ngpu_decode: ",
-      roofline.size() + ceiling.size() + eager.size() + fused.size() + int4_rows.size(),
-      " records -> ", out_dir));
+  Say(absl::StrCat("\ngpu_decode: ", roofline.size() + ceiling.size() + eager.size() + fused.size() + int4_rows.size(),
+                   " records -> ", out_dir));
   return 0;
 }
 

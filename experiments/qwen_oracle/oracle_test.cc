@@ -28,11 +28,13 @@ std::vector<int64_t> Prompt(int64_t n) {
   return ids;
 }
 
-gates::Target TinyTarget() { return {"tiny-qwen2", "random:seed=7", 96, "float32", "cpu"}; }
+gates::Target TinyTarget() {
+  return {"tiny-qwen2", "random:seed=7", 96, "float32", "cpu"};
+}
 
 absl::StatusOr<OracleResult> RunTiny(const runtime::ModelWeights& weights,
-                                     std::vector<std::string> selectors,
-                                     bool allow_non_finite_weights = false) {
+                                 std::vector<std::string> selectors,
+                                 bool allow_non_finite_weights = false) {
   runtime::ModelOptions model_options;
   model_options.allow_non_finite_weights = allow_non_finite_weights;  // poisoned on purpose
   absl::StatusOr<runtime::Model> model = runtime::Model::Create(weights, model_options);
@@ -61,8 +63,7 @@ std::vector<gates::Record> JudgeAndRead(const OracleResult& result, const std::s
 
 TEST(OracleTest, EveryDefaultSelectorGivesFourRowsPerConfiguration) {
   const std::vector<std::string> specs = DefaultSelectorSpecs(96);
-  absl::StatusOr<OracleResult> result =
-      RunTiny(runtime::RandomModelWeights(TinyConfig(), 7), specs);
+  absl::StatusOr<OracleResult> result = RunTiny(runtime::RandomModelWeights(TinyConfig(), 7), specs);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_TRUE(result->reference_finite);
   ASSERT_EQ(result->variants.size(), specs.size());
@@ -77,21 +78,20 @@ TEST(OracleTest, EveryDefaultSelectorGivesFourRowsPerConfiguration) {
     const double f = row.metrics.at("active_history_fraction");
     EXPECT_GT(f, 0.0) << row.variant;
     EXPECT_LE(f, 1.0) << row.variant;
-    for (const char* m : {"decode_logit_mse", "top10_overlap", "argmax_agreement", "kl_divergence",
-                          "layer_median_o_proj_rel_l2"}) {
+    for (const char* m : {"decode_logit_mse", "top10_overlap", "argmax_agreement",
+                          "kl_divergence", "layer_median_o_proj_rel_l2"}) {
       EXPECT_TRUE(row.metrics.count(m)) << m;
     }
     steps[row.variant].push_back(*row.step);
   }
   ASSERT_EQ(steps.size(), specs.size());
-  for (const auto& [variant, s] : steps)
-    EXPECT_EQ(s, (std::vector<int64_t>{0, 1, 2, 3})) << variant;
+  for (const auto& [variant, s] : steps) EXPECT_EQ(s, (std::vector<int64_t>{0, 1, 2, 3})) << variant;
 }
 
 TEST(OracleTest, KeepingAllHistoryIsExactAndPasses) {
   absl::StatusOr<OracleResult> result =
       RunTiny(runtime::RandomModelWeights(TinyConfig(), 7),
-              {"global_block_mass:f=1:b=16", "recent_sink:sink=4:recent=1000", "tova:budget=1000"});
+          {"global_block_mass:f=1:b=16", "recent_sink:sink=4:recent=1000", "tova:budget=1000"});
   ASSERT_TRUE(result.ok()) << result.status();
   std::vector<gates::Record> rows = JudgeAndRead(*result, "oracle_keep_all");
   ASSERT_EQ(rows.size(), 12u);

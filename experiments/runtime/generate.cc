@@ -94,8 +94,8 @@ absl::StatusOr<torch::Dtype> ParseDtype(const std::string& name) {
 
 absl::Status Run() {
   if (absl::GetFlag(FLAGS_max_new_tokens) < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--max_new_tokens=", absl::GetFlag(FLAGS_max_new_tokens), " must be >= 0"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_new_tokens=", absl::GetFlag(FLAGS_max_new_tokens), " must be >= 0"));
   }
   if (absl::GetFlag(FLAGS_threads) < 0) {
     return absl::InvalidArgumentError(
@@ -120,8 +120,8 @@ absl::Status Run() {
     if (random != "smollm2-135m") {
       return absl::InvalidArgumentError(absl::StrCat("unknown --random_model '", random, "'"));
     }
-    std::cout << "model: random weights of SmolLM2-135M's shape (seed " << absl::GetFlag(FLAGS_seed)
-              << ")\n";
+    std::cout << "model: random weights of SmolLM2-135M's shape (seed "
+              << absl::GetFlag(FLAGS_seed) << ")\n";
     weights = RandomModelWeights(*ModelConfigNamed(random), absl::GetFlag(FLAGS_seed));
   } else {
     if (!choice.ok()) return choice.status();
@@ -172,8 +172,8 @@ absl::Status Run() {
   }
 
   const int64_t max_positions = weights.config.max_position_embeddings;
-  if (max_positions > 0 &&
-      static_cast<int64_t>(prompt.size()) + absl::GetFlag(FLAGS_max_new_tokens) > max_positions) {
+  if (max_positions > 0 && static_cast<int64_t>(prompt.size()) +
+                                   absl::GetFlag(FLAGS_max_new_tokens) > max_positions) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max_new_tokens=", absl::GetFlag(FLAGS_max_new_tokens), " plus the prompt's ",
         prompt.size(), " tokens exceed the model's max_position_embeddings ", max_positions));
