@@ -21,7 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
-#include "experiments/hfkv_int4/experiment_setup.h"
+#include "experiments/common/experiment_setup.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
 #include "gates/record_io.h"
 #include "kernels/k0_prep/k0_prep.h"

@@ -29,7 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
-#include "experiments/hfkv_int4/experiment_setup.h"
+#include "experiments/common/experiment_setup.h"
 #include "experiments/speed_ceiling/speed_ceiling_exp.h"
 #include "gates/record_io.h"
 #include "gates/speed_ceiling/speed_ceiling.h"
