@@ -492,7 +492,7 @@ int Run() {
   }
   auto write = [&](const std::string& experiment, const std::string& gate, const std::vector<gates::Record>& rows) {
     if (rows.empty()) return absl::OkStatus();
-    return experiments::JudgeAndAppend(absl::StrCat(out_dir, "/", experiment, ".jsonl"), gate, rows, provenance);
+    return experiments::JudgeAndAppend(absl::StrCat(out_dir, "/", experiment, ".jsonl"), gate, rows, provenance).status();
   };
   for (absl::Status s : {write("gpu_decode", "dense_decode_roofline", roofline),
                          write("speed_ceiling", "speed_ceiling", ceiling),

@@ -50,7 +50,7 @@ absl::StatusOr<OracleResult> RunTiny(const runtime::ModelWeights& weights,
 std::vector<gates::Record> JudgeAndRead(const OracleResult& result, const std::string& name) {
   const std::string path = RecordsPath("", name);
   std::remove(path.c_str());
-  absl::Status s = JudgeAndAppend(path, kOracleGate, result.rows, CurrentProvenance(7));
+  absl::Status s = JudgeAndAppend(path, kOracleGate, result.rows, CurrentProvenance(7)).status();
   EXPECT_TRUE(s.ok()) << s;
   absl::StatusOr<std::vector<gates::RecordAt>> read = gates::ReadRecordsFile(path);
   EXPECT_TRUE(read.ok()) << read.status();
