@@ -1,6 +1,6 @@
 // //experiments/gpu_decode:gpu_decode — dense decode on CUDA against its bandwidth floor, the
 // speed ceiling of work reduction on that step, and the compressed attention paths inside it
-// (issue 9). Qwen2.5-7B-Instruct's exact config with seeded random bf16 weights generated on the
+// Qwen2.5-7B-Instruct's exact config with seeded random bf16 weights generated on the
 // GPU, batch 1, a static preallocated KV cache whose history is seeded random values.
 //
 //   dist/<bundle>/run gpu_decode --contexts=8192,32768,131072 --out_dir=$OUT \

@@ -1,4 +1,4 @@
-// qwen_oracle: the work-reduction oracle (issue 6, item 3). See oracle.h for what it measures.
+// qwen_oracle: the work-reduction oracle. See oracle.h for what it measures.
 //
 //   tools/bazel run //experiments:qwen_oracle -- --context=2048
 //   tools/bazel run //experiments:qwen_oracle -- --model=/models/Qwen2.5-7B-Instruct
