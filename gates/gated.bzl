@@ -1,6 +1,6 @@
 """gated_cc_library: an implementation target that builds only with permission from the evidence.
 
-The project's rule (DESIGN.md): implementation work on a KV-cache idea is permitted only when the
+The project's rule (README.md): implementation work on a KV-cache idea is permitted only when the
 committed records show, on one target (model, context, dtype, device), a passing speed ceiling
 and a passing oracle-quality gate. gated_cc_library is a cc_library that first runs
 //gates:permit_check over the records and the gate specs; when the records do not permit it, that

@@ -1,4 +1,4 @@
-// The permission to implement (DESIGN.md): implementation work on an idea is permitted only when
+// The permission to implement (the rule README.md states): implementation work on an idea is permitted only when
 // the committed records show, on one target (model, context, dtype, device), a passing speed
 // ceiling AND a passing oracle-quality gate. A speed ceiling alone only permits running the
 // quality gate.

@@ -59,7 +59,7 @@ TEST(RegisteredSpecsTest, VersionsRunFromOneWithoutGaps) {
   }
 }
 
-// Version 1 of each gate holds the thresholds of the study (issue 5).
+// Version 1 of each gate holds the thresholds of the study kvgate re-tests (its published bars).
 TEST(RegisteredSpecsTest, VersionOneHoldsTheStudysThresholds) {
   const SpecRegistry specs = Specs();
   auto described = [&](const char* id) {

@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "gates/record_io.h"
 #include "gates/spec_registry.h"
@@ -155,15 +156,27 @@ void SayReportsLagAtExit(const std::string& path) {
 
 }  // namespace
 
-absl::Status JudgeAndAppend(const std::string& path, const std::string& gate_id,
-                            std::vector<gates::Record> rows, const gates::Provenance& provenance,
-                            const gates::AtomicWriteOptions& write_options) {
+absl::StatusOr<gates::RegisteredSpec> LatestGateSpec(const std::string& gate_id) {
   absl::StatusOr<gates::SpecRegistry> specs = gates::LoadSpecDir(SpecsDir());
   if (!specs.ok()) return specs.status();
   const gates::RegisteredSpec* spec = gates::LatestSpec(*specs, gate_id);
   if (spec == nullptr) {
     return absl::NotFoundError(absl::StrCat("no gate spec '", gate_id, "' in ", SpecsDir()));
   }
+  return *spec;
+}
+
+std::string DescribeThresholds(const gates::GateSpec& spec) {
+  return absl::StrJoin(spec.thresholds, ", ", [](std::string* out, const gates::Condition& c) {
+    out->append(gates::DescribeCondition(c));
+  });
+}
+
+absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
+    const std::string& path, const std::string& gate_id, std::vector<gates::Record> rows,
+    const gates::Provenance& provenance, const gates::AtomicWriteOptions& write_options) {
+  absl::StatusOr<gates::RegisteredSpec> spec = LatestGateSpec(gate_id);
+  if (!spec.ok()) return spec.status();
   for (gates::Record& row : rows) {
     row.provenance = provenance;
     row.gate = {spec->spec.id, spec->spec.version, spec->sha256};
@@ -187,7 +200,7 @@ absl::Status JudgeAndAppend(const std::string& path, const std::string& gate_id,
       !workspace.empty() && absl::StartsWith(path, workspace + "/reports/records/")) {
     SayReportsLagAtExit(path.substr(workspace.size() + 1));
   }
-  return absl::OkStatus();
+  return rows;
 }
 
 }  // namespace kvgate::experiments

@@ -6,9 +6,10 @@
 //   std::printf("%s\n", model->note.c_str());          // says when the embedded default runs
 //   gates::Provenance provenance = CurrentProvenance(seed);
 //   std::vector<gates::Record> rows = ...;             // experiment, variant, target, step,
-//   metrics absl::Status s = JudgeAndAppend(RecordsPath(flag_out, "qwen_oracle"),
-//   "work_reduction_oracle",
-//                                   rows, provenance);  // fails the run on any error
+//                                                      // metrics
+//   absl::StatusOr<std::vector<gates::Record>> judged = JudgeAndAppend(
+//       RecordsPath(flag_out, "qwen_oracle"), "work_reduction_oracle", rows, provenance);
+//   // judged: the rows with their verdicts, as written; an error fails the run
 
 #ifndef KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_IO_H_
 #define KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_IO_H_
@@ -21,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "gates/file_io.h"
 #include "gates/record.h"
+#include "gates/spec_registry.h"
 
 namespace kvgate::experiments {
 
@@ -52,18 +54,26 @@ gates::Provenance CurrentProvenance(int64_t seed);
 // The folder of the registered gate specs in the runfiles (gates/specs), or $KVGATE_SPECS_DIR.
 std::string SpecsDir();
 
+// The latest registered version of gate `gate_id` in SpecsDir(), for printing what it judges
+// (thresholds, decode steps) from the spec itself. NotFound naming the folder when it has none.
+absl::StatusOr<gates::RegisteredSpec> LatestGateSpec(const std::string& gate_id);
+
+// A spec's pass conditions in words, as the spec states them: "decode_logit_mse <= 0.25,
+// top10_overlap >= 0.8, argmax_agreement == 1".
+std::string DescribeThresholds(const gates::GateSpec& spec);
+
 // Fills each row's gate from the latest version of `gate_id` and its verdict from the spec (the
 // caller never chooses a verdict), sets the provenance, and appends the rows atomically to
 // `path` (gates/file_io.h: a run killed at any moment leaves the previous file or the previous
 // file plus all of these rows). Any error fails the run: nothing is retried or ignored.
-// `write_options` injects I/O errors in tests.
+// Returns the rows as judged and written, in order. `write_options` injects I/O errors in tests.
 //
 // Test hook: when $KVGATE_TEST_PAUSE_BEFORE_RENAME names a path, the append creates that file
 // after the new records file is fully written and synced, just before the rename that publishes
 // it, and waits there (up to 60 s) so a test can SIGKILL the experiment at the worst moment.
-absl::Status JudgeAndAppend(const std::string& path, const std::string& gate_id,
-                            std::vector<gates::Record> rows, const gates::Provenance& provenance,
-                            const gates::AtomicWriteOptions& write_options = {});
+absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
+    const std::string& path, const std::string& gate_id, std::vector<gates::Record> rows,
+    const gates::Provenance& provenance, const gates::AtomicWriteOptions& write_options = {});
 
 }  // namespace kvgate::experiments
 

@@ -60,13 +60,23 @@ TEST(JudgeAndAppendTest, TheSpecDecidesTheVerdict) {
   const gates::Provenance provenance = CurrentProvenance(7);
   EXPECT_EQ(provenance.seed, 7);
   EXPECT_FALSE(provenance.start_time.empty());
-  ASSERT_TRUE(JudgeAndAppend(path, "speed_ceiling",
-                             {SpeedCeilingRow(0.334, 0.350), SpeedCeilingRow(0.334, 0.376)},
-                             provenance)
-                  .ok());
+  absl::StatusOr<std::vector<gates::Record>> judged = JudgeAndAppend(
+      path, "speed_ceiling", {SpeedCeilingRow(0.334, 0.350), SpeedCeilingRow(0.334, 0.376)},
+      provenance);
+  ASSERT_TRUE(judged.ok()) << judged.status();
   absl::StatusOr<std::vector<gates::RecordAt>> rows = gates::ReadRecordsFile(path);
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_EQ(rows->size(), 2);
+  ASSERT_EQ(judged->size(), 2);
+  for (size_t i = 0; i < 2; ++i) {  // the returned rows are the written ones
+    EXPECT_EQ((*judged)[i].gate.verdict, (*rows)[i].record.gate.verdict);
+    EXPECT_EQ((*judged)[i].gate.failed, (*rows)[i].record.gate.failed);
+    EXPECT_EQ((*judged)[i].gate.spec_sha256, (*rows)[i].record.gate.spec_sha256);
+  }
+  absl::StatusOr<gates::RegisteredSpec> spec = LatestGateSpec("speed_ceiling");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(DescribeThresholds(spec->spec), "projected_speedup at h = 0.05 >= 1.2");
+  EXPECT_EQ(LatestGateSpec("no_such_gate").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ((*rows)[0].record.gate.verdict, gates::Verdict::kPass);  // 1.2006x
   EXPECT_EQ((*rows)[1].record.gate.verdict, gates::Verdict::kFail);  // 1.1882x
   EXPECT_EQ((*rows)[1].record.gate.id, "speed_ceiling");
@@ -89,8 +99,9 @@ TEST(JudgeAndAppendTest, AFullDiskFailsTheRunAndKeepsThePreviousFile) {
   full_disk.write = [](int, absl::string_view, absl::string_view what) {
     return absl::ErrnoToStatus(ENOSPC, absl::StrCat("writing ", what));
   };
-  const absl::Status status = JudgeAndAppend(
-      path, "speed_ceiling", {SpeedCeilingRow(0.334, 0.376)}, provenance, full_disk);
+  const absl::Status status =
+      JudgeAndAppend(path, "speed_ceiling", {SpeedCeilingRow(0.334, 0.376)}, provenance, full_disk)
+          .status();
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
   EXPECT_THAT(std::string(status.message()), HasSubstr("No space left on device"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("full_disk.jsonl.tmp."));

@@ -137,32 +137,27 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
   }
   const std::string records = RecordsPath(flags->out, experiment);
   const gates::Provenance provenance = CurrentProvenance(seed);
-  if (absl::Status s = JudgeAndAppend(records, "hfkv_real_kv_quality", out->quality, provenance);
-      !s.ok()) {
-    std::fprintf(stderr, "%s: %s\n", experiment, s.ToString().c_str());
+  absl::StatusOr<std::vector<gates::Record>> quality =
+      JudgeAndAppend(records, "hfkv_real_kv_quality", out->quality, provenance);
+  if (!quality.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, quality.status().ToString().c_str());
     return 1;
   }
-  if (absl::Status s = JudgeAndAppend(records, latency_gate, out->latency, provenance); !s.ok()) {
-    std::fprintf(stderr, "%s: %s\n", experiment, s.ToString().c_str());
+  absl::StatusOr<std::vector<gates::Record>> latency =
+      JudgeAndAppend(records, latency_gate, out->latency, provenance);
+  if (!latency.ok()) {
+    std::fprintf(stderr, "%s: %s\n", experiment, latency.status().ToString().c_str());
     return 1;
   }
-  // Tables of the rows just written (read back: verdicts as judged).
-  absl::StatusOr<std::vector<gates::RecordAt>> rows = gates::ReadRecordsFile(records);
-  if (!rows.ok()) {
-    std::fprintf(stderr, "%s: %s\n", experiment, rows.status().ToString().c_str());
-    return 1;
-  }
-  const size_t mine = out->quality.size() + out->latency.size();
-  const size_t first = rows->size() - mine;
+  // Tables of the rows just written, with the verdicts they were judged with.
+  const size_t mine = quality->size() + latency->size();
   auto metric = [](const gates::Record& r, const char* name) {
     auto it = r.metrics.find(name);
     return it == r.metrics.end() ? std::nan("") : it->second;
   };
   std::printf("\nquality (hfkv_real_kv_quality, step 0):\n%-58s %10s %6s %6s %9s %8s %s\n",
               "variant", "logit_mse", "top10", "argmax", "kl", "kv_ratio", "verdict");
-  for (size_t i = first; i < rows->size(); ++i) {
-    const gates::Record& r = (*rows)[i].record;
-    if (r.gate.id != "hfkv_real_kv_quality") continue;
+  for (const gates::Record& r : *quality) {
     std::printf("%-58s %10.4g %6.2f %6.0f %9.4g %8.4f %s\n", r.variant.c_str(),
                 metric(r, "decode_logit_mse"), metric(r, "top10_overlap"),
                 metric(r, "argmax_agreement"), metric(r, "kl_divergence"), metric(r, "kv_ratio"),
@@ -172,9 +167,7 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
               latency_gate, static_cast<long long>(steps), "variant", "dense_stp", "comp_stp",
               "dense_att", "comp_att", "ratio", "verdict");
   const bool step_gate = std::string(latency_gate) == "eager_value_path_latency";
-  for (size_t i = first; i < rows->size(); ++i) {
-    const gates::Record& r = (*rows)[i].record;
-    if (r.gate.id != latency_gate) continue;
+  for (const gates::Record& r : *latency) {
     const double ratio =
         step_gate ? metric(r, "dense_decode_step_ms") / metric(r, "compressed_decode_step_ms")
                   : metric(r, "dense_attention_ms") / metric(r, "compressed_attention_ms");

@@ -26,26 +26,6 @@ std::string Shape(const torch::Tensor& t) { return std::string(c10::str(t.sizes(
 
 }  // namespace
 
-runtime::ModelConfig Qwen25_7BConfig() {
-  runtime::ModelConfig c;
-  c.architecture = "qwen2";
-  c.vocab_size = 152064;
-  c.hidden_size = 3584;
-  c.intermediate_size = 18944;
-  c.num_hidden_layers = 28;
-  c.num_attention_heads = 28;
-  c.num_key_value_heads = 4;
-  c.head_dim = 128;
-  c.rms_norm_eps = 1e-6;
-  c.rope_theta = 1000000.0;
-  c.max_position_embeddings = 32768;
-  c.tie_word_embeddings = false;
-  c.attention_bias = true;
-  c.bos_token_id = 151643;
-  c.eos_token_id = 151645;
-  return c;
-}
-
 int64_t StepWeights::StepReadBytes() const {
   int64_t bytes = final_norm.nbytes() + lm_head.nbytes();
   for (const Layer& l : layers) {

@@ -12,7 +12,7 @@
 // holds): for timing, the same step is replayed at that position.
 //
 // Usage:
-//   StepWeights w = *RandomStepWeights(Qwen25_7BConfig(), /*seed=*/0, torch::Device("cuda"));
+//   StepWeights w = *RandomStepWeights(*runtime::ModelConfigNamed("qwen2.5-7b"), /*seed=*/0, torch::Device("cuda"));
 //   auto attention = *MakeStepAttention("dense_sdpa", shape, device);
 //   DecodeStep step(w, attention.get(), /*position=*/8191);
 //   step.Run();                     // eager
@@ -33,13 +33,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "experiments/gpu_decode/step_attention.h"
+#include "experiments/runtime/model_configs.h"
 #include "experiments/runtime/model_weights.h"
 
 namespace kvgate::gpu_decode {
-
-// Qwen2.5-7B-Instruct's config.json: 28 layers, hidden 3584, 28 q heads, 4 kv heads, head_dim
-// 128, intermediate 18944, vocab 152064, rope theta 1e6, rms eps 1e-6, q/k/v biases, untied.
-runtime::ModelConfig Qwen25_7BConfig();
 
 // Weights in the step's fused layout, bf16 on one CUDA device.
 struct StepWeights {

@@ -10,26 +10,14 @@
 #include "experiments/gpu_decode/step_attention.h"
 #include "experiments/runtime/kv_cache.h"
 #include "experiments/runtime/model.h"
+#include "experiments/runtime/model_configs.h"
 #include "kernels/int4/int4.h"
 #include "kernels/turboquant/turboquant.h"
 
 namespace kvgate::gpu_decode {
 namespace {
 
-runtime::ModelConfig TinyQwen2() {
-  runtime::ModelConfig c;
-  c.architecture = "qwen2";
-  c.vocab_size = 640;
-  c.hidden_size = 256;
-  c.intermediate_size = 512;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 128;  // the fused TurboQuant kernels take head_dim 128 only
-  c.rope_theta = 1000000.0;
-  c.attention_bias = true;
-  return c;
-}
+runtime::ModelConfig TinyQwen2() { return *runtime::ModelConfigNamed("tiny-qwen2-head128"); }
 
 double RelL2(const torch::Tensor& a, const torch::Tensor& b) {
   const torch::Tensor x = a.to(torch::kFloat64).cpu(), y = b.to(torch::kFloat64).cpu();

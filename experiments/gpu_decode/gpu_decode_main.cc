@@ -1,6 +1,6 @@
 // //experiments/gpu_decode:gpu_decode — dense decode on CUDA against its bandwidth floor, the
 // speed ceiling of work reduction on that step, and the compressed attention paths inside it
-// (issue 9). Qwen2.5-7B-Instruct's exact config with seeded random bf16 weights generated on the
+// Qwen2.5-7B-Instruct's exact config with seeded random bf16 weights generated on the
 // GPU, batch 1, a static preallocated KV cache whose history is seeded random values.
 //
 //   dist/<bundle>/run gpu_decode --contexts=8192,32768,131072 --out_dir=$OUT \
@@ -230,7 +230,7 @@ int Run() {
   }
   Say(absl::StrFormat("copy bandwidth (1 GiB, read + written): %.1f GB/s", *bandwidth));
 
-  const runtime::ModelConfig config = Qwen25_7BConfig();
+  const runtime::ModelConfig config = *runtime::ModelConfigNamed("qwen2.5-7b");
   absl::StatusOr<StepWeights> w = RandomStepWeights(config, absl::GetFlag(FLAGS_seed), device);
   if (!w.ok()) {
     Say(absl::StrCat("gpu_decode: ", w.status().ToString()));
@@ -492,7 +492,7 @@ int Run() {
   }
   auto write = [&](const std::string& experiment, const std::string& gate, const std::vector<gates::Record>& rows) {
     if (rows.empty()) return absl::OkStatus();
-    return experiments::JudgeAndAppend(absl::StrCat(out_dir, "/", experiment, ".jsonl"), gate, rows, provenance);
+    return experiments::JudgeAndAppend(absl::StrCat(out_dir, "/", experiment, ".jsonl"), gate, rows, provenance).status();
   };
   for (absl::Status s : {write("gpu_decode", "dense_decode_roofline", roofline),
                          write("speed_ceiling", "speed_ceiling", ceiling),

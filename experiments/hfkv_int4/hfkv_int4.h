@@ -1,4 +1,4 @@
-// hfkv_int4: the real-KV quality of compressed KV caches (issue 6, item 1).
+// hfkv_int4: the real-KV quality of compressed KV caches.
 //
 // Prefill the prompt densely once, then for every format: quantize the whole cache (every layer,
 // K and V) with the format, decode with the round-tripped cache (KvRoundTripAttention, fed the

@@ -21,7 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
-#include "experiments/hfkv_int4/experiment_setup.h"
+#include "experiments/common/experiment_setup.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
 #include "gates/record_io.h"
 #include "kernels/k0_prep/k0_prep.h"
@@ -60,10 +60,17 @@ int Run(const CommonFlags& flags) {
     return absl::IsInvalidArgument(setup.status()) ? 2 : 1;
   }
   const gates::Provenance provenance = CurrentProvenance(flags.seed);
+  absl::StatusOr<gates::RegisteredSpec> gate = LatestGateSpec(kHfkvGate);
+  if (!gate.ok()) {
+    std::cerr << "hfkv_int4: " << gate.status().message() << "\n";
+    return 1;
+  }
+  // The gate judges decode steps 0 .. decode_steps - 1 of the spec; later steps are printed only.
+  const int64_t gate_steps = gate->spec.target.decode_steps.value_or(1);
   Say(absl::StrCat("hfkv_int4: ", formats->size(), " formats, context ", setup->target.context,
-                   ", decode steps ", flags.decode_steps, ", gate ", kHfkvGate,
-                   " (decode_logit_mse <= 0.25, top10_overlap >= 0.8, argmax_agreement == 1, "
-                   "every step)"));
+                   ", decode steps ", flags.decode_steps, ", gate ", kHfkvGate, " v",
+                   gate->spec.version, " (", DescribeThresholds(gate->spec), ", steps 0..",
+                   gate_steps - 1, ")"));
 
   absl::StatusOr<HfkvResult> result =
       RunHfkvQuality(*setup->model, setup->prompt, *formats, flags.decode_steps, Say);
@@ -78,24 +85,18 @@ int Run(const CommonFlags& flags) {
 
   // Judge and write the steps the gate reads; print the verdicts the records carry.
   const std::string path = RecordsPath(flags.out, kHfkvExperiment);
-  const int64_t gate_steps = 1;  // gates/specs/hfkv_real_kv_quality.json: decode_steps 1
   std::vector<gates::Record> records = HfkvRecords(result->rows, setup->target, gate_steps);
-  absl::StatusOr<std::vector<gates::RecordAt>> before = gates::ReadRecordsFile(path);
-  const size_t offset = before.ok() ? before->size() : 0;
-  if (absl::Status s = JudgeAndAppend(path, kHfkvGate, records, provenance); !s.ok()) {
-    std::cerr << "hfkv_int4: writing records: " << s.message() << "\n";
-    return 1;
-  }
-  absl::StatusOr<std::vector<gates::RecordAt>> after = gates::ReadRecordsFile(path);
-  if (!after.ok()) {
-    std::cerr << "hfkv_int4: " << after.status() << "\n";
+  absl::StatusOr<std::vector<gates::Record>> judged =
+      JudgeAndAppend(path, kHfkvGate, records, provenance);
+  if (!judged.ok()) {
+    std::cerr << "hfkv_int4: writing records: " << judged.status().message() << "\n";
     return 1;
   }
   std::vector<std::string> verdicts(result->rows.size(), "(not recorded)");
-  size_t next = offset;  // the rows just appended, in order
+  size_t next = 0;  // the judged rows, in the order of result->rows
   for (size_t i = 0; i < result->rows.size(); ++i) {
     if (result->rows[i].step >= gate_steps) continue;
-    const gates::Record& r = (*after)[next++].record;
+    const gates::Record& r = (*judged)[next++];
     verdicts[i] = std::string(gates::VerdictName(r.gate.verdict));
     if (!r.gate.failed.empty()) {
       absl::StrAppend(&verdicts[i], ": ", absl::StrJoin(r.gate.failed, "; "));

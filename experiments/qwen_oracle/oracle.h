@@ -1,4 +1,4 @@
-// The work-reduction oracle (issue 6, item 3): does attending to a selected part of the history
+// The work-reduction oracle: does attending to a selected part of the history
 // keep decode quality, step by step, under the pre-registered gate `work_reduction_oracle`?
 //
 // RunOracle, on one model and one prompt:

@@ -13,27 +13,14 @@
 
 #include "experiments/common/experiment_io.h"
 #include "experiments/runtime/model.h"
+#include "experiments/runtime/model_configs.h"
 #include "gates/record.h"
 #include "gates/record_io.h"
 
 namespace kvgate::experiments {
 namespace {
 
-runtime::ModelConfig TinyConfig() {
-  runtime::ModelConfig c;
-  c.architecture = "qwen2";
-  c.vocab_size = 96;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = 512;
-  c.attention_bias = true;
-  c.rope_theta = 10000;
-  return c;
-}
+runtime::ModelConfig TinyConfig() { return *runtime::ModelConfigNamed("tiny-qwen2"); }
 
 std::vector<int64_t> Prompt(int64_t n) {
   std::vector<int64_t> ids;
@@ -63,7 +50,7 @@ absl::StatusOr<OracleResult> RunTiny(const runtime::ModelWeights& weights,
 std::vector<gates::Record> JudgeAndRead(const OracleResult& result, const std::string& name) {
   const std::string path = RecordsPath("", name);
   std::remove(path.c_str());
-  absl::Status s = JudgeAndAppend(path, kOracleGate, result.rows, CurrentProvenance(7));
+  absl::Status s = JudgeAndAppend(path, kOracleGate, result.rows, CurrentProvenance(7)).status();
   EXPECT_TRUE(s.ok()) << s;
   absl::StatusOr<std::vector<gates::RecordAt>> read = gates::ReadRecordsFile(path);
   EXPECT_TRUE(read.ok()) << read.status();

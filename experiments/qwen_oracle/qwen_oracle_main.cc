@@ -1,4 +1,4 @@
-// qwen_oracle: the work-reduction oracle (issue 6, item 3). See oracle.h for what it measures.
+// qwen_oracle: the work-reduction oracle. See oracle.h for what it measures.
 //
 //   tools/bazel run //experiments:qwen_oracle -- --context=2048
 //   tools/bazel run //experiments:qwen_oracle -- --model=/models/Qwen2.5-7B-Instruct
@@ -129,14 +129,13 @@ int Main(CommonFlags flags) {
   if (!result.ok()) return Fail(std::string(result.status().message()));
 
   const std::string path = RecordsPath(flags.out, kOracleExperiment);
-  absl::Status written = JudgeAndAppend(path, kOracleGate, result->rows, provenance);
-  if (!written.ok()) return Fail(absl::StrCat("writing records: ", written.message()));
+  absl::StatusOr<std::vector<gates::Record>> judged =
+      JudgeAndAppend(path, kOracleGate, result->rows, provenance);
+  if (!judged.ok()) return Fail(absl::StrCat("writing records: ", judged.status().message()));
 
-  // The per-configuration table, judged by the same spec.
-  absl::StatusOr<gates::SpecRegistry> registry = gates::LoadSpecDir(SpecsDir());
-  if (!registry.ok()) return Fail(std::string(registry.status().message()));
-  const gates::RegisteredSpec* spec = gates::LatestSpec(*registry, kOracleGate);
-  if (spec == nullptr) return Fail("no spec work_reduction_oracle");
+  // The per-configuration table of the rows as judged and written.
+  absl::StatusOr<gates::RegisteredSpec> spec = LatestGateSpec(kOracleGate);
+  if (!spec.ok()) return Fail(std::string(spec.status().message()));
   std::printf("\n%s v%d (every step must pass), %s:\n", kOracleGate, spec->spec.version,
               result->reference_finite
                   ? "dense reference finite"
@@ -149,15 +148,12 @@ int Main(CommonFlags flags) {
     double max_mse = 0, max_l2 = 0, f_sum = 0;
     int rows = 0;
     std::map<std::string, int> causes;
-    for (gates::Record row : result->rows) {
+    for (gates::Record row : *judged) {
       if (row.variant != variant) continue;
-      row.provenance = provenance;
-      row.gate = {spec->spec.id, spec->spec.version, spec->sha256};
-      const gates::Judgement j = gates::JudgeRow(spec->spec, row);
-      (j.verdict == gates::Verdict::kPass ? passed
-       : j.verdict == gates::Verdict::kFail ? failed
-                                            : invalid)++;
-      for (const std::string& why : j.failed) {
+      (row.gate.verdict == gates::Verdict::kPass ? passed
+       : row.gate.verdict == gates::Verdict::kFail ? failed
+                                                   : invalid)++;
+      for (const std::string& why : row.gate.failed) {
         ++causes[std::string(why.substr(0, why.find(' ')))];
       }
       max_mse = std::max(max_mse, row.metrics[gates::kDecodeLogitMse]);

@@ -36,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "experiments/runtime/decode.h"
 #include "experiments/runtime/model.h"
+#include "experiments/runtime/model_configs.h"
 
 ABSL_FLAG(int64_t, prefill_tokens, 2048, "Prompt length of the timed prefill.");
 ABSL_FLAG(int64_t, decode_tokens, 64, "Greedy decode steps timed after the prefill.");
@@ -72,7 +73,7 @@ int Run() {
                           ? absl::GetFlag(FLAGS_threads)
                           : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(threads);
-  ModelConfig config = SmolLM2_135MConfig();
+  ModelConfig config = *ModelConfigNamed("smollm2-135m");
   if (absl::GetFlag(FLAGS_layers) > 0) config.num_hidden_layers = absl::GetFlag(FLAGS_layers);
   ModelOptions options;
   const std::string dtype = absl::GetFlag(FLAGS_dtype);

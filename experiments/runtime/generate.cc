@@ -37,6 +37,7 @@
 #include "experiments/runtime/chat_template.h"
 #include "experiments/runtime/decode.h"
 #include "experiments/runtime/model.h"
+#include "experiments/runtime/model_configs.h"
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/tokenizer.h"
 
@@ -121,7 +122,7 @@ absl::Status Run() {
     }
     std::cout << "model: random weights of SmolLM2-135M's shape (seed "
               << absl::GetFlag(FLAGS_seed) << ")\n";
-    weights = RandomModelWeights(SmolLM2_135MConfig(), absl::GetFlag(FLAGS_seed));
+    weights = RandomModelWeights(*ModelConfigNamed(random), absl::GetFlag(FLAGS_seed));
   } else {
     if (!choice.ok()) return choice.status();
     std::cout << choice->note << "\n";

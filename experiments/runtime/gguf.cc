@@ -4,8 +4,10 @@
 #include "experiments/runtime/gguf.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -167,85 +169,58 @@ class Reader {
   const std::string& path_;
 };
 
-// Reads one scalar of `type` into value's int_value / float_value.
-absl::Status ReadScalar(Reader& r, GgufValueType type, GgufValue* value, absl::string_view what) {
-  absl::Status s;
-  switch (type) {
-    case GgufValueType::kUint8: {
-      uint8_t v = 0;
-      s = r.Scalar(&v, what);
-      value->int_value = v;
-      break;
-    }
-    case GgufValueType::kInt8: {
-      int8_t v = 0;
-      s = r.Scalar(&v, what);
-      value->int_value = v;
-      break;
-    }
-    case GgufValueType::kUint16: {
-      uint16_t v = 0;
-      s = r.Scalar(&v, what);
-      value->int_value = v;
-      break;
-    }
-    case GgufValueType::kInt16: {
-      int16_t v = 0;
-      s = r.Scalar(&v, what);
-      value->int_value = v;
-      break;
-    }
-    case GgufValueType::kUint32: {
-      uint32_t v = 0;
-      s = r.Scalar(&v, what);
-      value->int_value = v;
-      break;
-    }
-    case GgufValueType::kInt32: {
-      int32_t v = 0;
-      s = r.Scalar(&v, what);
-      value->int_value = v;
-      break;
-    }
-    case GgufValueType::kInt64: {
-      int64_t v = 0;
-      s = r.Scalar(&v, what);
-      value->int_value = v;
-      break;
-    }
-    case GgufValueType::kUint64: {
-      uint64_t v = 0;
-      s = r.Scalar(&v, what);
-      if (s.ok() && v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+// Reads one little-endian T into value's float_value (floating T) or int_value (integer T);
+// uint64 values above INT64_MAX are refused.
+template <typename T>
+absl::Status ReadNumber(Reader& r, GgufValue* value, absl::string_view what) {
+  T v = 0;
+  if (absl::Status s = r.Scalar(&v, what); !s.ok()) return s;
+  if constexpr (std::is_floating_point_v<T>) {
+    value->float_value = v;
+  } else {
+    if constexpr (std::is_same_v<T, uint64_t>) {
+      if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
         return r.Error(absl::StrCat(what, ": uint64 value ", v, " is out of range"));
       }
-      value->int_value = static_cast<int64_t>(v);
-      break;
     }
+    value->int_value = static_cast<int64_t>(v);
+  }
+  return absl::OkStatus();
+}
+
+// Reads one scalar of `type` into value's int_value / float_value.
+absl::Status ReadScalar(Reader& r, GgufValueType type, GgufValue* value, absl::string_view what) {
+  switch (type) {
+    case GgufValueType::kUint8:
+      return ReadNumber<uint8_t>(r, value, what);
+    case GgufValueType::kInt8:
+      return ReadNumber<int8_t>(r, value, what);
+    case GgufValueType::kUint16:
+      return ReadNumber<uint16_t>(r, value, what);
+    case GgufValueType::kInt16:
+      return ReadNumber<int16_t>(r, value, what);
+    case GgufValueType::kUint32:
+      return ReadNumber<uint32_t>(r, value, what);
+    case GgufValueType::kInt32:
+      return ReadNumber<int32_t>(r, value, what);
+    case GgufValueType::kUint64:
+      return ReadNumber<uint64_t>(r, value, what);
+    case GgufValueType::kInt64:
+      return ReadNumber<int64_t>(r, value, what);
+    case GgufValueType::kFloat32:
+      return ReadNumber<float>(r, value, what);
+    case GgufValueType::kFloat64:
+      return ReadNumber<double>(r, value, what);
     case GgufValueType::kBool: {
-      uint8_t v = 0;
-      s = r.Scalar(&v, what);
-      if (s.ok() && v > 1)
-        return r.Error(absl::StrCat(what, ": bool value ", int{v}, " is not 0 or 1"));
-      value->int_value = v;
-      break;
-    }
-    case GgufValueType::kFloat32: {
-      float v = 0;
-      s = r.Scalar(&v, what);
-      value->float_value = v;
-      break;
-    }
-    case GgufValueType::kFloat64: {
-      double v = 0;
-      s = r.Scalar(&v, what);
-      value->float_value = v;
-      break;
+      if (absl::Status s = ReadNumber<uint8_t>(r, value, what); !s.ok()) return s;
+      if (value->int_value > 1) {
+        return r.Error(absl::StrCat(what, ": bool value ", value->int_value, " is not 0 or 1"));
+      }
+      return absl::OkStatus();
     }
     default:
       return r.Error(absl::StrCat(what, ": not a scalar type"));
   }
-  return s;
 }
 
 absl::Status ReadValue(Reader& r, uint32_t raw_type, const GgufLimits& limits, GgufValue* value,
@@ -513,9 +488,9 @@ absl::StatusOr<GgufFile> GgufFile::Parse(std::shared_ptr<MappedFile> file,
     if (AddOverflows(t.bytes, (gguf.alignment_ - t.bytes % gguf.alignment_) % gguf.alignment_,
                      &padded) ||
         AddOverflows(expected_offset, padded, &expected_offset)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor \"", t.name, "\": ", t.bytes,
-                                                     " bytes overflow when padded to the alignment ",
-                                                     gguf.alignment_));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor \"", t.name, "\": ", t.bytes,
+                       " bytes overflow when padded to the alignment ", gguf.alignment_));
     }
     uint64_t end = 0;
     if (AddOverflows(t.offset, t.bytes, &end) || end > data_size) {

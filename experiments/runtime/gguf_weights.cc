@@ -15,7 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "experiments/runtime/sha256.h"
+#include "gates/sha256.h"
 
 namespace kvgate::runtime {
 namespace {
@@ -279,8 +279,7 @@ absl::StatusOr<ModelWeights> GgufToModelWeights(const GgufFile& gguf, const Load
                      " to float32 (GGUF tensor types: ", absl::StrJoin(parts, ", "), ")");
   }
   if (absl::Status s = CheckModelWeights(weights); !s.ok()) return s;
-  if (options.compute_sha256)
-    weights.weights_sha256 = Sha256Hex(gguf.file()->data(), gguf.file()->size());
+  if (options.compute_sha256) weights.weights_sha256 = gates::Sha256Hex(gguf.file()->bytes());
   return weights;
 }
 

@@ -12,7 +12,7 @@
 
 #include "experiments/runtime/loader_test_util.h"
 #include "experiments/runtime/model_loader.h"
-#include "experiments/runtime/sha256.h"
+#include "gates/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -167,7 +167,7 @@ TEST(GgufWeightsTest, LoadsConfigNamesAndValues) {
   EXPECT_EQ(c.eos_token_id, 2);
   EXPECT_EQ(w->model_name, "tiny-llama");
   EXPECT_EQ(w->source, path);
-  EXPECT_EQ(w->weights_sha256, *Sha256File(path));
+  EXPECT_EQ(w->weights_sha256, gates::Sha256Hex(testing::ReadTestFile(path)));
   EXPECT_EQ(w->weights_note,
             "Q4_1-dequantized to float32 (GGUF tensor types: 3 F32, 2 F16, 2 Q4_1, 2 Q8_0, 1 Q4_0, "
             "1 BF16)");

@@ -18,7 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "experiments/runtime/json_limits.h"
 #include "experiments/runtime/safetensors.h"
-#include "experiments/runtime/sha256.h"
+#include "gates/sha256.h"
 
 namespace kvgate::runtime {
 namespace {
@@ -320,8 +320,7 @@ absl::StatusOr<ModelWeights> LoadHfSnapshot(const std::string& dir_in, const Loa
     std::vector<std::string> digests(files.size());
     std::vector<std::thread> threads;
     for (size_t i = 0; i < files.size(); ++i) {
-      threads.emplace_back(
-          [&, i] { digests[i] = Sha256Hex(files[i].file()->data(), files[i].file()->size()); });
+      threads.emplace_back([&, i] { digests[i] = gates::Sha256Hex(files[i].file()->bytes()); });
     }
     for (std::thread& t : threads) t.join();
     if (!sharded) {
@@ -330,7 +329,7 @@ absl::StatusOr<ModelWeights> LoadHfSnapshot(const std::string& dir_in, const Loa
       std::string listing;  // as `sha256sum` prints it, in name order (the map's order)
       for (size_t i = 0; i < files.size(); ++i)
         absl::StrAppend(&listing, digests[i], "  ", names[i], "\n");
-      weights.weights_sha256 = Sha256Hex(listing);
+      weights.weights_sha256 = gates::Sha256Hex(listing);
     }
   }
   return weights;

@@ -16,7 +16,7 @@
 #include "experiments/runtime/json_limits.h"
 #include "experiments/runtime/loader_test_util.h"
 #include "experiments/runtime/model_loader.h"
-#include "experiments/runtime/sha256.h"
+#include "gates/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -223,7 +223,7 @@ TEST(HfSnapshotTest, LoadsOneFileWithExactValues) {
   EXPECT_EQ(w->source, dir);
   EXPECT_EQ(w->model_name, dir.substr(dir.rfind('/') + 1));
   EXPECT_EQ(w->weights_note, "");
-  EXPECT_EQ(w->weights_sha256, *Sha256File(dir + "/model.safetensors"));
+  EXPECT_EQ(w->weights_sha256, gates::Sha256Hex(testing::ReadTestFile(dir + "/model.safetensors")));
   ExpectValues(*w);
   // The mapping is private: writing a tensor changes memory, not the file.
   const std::string before = testing::ReadTestFile(dir + "/model.safetensors");
@@ -271,9 +271,10 @@ TEST(HfSnapshotTest, LoadsShardsThroughTheIndex) {
   EXPECT_EQ(w->tensors.count("model.layers.1.self_attn.k_proj.bias"), 1u);
   ExpectValues(*w);
   // sha256 of the `sha256sum` listing of the shards.
-  const std::string listing =
-      *Sha256File(dir + "/" + a) + "  " + a + "\n" + *Sha256File(dir + "/" + b) + "  " + b + "\n";
-  EXPECT_EQ(w->weights_sha256, Sha256Hex(listing));
+  const std::string listing = gates::Sha256Hex(testing::ReadTestFile(dir + "/" + a)) + "  " + a +
+                              "\n" + gates::Sha256Hex(testing::ReadTestFile(dir + "/" + b)) + "  " +
+                              b + "\n";
+  EXPECT_EQ(w->weights_sha256, gates::Sha256Hex(listing));
 
   // A tensor mapped to a shard that lacks it, a shard outside the folder, a missing shard.
   auto load_with = [&](const std::string& tensor, const std::string& file) {

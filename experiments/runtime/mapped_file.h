@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace kvgate::runtime {
 
@@ -35,6 +36,10 @@ class MappedFile {
 
   uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
+  // The whole file as bytes (for hashing).
+  absl::string_view bytes() const {
+    return absl::string_view(reinterpret_cast<const char*>(data_), size_);
+  }
   const std::string& path() const { return path_; }
 
  private:

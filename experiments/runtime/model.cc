@@ -337,24 +337,4 @@ ModelWeights RandomModelWeights(const ModelConfig& config, uint64_t seed) {
   return w;
 }
 
-ModelConfig SmolLM2_135MConfig() {
-  ModelConfig c;
-  c.architecture = "llama";
-  c.vocab_size = 49152;
-  c.hidden_size = 576;
-  c.intermediate_size = 1536;
-  c.num_hidden_layers = 30;
-  c.num_attention_heads = 9;
-  c.num_key_value_heads = 3;
-  c.head_dim = 64;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 100000.0;
-  c.max_position_embeddings = 8192;
-  c.tie_word_embeddings = true;
-  c.attention_bias = false;
-  c.bos_token_id = 1;
-  c.eos_token_id = 2;
-  return c;
-}
-
 }  // namespace kvgate::runtime

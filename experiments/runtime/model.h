@@ -120,10 +120,6 @@ class Model {
 // embeddings N(0, 0.02^2).
 ModelWeights RandomModelWeights(const ModelConfig& config, uint64_t seed);
 
-// SmolLM2-135M's config (30 layers, hidden 576, intermediate 1536, 9 heads, 3 kv heads, head_dim
-// 64, vocab 49152, theta 100000, tied): the embedded default model's shape.
-ModelConfig SmolLM2_135MConfig();
-
 }  // namespace kvgate::runtime
 
 #endif  // KVGATE_EXPERIMENTS_RUNTIME_MODEL_H_

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "experiments/runtime/decode.h"
 #include "experiments/runtime/model_loader.h"
+#include "experiments/runtime/model_configs.h"
 #include "experiments/runtime/model_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -270,7 +271,7 @@ TEST(ModelForwardTest, RejectsOverflowAndBadTokens) {
 }
 
 TEST(RandomModelWeightsTest, BuildsEveryArchitecture) {
-  ModelConfig config = SmolLM2_135MConfig();
+  ModelConfig config = *ModelConfigNamed("smollm2-135m");
   config.num_hidden_layers = 1;
   config.vocab_size = 100;
   for (bool qwen : {false, true}) {

@@ -5,7 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "experiments/runtime/json_limits.h"
-#include "experiments/runtime/sha256.h"
+#include "gates/sha256.h"
 
 namespace kvgate::runtime {
 namespace {
@@ -45,7 +45,7 @@ absl::StatusOr<std::string> LoadLicenseCorpus(const std::string& dir) {
           absl::StrCat("prompt corpus: ", text.status().message(),
                        " (it comes with Debian's base-files package)"));
     }
-    const std::string digest = Sha256Hex(*text);
+    const std::string digest = gates::Sha256Hex(*text);
     if (digest != file.sha256) {
       return absl::FailedPreconditionError(absl::StrCat(
           "prompt corpus: ", path, " has sha256 ", digest, " (", text->size(), " bytes), pinned ",
@@ -66,7 +66,7 @@ absl::StatusOr<CorpusPrompt> LicenseCorpusPrompt(const Tokenizer& tokenizer, int
   absl::StatusOr<std::string> corpus = LoadLicenseCorpus(dir);
   if (!corpus.ok()) return corpus.status();
   CorpusPrompt prompt;
-  prompt.corpus_sha256 = Sha256Hex(*corpus);
+  prompt.corpus_sha256 = gates::Sha256Hex(*corpus);
   prompt.ids = tokenizer.Encode(*corpus, /*parse_special=*/false);
   prompt.corpus_tokens = static_cast<int64_t>(prompt.ids.size());
   if (prompt.corpus_tokens == 0) return absl::InternalError("prompt corpus: tokenized to nothing");

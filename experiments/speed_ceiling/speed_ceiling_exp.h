@@ -1,5 +1,5 @@
 // speed_ceiling (experiment): how much of a dense decode step is attention, and what ceiling that
-// puts on long-context work reduction (issue 6, item 2; gates/speed_ceiling/speed_ceiling.h).
+// puts on long-context work reduction (gates/speed_ceiling/speed_ceiling.h).
 //
 // Measured on the real decode step at a fixed history: prefill the prompt, then `steps` times
 // (after `warmup` untimed ones) decode one token at position = prompt length and roll the cache

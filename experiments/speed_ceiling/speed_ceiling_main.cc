@@ -29,7 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
-#include "experiments/hfkv_int4/experiment_setup.h"
+#include "experiments/common/experiment_setup.h"
 #include "experiments/speed_ceiling/speed_ceiling_exp.h"
 #include "gates/record_io.h"
 #include "gates/speed_ceiling/speed_ceiling.h"
@@ -124,21 +124,17 @@ int Run(const CommonFlags& flags) {
     return 1;
   }
   const std::string path = RecordsPath(flags.out, kSpeedCeilingExperiment);
-  absl::StatusOr<std::vector<gates::RecordAt>> before = gates::ReadRecordsFile(path);
-  const size_t offset = before.ok() ? before->size() : 0;
-  if (absl::Status s = JudgeAndAppend(path, kSpeedCeilingGate, *records, provenance); !s.ok()) {
-    std::cerr << "speed_ceiling: writing records: " << s.message() << "\n";
+  absl::StatusOr<gates::RegisteredSpec> gate = LatestGateSpec(kSpeedCeilingGate);
+  absl::StatusOr<std::vector<gates::Record>> judged =
+      gate.ok() ? JudgeAndAppend(path, kSpeedCeilingGate, *records, provenance) : gate.status();
+  if (!judged.ok()) {
+    std::cerr << "speed_ceiling: writing records: " << judged.status().message() << "\n";
     return 1;
   }
-  absl::StatusOr<std::vector<gates::RecordAt>> after = gates::ReadRecordsFile(path);
-  if (!after.ok()) {
-    std::cerr << "speed_ceiling: " << after.status() << "\n";
-    return 1;
-  }
-  Say("\n## speed_ceiling verdicts (gate: projected speedup at h = 5% >= 1.20x)\n\n"
-      "| active fraction f | p_attn | speedup at 5% | verdict |\n|---|---|---|---|");
-  for (size_t i = offset; i < after->size(); ++i) {
-    const gates::Record& r = (*after)[i].record;
+  Say(absl::StrCat("\n## speed_ceiling verdicts (gate ", kSpeedCeilingGate, " v",
+                   gate->spec.version, ": ", DescribeThresholds(gate->spec),
+                   ")\n\n| active fraction f | p_attn | speedup at 5% | verdict |\n|---|---|---|---|"));
+  for (const gates::Record& r : *judged) {
     Say(absl::StrFormat("| %.3f | %.4f | %.4fx | %s%s |", r.metrics.at("active_history_fraction"),
                         r.metrics.at("p_attn"), r.metrics.at("projected_speedup_h5"),
                         gates::VerdictName(r.gate.verdict),

@@ -7,7 +7,7 @@
 //     speedup = 1 / ((1 - p_attn) + p_attn * f + h)
 //
 // times faster. That is a ceiling, not a measurement: passing it only permits an oracle quality
-// gate to run (see DESIGN.md). The gate passes when the ceiling at 5% overhead is at least 1.20x.
+// gate to run (gates/permit.h). The gate passes when the ceiling at 5% overhead is at least 1.20x.
 //
 // Usage:
 //   absl::StatusOr<double> s = kvgate::gates::ProjectedSpeedup(0.334, 0.350, 0.05);  // 1.2006

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hugging Face transformers' decode step on the GPU: the baseline gpu_decode compares against.
 
-Qwen2.5-7B-Instruct's exact config (experiments/gpu_decode/decode_step.h: Qwen25_7BConfig) with a
+Qwen2.5-7B-Instruct's exact config (experiments/runtime/model_configs.cc: "qwen2.5-7b") with a
 seeded random bf16 init created directly on the GPU (`with torch.device("cuda")`), batch 1, eager
 (no torch.compile), attention "sdpa", a StaticCache of exactly `context` tokens whose history is
 filled with seeded N(0, 1) values. Every timed step decodes one token at position context - 1 (so

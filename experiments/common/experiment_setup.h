@@ -8,8 +8,8 @@
 //   absl::StatusOr<RunSetup> setup = SetUpRun(flags, [](const std::string& line) { ... });
 //   // setup->model, setup->prompt (exactly setup->target.context ids), setup->target
 
-#ifndef KVGATE_EXPERIMENTS_HFKV_INT4_EXPERIMENT_SETUP_H_
-#define KVGATE_EXPERIMENTS_HFKV_INT4_EXPERIMENT_SETUP_H_
+#ifndef KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_SETUP_H_
+#define KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_SETUP_H_
 
 #include <torch/types.h>
 
@@ -43,4 +43,4 @@ absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& flags,
 
 }  // namespace kvgate::experiments
 
-#endif  // KVGATE_EXPERIMENTS_HFKV_INT4_EXPERIMENT_SETUP_H_
+#endif  // KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_SETUP_H_

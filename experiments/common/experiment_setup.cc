@@ -1,4 +1,4 @@
-#include "experiments/hfkv_int4/experiment_setup.h"
+#include "experiments/common/experiment_setup.h"
 
 #include <torch/cuda.h>
 
