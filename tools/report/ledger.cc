@@ -179,7 +179,7 @@ PathAnswer Generator::Answer(const PathDecision& d) const {
     return {"open",
             absl::StrCat("open: ", Code(q.config->variant), " on ", ShortTarget(q.config->target),
                          " passes ", Code(q.gate->gate), " and ", Code(s.gate->gate)),
-            absl::StrCat(d.openers.size(), " passing pairs")};
+            absl::StrCat("passing quality and latency pairs: ", d.openers.size())};
   }
   std::set<std::string> timed;
   for (const PathCell& c : speed) timed.insert(c.config->variant);
@@ -348,7 +348,11 @@ std::string Generator::QuestionsBlock() const {
         closed = closed || !any_pass;
       }
       study = closed ? "closed" : "open";
-      agree = (closed != (a.verdict == "open")) ? "agree" : "differ";
+      if (a.verdict == "untested" || a.verdict == "baseline") {
+        agree = "not measured";
+      } else {
+        agree = (closed != (a.verdict == "open")) ? "agree" : "differ";
+      }
     }
     out += MdRow({absl::StrCat("**", d.path->title, "**: ", d.path->question), study, a.words,
                   agree, a.deciding, PathLinks(d.path->id, in_.out_dir)});
