@@ -86,6 +86,9 @@ absl::StatusOr<ReportInputs> LoadInputs(const ReportPaths& paths,
   in.specs = std::move(evidence->specs);
   in.rows = std::move(evidence->rows);
   for (std::string& p : evidence->problems) problems->push_back(std::move(p));
+  absl::StatusOr<gates::PathTable> table = gates::LoadPathTable(paths.paths_file, in.specs);
+  if (!table.ok()) return table.status();
+  in.paths = *std::move(table);
 
   absl::StatusOr<std::string> published = gates::ReadFile(paths.PublishedFile());
   if (!published.ok()) return published.status();

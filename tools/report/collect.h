@@ -29,6 +29,7 @@ namespace kvgate::report {
 
 struct ReportPaths {
   std::string specs_dir = "gates/specs";
+  std::string paths_file = "gates/paths.json";  // the path and role of every gate
   std::string records_dir = "reports/records";  // a missing folder holds no records
   std::string templates_dir = "reports/templates";
   std::string published;  // empty: <templates_dir>/published.json

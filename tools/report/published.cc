@@ -98,8 +98,9 @@ absl::StatusOr<PublishedSection> ParseSection(const std::string& gate_id, const 
   if (!kvgate::gates::IsSnakeCaseName(gate_id)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": a section is named for a gate id"));
   }
-  if (absl::Status s = CheckObjectKeys(json, path, {"title", "source", "inputs", "columns", "rows"},
-                                       {"title", "source", "inputs", "columns", "rows"});
+  if (absl::Status s = CheckObjectKeys(
+          json, path, {"title", "source", "inputs", "columns", "rows"},
+          {"title", "source", "inputs", "columns", "rows", "path", "verdict", "setup"});
       !s.ok()) {
     return s;
   }
@@ -111,6 +112,28 @@ absl::StatusOr<PublishedSection> ParseSection(const std::string& gate_id, const 
   if (!source.ok()) return source.status();
   section.title = *title;
   section.source = *source;
+  for (const char* key : {"path", "verdict"}) {
+    if (!json.contains(key)) continue;
+    absl::StatusOr<std::string> v = f.String(key);
+    if (!v.ok()) return v.status();
+    (std::string(key) == "path" ? section.path : section.verdict) = *v;
+  }
+  if (json.contains("setup")) {
+    const std::set<std::string> allowed(SetupKeys().begin(), SetupKeys().end());
+    if (absl::Status s = CheckObjectKeys(json["setup"], path + ".setup", {}, allowed); !s.ok()) {
+      return s;
+    }
+  }
+  for (const std::string& key : SetupKeys()) {
+    std::string value;
+    if (json.contains("setup") && json["setup"].contains(key)) {
+      FieldReader setup(json["setup"], path + ".setup");
+      absl::StatusOr<std::optional<std::string>> v = setup.StringOrNull(key);
+      if (!v.ok()) return v.status();
+      value = v->value_or("");
+    }
+    section.setup.push_back({key, value});
+  }
   if (!json["inputs"].is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ".inputs: expected an object"));
   }
@@ -142,9 +165,18 @@ absl::StatusOr<PublishedSection> ParseSection(const std::string& gate_id, const 
   }
   for (size_t i = 0; i < json["rows"].size(); ++i) {
     const std::string row_path = absl::StrCat(path, ".rows[", i, "]");
-    if (absl::Status s = CheckObjectKeys(json["rows"][i], row_path, keys, keys); !s.ok()) {
+    std::set<std::string> allowed = keys;
+    allowed.insert("match");
+    if (absl::Status s = CheckObjectKeys(json["rows"][i], row_path, keys, allowed); !s.ok()) {
       return s;
     }
+    std::string match;
+    if (json["rows"][i].contains("match")) {
+      absl::StatusOr<std::string> m = FieldReader(json["rows"][i], row_path).String("match");
+      if (!m.ok()) return m.status();
+      match = *m;
+    }
+    section.matches.push_back(match);
     std::map<std::string, PublishedCell> row;
     for (const std::string& key : keys) {
       absl::StatusOr<PublishedCell> cell =
@@ -158,6 +190,13 @@ absl::StatusOr<PublishedSection> ParseSection(const std::string& gate_id, const 
 }
 
 }  // namespace
+
+const std::vector<std::string>& SetupKeys() {
+  static const auto* const kKeys = new std::vector<std::string>{
+      "model", "weights", "context", "dtype", "card", "software", "commit", "prompts", "steps",
+      "repeats"};
+  return *kKeys;
+}
 
 std::string FormatPublishedNumber(double value, std::optional<int> decimals) {
   if (decimals.has_value()) return absl::StrFormat("%.*f", *decimals, value);
@@ -194,7 +233,8 @@ absl::StatusOr<Published> ParsePublished(absl::string_view bytes, const std::str
   absl::StatusOr<Json> json = kvgate::gates::ParseJson(bytes);
   if (!json.ok()) return Error(file, json.status().message());
   if (absl::Status s =
-          CheckObjectKeys(*json, "(top level)", {"source", "sections"}, {"source", "sections"});
+          CheckObjectKeys(*json, "(top level)", {"source", "sections"},
+                          {"source", "sections", "final_verdict"});
       !s.ok()) {
     return Error(file, s.message());
   }
@@ -203,6 +243,19 @@ absl::StatusOr<Published> ParsePublished(absl::string_view bytes, const std::str
   absl::StatusOr<std::string> source = FieldReader(*json, "").String("source");
   if (!source.ok()) return Error(file, source.status().message());
   published.source = *source;
+  if (json->contains("final_verdict")) {
+    const Json& fv = (*json)["final_verdict"];
+    if (absl::Status s = CheckObjectKeys(fv, "final_verdict", {"text", "source"}, {"text", "source"});
+        !s.ok()) {
+      return Error(file, s.message());
+    }
+    FieldReader r(fv, "final_verdict");
+    absl::StatusOr<std::string> text = r.String("text"), from = r.String("source");
+    if (!text.ok()) return Error(file, text.status().message());
+    if (!from.ok()) return Error(file, from.status().message());
+    published.final_verdict = *text;
+    published.final_verdict_source = *from;
+  }
   if (!(*json)["sections"].is_object()) return Error(file, "sections: expected an object");
   for (const auto& [gate_id, section_json] : (*json)["sections"].items()) {
     absl::StatusOr<PublishedSection> section = ParseSection(gate_id, section_json);

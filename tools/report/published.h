@@ -15,7 +15,13 @@
 //                    {"key": "verdict", "title": "gate"}],
 //        "rows": [{"f": 0.337, "speedup_h5": 1.21, "verdict": "pass"}]}}}
 //
-// Every row has exactly the columns' keys; a cell is a number, a string, or null (not published).
+// Optional: a section's "path" (the path of gates/paths.json its question belongs to),
+// "verdict" (the study's verdict in words) and "setup" (what the study measured on: model,
+// weights, context, dtype, card, software, commit, prompts, steps, repeats; each a string or null
+// for not given); a row's "match" (the text our variants of the section's gate contain when they
+// measure what the row measured); the file's "final_verdict" ({"text", "source"}).
+// Every row has exactly the columns' keys (and "match"); a cell is a number, a string, or null
+// (not published).
 // Every section has a `verdict` column. `decimals` prints a number with that many decimals
 // (else the shortest form), `suffix` follows it; `overhead` marks a projected-speedup column
 // at that selector overhead (the speed-ceiling summary and plot read them).
@@ -56,6 +62,10 @@ struct PublishedSection {
   std::map<std::string, PublishedCell> inputs;
   std::vector<PublishedColumn> columns;
   std::vector<std::map<std::string, PublishedCell>> rows;
+  std::vector<std::string> matches;  // per row: what our variants contain; "" when none
+  std::string path;                  // "" when not given
+  std::string verdict;               // the study's verdict in words; "" when not given
+  std::vector<std::pair<std::string, std::string>> setup;  // in kSetupKeys order; "" not given
 
   // The cell as printed: "—" for a figure not published.
   std::string Format(const PublishedColumn& column, const PublishedCell& cell) const;
@@ -66,9 +76,14 @@ struct PublishedSection {
                                       absl::string_view key);
 };
 
+// The keys of a section's "setup", in the order reports print them.
+const std::vector<std::string>& SetupKeys();
+
 struct Published {
   std::string file;
   std::string source;
+  std::string final_verdict;         // "" when not given
+  std::string final_verdict_source;
   std::map<std::string, PublishedSection> sections;  // by gate id
 
   const PublishedSection* Find(absl::string_view gate_id) const;

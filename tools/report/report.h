@@ -4,7 +4,10 @@
 // give byte-identical reports. report_main.cc reads the inputs and writes or checks the files.
 //
 // Reports (paths relative to the output folder, normally reports/):
-//   results-ledger.md                            from templates/results-ledger.md
+//   results-ledger.md                            from templates/results-ledger.md: the first
+//                                                page (verdict, the study's questions, the
+//                                                study's tables beside ours)
+//   ledger-appendix.md                           every configuration's verdict, the inputs
 //   summaries/<name>.md                          from templates/<name>.md, for each name of
 //                                                ReportNames() but the ledger
 //   plots/speed-ceiling.svg                      projected speedup against active fraction
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gates/path_table.h"
 #include "gates/record_io.h"
 #include "gates/spec_registry.h"
 #include "tools/report/literate.h"
@@ -32,11 +36,12 @@
 
 namespace kvgate::report {
 
-// The templates the tool fills, without ".md": "results-ledger" and the five summaries.
+// The templates the tool fills, without ".md": the ledger, its appendix and the five summaries.
 std::vector<std::string> ReportNames();
 
 struct ReportInputs {
   gates::SpecRegistry specs;
+  gates::PathTable paths;  // the path and role of every gate (gates/paths.json)
   std::vector<gates::RecordAt> rows;  // every record; RecordAt::file relative to the repository
   Published published;
   std::map<std::string, Template> templates;  // by ReportNames() entry

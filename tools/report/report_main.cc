@@ -42,6 +42,8 @@ ABSL_FLAG(std::string, testlogs, "",
           "Before generating, import the records that tests wrote as undeclared outputs under "
           "this folder (e.g. bazel-testlogs) into --records_dir. Not with --check.");
 ABSL_FLAG(std::string, specs_dir, "gates/specs", "Folder of the gate spec files (*.json).");
+ABSL_FLAG(std::string, paths, "gates/paths.json",
+          "The path table: the path and role of every gate spec (gates/path_table.h).");
 ABSL_FLAG(std::string, records_dir, "reports/records",
           "Folder of the committed records (*.jsonl); a missing folder holds none.");
 ABSL_FLAG(std::string, templates_dir, "reports/templates",
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
 
   kvgate::report::ReportPaths paths;
   paths.specs_dir = absl::GetFlag(FLAGS_specs_dir);
+  paths.paths_file = absl::GetFlag(FLAGS_paths);
   paths.records_dir = absl::GetFlag(FLAGS_records_dir);
   paths.templates_dir = absl::GetFlag(FLAGS_templates_dir);
   paths.published = absl::GetFlag(FLAGS_published);
