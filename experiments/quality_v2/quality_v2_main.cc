@@ -110,10 +110,10 @@ int Run(const CommonFlags& flags) {
   const std::string path = RecordsPath(flags.out, kQualityV2Experiment);
   absl::StatusOr<std::vector<gates::RecordAt>> before = gates::ReadRecordsFile(path);
   const size_t offset = before.ok() ? before->size() : 0;
-  if (absl::Status s = JudgeAndAppend(path, kFormatWindowsGate, *records,
-                                      CurrentProvenance(flags.seed));
-      !s.ok()) {
-    return Fail(s);
+  if (absl::StatusOr<std::vector<gates::Record>> judged =
+          JudgeAndAppend(path, kFormatWindowsGate, *records, CurrentProvenance(flags.seed));
+      !judged.ok()) {
+    return Fail(judged.status());
   }
   absl::StatusOr<std::vector<gates::RecordAt>> after = gates::ReadRecordsFile(path);
   if (!after.ok()) return Fail(after.status());

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "experiments/runtime/json_limits.h"
-#include "experiments/runtime/sha256.h"
+#include "gates/sha256.h"
 
 namespace kvgate::runtime {
 namespace {
@@ -93,7 +93,7 @@ absl::StatusOr<PromptWindows> LoadPromptWindows(const Tokenizer& tokenizer,
       return absl::FailedPreconditionError(
           absl::StrCat("prompt set: ", entry.path, " is empty"));
     }
-    const std::string digest = Sha256Hex(*text);
+    const std::string digest = gates::Sha256Hex(*text);
     if (digest != entry.sha256) {
       return absl::FailedPreconditionError(
           absl::StrCat("prompt set: ", entry.path, " has sha256 ", digest, " (", text->size(),
@@ -113,7 +113,7 @@ absl::StatusOr<PromptWindows> LoadPromptWindows(const Tokenizer& tokenizer,
     out.windows.push_back(std::move(window));
     absl::StrAppend(&listing, entry.sha256, "  ", entry.path, "\n");
   }
-  out.set_sha256 = Sha256Hex(listing);
+  out.set_sha256 = gates::Sha256Hex(listing);
   out.note = absl::StrCat(count, " of ", entries.size(), " texts (set sha256 ",
                           out.set_sha256.substr(0, 12), "), each cut to its first ",
                           window_tokens, " tokens");

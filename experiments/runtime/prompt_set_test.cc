@@ -13,7 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "experiments/runtime/loader_test_util.h"
-#include "experiments/runtime/sha256.h"
+#include "gates/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -55,14 +55,14 @@ TEST(PromptSetTest, WindowIsTheTextsFirstTokens) {
   const std::string text = "The quick brown fox jumps over the lazy dog. It was not amused.";
   testing::WriteFile(dir + "/a.txt", text);
   const Tokenizer tok = SmolLM2();
-  const std::vector<PromptSetEntry> set = {{Sha256Hex(text), dir + "/a.txt"}};
+  const std::vector<PromptSetEntry> set = {{gates::Sha256Hex(text), dir + "/a.txt"}};
   absl::StatusOr<PromptWindows> w = LoadPromptWindows(tok, set, 1, 5);
   ASSERT_TRUE(w.ok()) << w.status();
   const std::vector<int32_t> all = tok.Encode(text, false);
   EXPECT_EQ(w->windows[0].ids, std::vector<int32_t>(all.begin(), all.begin() + 5));
   EXPECT_EQ(w->windows[0].text_tokens, static_cast<int64_t>(all.size()));
   // The set's sha256 is of the chosen lines.
-  EXPECT_EQ(w->set_sha256, Sha256Hex(Sha256Hex(text) + "  " + dir + "/a.txt\n"));
+  EXPECT_EQ(w->set_sha256, gates::Sha256Hex(gates::Sha256Hex(text) + "  " + dir + "/a.txt\n"));
 }
 
 TEST(PromptSetTest, BadInputIsRefusedNamingTheFile) {
@@ -72,17 +72,17 @@ TEST(PromptSetTest, BadInputIsRefusedNamingTheFile) {
   testing::WriteFile(dir + "/short.txt", "Too short.");
   const std::string zeros(64, '0');
 
-  absl::Status empty = LoadPromptWindows(tok, {{Sha256Hex(""), dir + "/empty.txt"}}, 1, 4).status();
+  absl::Status empty = LoadPromptWindows(tok, {{gates::Sha256Hex(""), dir + "/empty.txt"}}, 1, 4).status();
   EXPECT_EQ(Message(empty), "prompt set: " + dir + "/empty.txt is empty");
 
   absl::Status mismatch = LoadPromptWindows(tok, {{zeros, dir + "/short.txt"}}, 1, 2).status();
   EXPECT_TRUE(absl::IsFailedPrecondition(mismatch));
   EXPECT_THAT(Message(mismatch), HasSubstr(dir + "/short.txt has sha256 " +
-                                           Sha256Hex(std::string("Too short."))));
+                                           gates::Sha256Hex(std::string("Too short."))));
   EXPECT_THAT(Message(mismatch), HasSubstr("the set pins " + zeros));
 
   absl::Status shorter =
-      LoadPromptWindows(tok, {{Sha256Hex(std::string("Too short.")), dir + "/short.txt"}}, 1, 512)
+      LoadPromptWindows(tok, {{gates::Sha256Hex(std::string("Too short.")), dir + "/short.txt"}}, 1, 512)
           .status();
   EXPECT_THAT(Message(shorter), HasSubstr(dir + "/short.txt has "));
   EXPECT_THAT(Message(shorter), HasSubstr("shorter than the window of 512 tokens"));
