@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   if (check) {
     const std::vector<std::string> diffs = kvgate::report::CompareWithDisk(*files, paths.out_dir);
     if (!diffs.empty()) {
-      std::cerr << "report: the reports differ from what the records produce; run "
+      std::cerr << "report: the committed reports differ from what the records produce; run "
                    "`tools/bazel run //tools/report` and commit the result (an experiment run "
                    "with `tools/bazel run` appends its rows to reports/records/, so this follows "
                    "every such run; edit the words in "
