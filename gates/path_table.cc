@@ -80,6 +80,14 @@ std::vector<const GateRoleEntry*> PathTable::GatesOf(absl::string_view path) con
   return out;
 }
 
+std::vector<const GateRoleEntry*> PathTable::RefinersOf(absl::string_view gate) const {
+  std::vector<const GateRoleEntry*> out;
+  for (const auto& [id, entry] : gates) {
+    if (entry.refines == gate) out.push_back(&entry);
+  }
+  return out;
+}
+
 absl::StatusOr<PathTable> ParsePathTable(absl::string_view bytes, const std::string& file) {
   auto error = [&](const absl::Status& s) {
     return absl::InvalidArgumentError(absl::StrCat(file, ": ", s.message()));
@@ -118,14 +126,24 @@ absl::StatusOr<PathTable> ParsePathTable(absl::string_view bytes, const std::str
   const Json& gates = top.Field("gates");
   for (size_t i = 0; i < gates.size(); ++i) {
     FieldReader g(gates[i], absl::StrCat("gates[", i, "]"));
-    if (absl::Status s = g.CheckKeys({"gate", "role", "paths"}); !s.ok()) return error(s);
+    const bool refines = gates[i].is_object() && gates[i].contains("refines");
+    if (absl::Status s = refines ? g.CheckKeys({"gate", "role", "paths", "refines"})
+                                 : g.CheckKeys({"gate", "role", "paths"});
+        !s.ok()) {
+      return error(s);
+    }
     absl::StatusOr<std::string> gate = g.String("gate");
     if (!gate.ok()) return error(gate.status());
     absl::StatusOr<std::string> role_name = g.String("role");
     if (!role_name.ok()) return error(role_name.status());
     absl::StatusOr<GateRole> role = ParseRole(*role_name, absl::StrCat(file, ": ", g.Path("role")));
     if (!role.ok()) return role.status();
-    GateRoleEntry entry{*gate, *role, {}};
+    GateRoleEntry entry{*gate, *role, {}, ""};
+    if (refines) {
+      absl::StatusOr<std::string> refined = g.String("refines");
+      if (!refined.ok()) return error(refined.status());
+      entry.refines = *refined;
+    }
     const Json& list = g.Field("paths");
     if (!list.is_array() || list.empty()) {
       return absl::InvalidArgumentError(
@@ -141,6 +159,16 @@ absl::StatusOr<PathTable> ParsePathTable(absl::string_view bytes, const std::str
     if (!table.gates.emplace(*gate, std::move(entry)).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(file, ": ", g.Path("gate"), ": ", *gate, " is listed twice"));
+    }
+  }
+  for (const auto& [id, entry] : table.gates) {
+    if (entry.refines.empty()) continue;
+    const GateRoleEntry* refined = table.Find(entry.refines);
+    if (refined == nullptr || refined->role != entry.role || entry.refines == id) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": gates: ", id, ".refines: \"", entry.refines,
+                       "\" is not another gate of the table with the role ",
+                       GateRoleName(entry.role)));
     }
   }
   const Json& controls = top.Field("controls");

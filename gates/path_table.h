@@ -17,8 +17,15 @@
 // file's exact bytes, so adding a field to a registered spec would orphan every record judged by
 // it. The table changes no verdict of any row; it only groups verdicts into answers.
 //
+// A gate may name the gate it refines ("refines"): a later rule for the same question and role,
+// e.g. quality over many windows and positions after quality on one prompt and one step. Both
+// stay and both are judged; reports decide by the refining gate where it has records of a
+// variant and show the refined one beside it, with the verdicts that changed.
+//
 //   {"paths": [{"id": "int4_kv", "title": "...", "question": "..."}],
-//    "gates": [{"gate": "hfkv_real_kv_quality", "role": "quality", "paths": ["int4_kv"]}],
+//    "gates": [{"gate": "hfkv_real_kv_quality", "role": "quality", "paths": ["int4_kv"]},
+//              {"gate": "kv_format_quality_over_windows", "role": "quality",
+//               "paths": ["int4_kv"], "refines": "hfkv_real_kv_quality"}],
 //    "controls": [{"variant_prefix": "exact_cleanup(", "why": "..."}]}
 //
 // Usage:
@@ -54,6 +61,7 @@ struct GateRoleEntry {
   std::string gate;
   GateRole role = GateRole::kQuality;
   std::vector<std::string> paths;
+  std::string refines;  // the gate this one refines (same role); empty for none
 };
 
 struct ControlVariant {
@@ -70,6 +78,8 @@ struct PathTable {
   const GateRoleEntry* Find(absl::string_view gate) const;
   // The declared control the variant is, or nullptr.
   const ControlVariant* ControlOf(absl::string_view variant) const;
+  // The gates that refine `gate` (their "refines" names it), by id.
+  std::vector<const GateRoleEntry*> RefinersOf(absl::string_view gate) const;
   // The gates of a path, in the order of `gates` (by id).
   std::vector<const GateRoleEntry*> GatesOf(absl::string_view path) const;
 };

@@ -84,6 +84,30 @@ TEST(PathTableTest, BadTablesNameTheField) {
   bad.replace(bad.find("[\"dense_baseline\"]"), 18, "[\"other\"]");
   t = ParsePathTable(bad, "t.json");
   EXPECT_THAT(std::string(t.status().message()), HasSubstr("\"other\" is not a path"));
+
+  // A refining gate names another gate of the same role.
+  const std::string refine = R"("paths": ["int4_kv"], "refines": "int4_decode_latency"})";
+  bad = kTable;
+  bad.replace(bad.find(R"("paths": ["int4_kv"]})"), 21, refine);
+  t = ParsePathTable(bad, "t.json");
+  EXPECT_THAT(std::string(t.status().message()),
+              HasSubstr("t.json: gates: hfkv_real_kv_quality.refines: \"int4_decode_latency\" is "
+                        "not another gate of the table with the role quality"));
+}
+
+TEST(PathTableTest, ARefiningGateIsFoundByTheGateItRefines) {
+  std::string table = kTable;
+  table.replace(table.find(R"({"gate": "int4_decode_latency")"), 0,
+                R"({"gate": "kv_format_quality_over_windows", "role": "quality", )"
+                R"("paths": ["int4_kv"], "refines": "hfkv_real_kv_quality"},)"
+                "\n    ");
+  absl::StatusOr<PathTable> t = ParsePathTable(table, "t.json");
+  ASSERT_TRUE(t.ok()) << t.status();
+  const std::vector<const GateRoleEntry*> refiners = t->RefinersOf("hfkv_real_kv_quality");
+  ASSERT_EQ(refiners.size(), 1u);
+  EXPECT_EQ(refiners[0]->gate, "kv_format_quality_over_windows");
+  EXPECT_TRUE(t->RefinersOf("int4_decode_latency").empty());
+  EXPECT_EQ(t->Find("hfkv_real_kv_quality")->refines, "");
 }
 
 TEST(PathTableTest, OpenOnlyWithQualityAndLatencyForOneVariantOnOneTarget) {

@@ -5,6 +5,7 @@
 #define KVGATE_TOOLS_REPORT_GENERATOR_H_
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -115,11 +116,36 @@ class Generator {
   std::string BesideBlock() const;
   std::string BesideSection(const PublishedSection& s) const;
   std::string SetupTable(const PublishedSection& s) const;
+  // The setup rows (model, weights, context, ...) of our configurations, by setup key.
+  std::map<std::string, std::set<std::string>> SetupValues(
+      const std::vector<const ConfigurationJudgement*>& ours) const;
   std::string ConfigurationsBlock() const;
   std::string InputsBlock() const;
   PathAnswer Answer(const gates::PathDecision& d) const;
   SectionAnswer AnswerSection(const PublishedSection& s) const;
-  std::vector<const ConfigurationJudgement*> Matching(const PublishedSection& s, size_t row) const;
+  // Our configurations of the study row: of `gate_id` (the section's gate when empty) at its
+  // latest version, not controls, on the study's model where we have it.
+  std::vector<const ConfigurationJudgement*> Matching(const PublishedSection& s, size_t row,
+                                                      const std::string& gate_id = "") const;
+  struct SectionTally {
+    int agree = 0, differ = 0, mixed = 0, pass = 0, total = 0;
+    std::set<std::string> models;
+  };
+  SectionTally TallySection(const PublishedSection& s, const std::string& gate_id) const;
+  // The first gate refining the section's gate (gates/paths.json "refines") with records of
+  // what the study measured; "" when none.
+  std::string RefinerWithRecords(const PublishedSection& s) const;
+
+  // Gates judged over windows against the gates they refine (refined.cc).
+  // Whether a refining gate has a configuration of c's variant on c's model: then c's verdict
+  // no longer decides a path (the refining gate's does).
+  bool Refined(const ConfigurationJudgement& c) const;
+  std::string RefinedBlock() const;
+  std::string RefinedSection(const PublishedSection& s, const std::string& refiner) const;
+  // A configuration's figure over windows for `metric` (a study column or a gate metric):
+  // "2.2850 [1.8306, 2.8158] over 32 windows" from <metric>_mean and its interval; "" when the
+  // records lack it.
+  std::string WindowsFigure(const ConfigurationJudgement& c, const std::string& metric) const;
   std::vector<const RecordAt*> RowsOf(const ConfigurationJudgement& c) const;
   std::string PathLinks(const std::string& path_id, const std::string& from_dir) const;
   std::string SummaryLink(const std::string& gate_id, const std::string& from_dir) const;

@@ -122,7 +122,9 @@ PathAnswer Generator::Answer(const PathDecision& d) const {
       auto it = d.by_role.find(r);
       if (it == d.by_role.end()) continue;
       for (const PathCell& c : it->second) {
-        if (in_.paths.ControlOf(c.config->variant) == nullptr) out.push_back(c);
+        if (in_.paths.ControlOf(c.config->variant) == nullptr && !Refined(*c.config)) {
+          out.push_back(c);
+        }
       }
     }
     return out;
@@ -184,22 +186,31 @@ PathAnswer Generator::Answer(const PathDecision& d) const {
   std::set<std::string> timed;
   for (const PathCell& c : speed) timed.insert(c.config->variant);
   std::vector<PathCell> relevant;
+  // A quality variant counts when it was timed, alone or as the prefix of a timed variant
+  // ("symmetric_int4:block=32" of "symmetric_int4:block=32:fused:cuda_graph_step:...").
   for (const PathCell& c : quality) {
-    if (timed.count(c.config->variant) > 0) relevant.push_back(c);
+    auto after = timed.lower_bound(c.config->variant);
+    if (after != timed.end() && (*after == c.config->variant ||
+                                 absl::StartsWith(*after, absl::StrCat(c.config->variant, ":")))) {
+      relevant.push_back(c);
+    }
   }
   const bool formats_timed = !relevant.empty();
   if (!formats_timed) relevant = quality;
-  if (!speed.empty() && passing(speed) == 0) {
+  const bool speed_closed = !speed.empty() && passing(speed) == 0;
+  const bool quality_closed = !relevant.empty() && passing(relevant) == 0;
+  const std::string quality_words =
+      absl::StrCat("none of its ", relevant.size(), " quality configurations",
+                   formats_timed ? " of the formats it timed" : "", " passes");
+  if (speed_closed) {
     return {"closed",
-            absl::StrCat("closed on speed: none of its ", speed.size(),
-                         " latency configurations passes"),
+            absl::StrCat("closed on speed", quality_closed ? " and quality" : "", ": none of its ",
+                         speed.size(), " latency configurations passes",
+                         quality_closed ? absl::StrCat("; ", quality_words) : ""),
             nearest(speed)};
   }
-  if (!relevant.empty() && passing(relevant) == 0) {
-    return {"closed",
-            absl::StrCat("closed on quality: none of its ", relevant.size(), " quality configurations",
-                         formats_timed ? " of the formats it timed" : "", " passes"),
-            nearest(relevant)};
+  if (quality_closed) {
+    return {"closed", absl::StrCat("closed on quality: ", quality_words), nearest(relevant)};
   }
   if (speed.empty()) return {"untested", "not open: no latency or capacity records yet", "—"};
   if (quality.empty()) return {"untested", "not open: no quality records yet", "—"};
@@ -209,9 +220,11 @@ PathAnswer Generator::Answer(const PathDecision& d) const {
 }
 
 std::vector<const ConfigurationJudgement*> Generator::Matching(const PublishedSection& s,
-                                                               size_t row) const {
+                                                               size_t row,
+                                                               const std::string& gate_id) const {
   std::vector<const ConfigurationJudgement*> out;
-  const RegisteredSpec* latest = gates::LatestSpec(in_.specs, s.gate_id);
+  const std::string& gate = gate_id.empty() ? s.gate_id : gate_id;
+  const RegisteredSpec* latest = gates::LatestSpec(in_.specs, gate);
   if (latest == nullptr || row >= s.matches.size() || s.matches[row].empty()) return out;
   std::string model;
   for (const auto& [key, value] : s.setup) {
@@ -219,7 +232,7 @@ std::vector<const ConfigurationJudgement*> Generator::Matching(const PublishedSe
   }
   bool on_model = false;
   for (const ConfigurationJudgement& c : configs_) {
-    if (c.gate_id != s.gate_id || c.gate_version != latest->spec.version ||
+    if (c.gate_id != gate || c.gate_version != latest->spec.version ||
         !absl::StrContains(c.variant, s.matches[row]) || in_.paths.ControlOf(c.variant) != nullptr) {
       continue;
     }
@@ -234,54 +247,101 @@ std::vector<const ConfigurationJudgement*> Generator::Matching(const PublishedSe
   return out;
 }
 
-SectionAnswer Generator::AnswerSection(const PublishedSection& s) const {
-  SectionAnswer a;
-  const GateSpec* spec = nullptr;
-  if (const RegisteredSpec* latest = gates::LatestSpec(in_.specs, s.gate_id)) spec = &latest->spec;
-  int agree = 0, differ = 0, mixed = 0, pass = 0, total = 0;
-  std::set<std::string> models;
+std::string Generator::RefinerWithRecords(const PublishedSection& s) const {
+  for (const gates::GateRoleEntry* g : in_.paths.RefinersOf(s.gate_id)) {
+    for (size_t i = 0; i < s.rows.size(); ++i) {
+      if (!Matching(s, i, g->gate).empty()) return g->gate;
+    }
+  }
+  return "";
+}
+
+Generator::SectionTally Generator::TallySection(const PublishedSection& s,
+                                                const std::string& gate_id) const {
+  SectionTally t;
   for (size_t i = 0; i < s.rows.size(); ++i) {
-    const std::vector<const ConfigurationJudgement*> ours = Matching(s, i);
+    const std::vector<const ConfigurationJudgement*> ours = Matching(s, i, gate_id);
     if (ours.empty()) continue;
     const std::string study = StudyVerdictOf(s, s.rows[i]);
     int same = 0;
     for (const ConfigurationJudgement* c : ours) {
-      ++total;
-      pass += c->judgement.verdict == Verdict::kPass;
+      ++t.total;
+      t.pass += c->judgement.verdict == Verdict::kPass;
       same += VerdictText(c->judgement.verdict) == study;
-      models.insert(c->target.model);
+      t.models.insert(c->target.model);
     }
     if (same == static_cast<int>(ours.size())) {
-      ++agree;
+      ++t.agree;
     } else if (same == 0) {
-      ++differ;
+      ++t.differ;
     } else {
-      ++mixed;
+      ++t.mixed;
     }
-    if (!a.deciding.empty() || spec == nullptr) continue;
+  }
+  return t;
+}
+
+SectionAnswer Generator::AnswerSection(const PublishedSection& s) const {
+  SectionAnswer a;
+  const GateSpec* spec = nullptr;
+  if (const RegisteredSpec* latest = gates::LatestSpec(in_.specs, s.gate_id)) spec = &latest->spec;
+  const std::string refiner = RefinerWithRecords(s);
+  const SectionTally v1 = TallySection(s, s.gate_id);
+  const SectionTally decided = refiner.empty() ? v1 : TallySection(s, refiner);
+  if (decided.total == 0) return {"no records of what the study measured", "no records", "—"};
+  auto pass_text = [](const SectionTally& t) {
+    return absl::StrCat("pass on ", t.pass, " of ", t.total, " matching configurations (",
+                        absl::StrJoin(t.models, ", "), ")");
+  };
+  a.ours = pass_text(decided);
+  if (!refiner.empty()) {
+    a.ours = absl::StrCat("over windows (", Code(refiner), "): ", pass_text(decided),
+                          v1.total > 0 ? absl::StrCat("; one prompt (", Code(s.gate_id), "): ",
+                                                      v1.pass, " of ", v1.total)
+                                       : "");
+  }
+  a.agree = decided.differ == 0 && decided.mixed == 0                   ? "agree"
+            : decided.agree == 0 && decided.mixed == 0 ? "differ"
+                                                       : "mixed";
+  // The deciding figure: the first study row with ours, on the first threshold the study gives a
+  // figure for; over windows (mean and 95% interval) where a refining gate has records.
+  for (size_t i = 0; i < s.rows.size() && a.deciding.empty() && spec != nullptr; ++i) {
+    const std::vector<const ConfigurationJudgement*> ours = Matching(s, i, s.gate_id);
+    const std::vector<const ConfigurationJudgement*> refined =
+        refiner.empty() ? std::vector<const ConfigurationJudgement*>() : Matching(s, i, refiner);
+    if (ours.empty() && refined.empty()) continue;
     std::vector<const RecordAt*> rows;
     for (const ConfigurationJudgement* c : ours) {
       for (const RecordAt* r : RowsOf(*c)) rows.push_back(r);
     }
-    for (const Decision& d : Decide(*spec, rows)) {
-      const std::optional<double> theirs = StudyValue(s, s.rows[i], *d.condition);
-      if (!theirs.has_value() || !d.worst.has_value()) continue;
-      const int decimals = Decimals(StudyColumn(s, *d.condition));
-      const PublishedColumn& label = s.columns.front();
+    const PublishedColumn& label = s.columns.front();
+    for (const Condition& cond : spec->thresholds) {
+      const std::optional<double> theirs = StudyValue(s, s.rows[i], cond);
+      const PublishedColumn* col = StudyColumn(s, cond);
+      if (!theirs.has_value() || col == nullptr) continue;
+      GateSpec one;
+      one.thresholds = {cond};
+      const std::vector<Decision> d = Decide(one, rows);
+      std::string v1_text;
+      if (!d.empty() && d[0].worst.has_value()) {
+        v1_text = absl::StrCat(ours.size() > 1 ? "worst " : "", Fixed(*d[0].worst, Decimals(col)));
+      }
+      std::string v2_text;
+      if (!refined.empty()) v2_text = WindowsFigure(*refined.front(), cond.metric);
+      if (v1_text.empty() && v2_text.empty()) continue;
       a.deciding = absl::StrCat(s.Format(label, s.rows[i].at(label.key)), ", ",
-                                gates::QuantityName(*d.condition), " (",
-                                gates::OpSymbol(d.condition->op), " ", Short(d.condition->value),
-                                "): study ", FormatPublishedNumber(*theirs, StudyColumn(s, *d.condition)->decimals),
-                                ", ours ", ours.size() > 1 ? "worst " : "", Fixed(*d.worst, decimals));
+                                gates::QuantityName(cond), " (", gates::OpSymbol(cond.op), " ",
+                                Short(cond.value), "): study ",
+                                FormatPublishedNumber(*theirs, col->decimals));
+      if (!v2_text.empty()) {
+        absl::StrAppend(&a.deciding, "; ours over windows ", v2_text,
+                        v1_text.empty() ? "" : absl::StrCat("; one prompt ", v1_text));
+      } else {
+        absl::StrAppend(&a.deciding, ", ours ", v1_text);
+      }
       break;
     }
   }
-  if (total == 0) {
-    return {"no records of what the study measured", "no records", "—"};
-  }
-  a.ours = absl::StrCat("pass on ", pass, " of ", total, " matching configurations (",
-                        absl::StrJoin(models, ", "), ")");
-  a.agree = differ == 0 && mixed == 0 ? "agree" : agree == 0 && mixed == 0 ? "differ" : "mixed";
   if (a.deciding.empty()) a.deciding = "—";
   return a;
 }
@@ -293,8 +353,8 @@ std::string Generator::VerdictBlock() const {
     const std::string& title = d.path->title;
     if (a.verdict == "open") open.push_back(absl::StrCat(title, " (", a.words.substr(6), ")"));
     if (a.verdict == "closed") {
-      closed.push_back(absl::StrCat(title, absl::StrContains(a.words, "speed") ? " (speed)"
-                                                                                : " (quality)"));
+      const std::string on = a.words.substr(0, a.words.find(':'));
+      closed.push_back(absl::StrCat(title, " (", absl::StripPrefix(on, "closed "), ")"));
     }
     if (a.verdict == "not open") not_open.push_back(title);
     if (a.verdict == "untested") untested.push_back(title);
@@ -380,12 +440,35 @@ std::string Generator::QuestionsBlock() const {
 }
 
 std::string Generator::SetupTable(const PublishedSection& s) const {
-  std::vector<const ConfigurationJudgement*> ours;
-  for (size_t i = 0; i < s.rows.size(); ++i) {
-    for (const ConfigurationJudgement* c : Matching(s, i)) {
-      if (std::find(ours.begin(), ours.end(), c) == ours.end()) ours.push_back(c);
+  const std::string refiner = RefinerWithRecords(s);
+  std::vector<std::string> gates_shown = {s.gate_id};
+  if (!refiner.empty()) gates_shown.push_back(refiner);
+  std::vector<std::map<std::string, std::set<std::string>>> columns;
+  for (const std::string& gate : gates_shown) {
+    std::vector<const ConfigurationJudgement*> ours;
+    for (size_t i = 0; i < s.rows.size(); ++i) {
+      for (const ConfigurationJudgement* c : Matching(s, i, gate)) {
+        if (std::find(ours.begin(), ours.end(), c) == ours.end()) ours.push_back(c);
+      }
     }
+    columns.push_back(SetupValues(ours));
   }
+  std::vector<std::string> header = {"setup", "study", "kvgate"};
+  if (!refiner.empty()) {
+    header = {"setup", "study", absl::StrCat("kvgate, one prompt (", Code(s.gate_id), ")"),
+              absl::StrCat("kvgate, over windows (", Code(refiner), ")")};
+  }
+  std::string out = MdHeader(header);
+  for (const auto& [key, study] : s.setup) {
+    std::vector<std::string> cells = {key, study.empty() ? "not given" : study};
+    for (auto& values : columns) cells.push_back(JoinSet(values[key]));
+    out += MdRow(cells);
+  }
+  return out;
+}
+
+std::map<std::string, std::set<std::string>> Generator::SetupValues(
+    const std::vector<const ConfigurationJudgement*>& ours) const {
   std::map<std::string, std::set<std::string>> values;
   for (const ConfigurationJudgement* c : ours) {
     values["model"].insert(c->target.model);
@@ -395,7 +478,6 @@ std::string Generator::SetupTable(const PublishedSection& s) const {
     values["context"].insert(absl::StrCat(c->target.context));
     values["dtype"].insert(c->target.dtype);
     values["card"].insert(DeviceText(c->target.device));
-    values["prompts"].insert("not recorded");
     values["repeats"].insert(absl::StrCat(c->runs, c->runs == 1 ? " run" : " runs"));
     for (const RunJudgement& run : runs_) {
       if (run.gate_id != c->gate_id || run.gate_version != c->gate_version ||
@@ -407,17 +489,22 @@ std::string Generator::SetupTable(const PublishedSection& s) const {
                                              p.cuda_version.empty() ? "" : ", CUDA " + p.cuda_version,
                                              ", host ", p.host));
       values["commit"].insert(p.git_commit.substr(0, 7));
+      const std::optional<double> windows = Extreme(run.rows, "windows", false);
+      const std::optional<double> positions = Extreme(run.rows, "positions_per_window", false);
+      if (windows.has_value() && positions.has_value()) {
+        values["prompts"].insert(absl::StrCat(Short(*windows), " windows of distinct texts"));
+        values["steps"].insert(
+            absl::StrCat(Short(*positions), " teacher-forced positions a window"));
+        continue;
+      }
+      values["prompts"].insert("not recorded");
       values["steps"].insert(
           run.rows.front()->record.step.has_value()
               ? absl::StrCat(run.rows.size(), " decode step", run.rows.size() == 1 ? "" : "s")
               : "one measurement");
     }
   }
-  std::string out = MdHeader({"setup", "study", "kvgate"});
-  for (const auto& [key, study] : s.setup) {
-    out += MdRow({key, study.empty() ? "not given" : study, JoinSet(values[key])});
-  }
-  return out;
+  return values;
 }
 
 std::string Generator::BesideSection(const PublishedSection& s) const {
@@ -483,9 +570,12 @@ std::string Generator::BesideSection(const PublishedSection& s) const {
       ours += MdRow(cells);
     }
   }
-  absl::StrAppend(&out, "\nOurs (the worst value over each configuration's rows):\n\n",
+  const std::string refiner = RefinerWithRecords(s);
+  absl::StrAppend(&out, "\nOurs", refiner.empty() ? "" : " on one prompt", " (", Code(s.gate_id),
+                  "; the worst value over each configuration's rows):\n\n",
                   ours.empty() ? "No records of what the study measured.\n"
                                : absl::StrCat(MdHeader(ours_header), ours));
+  if (!refiner.empty()) absl::StrAppend(&out, RefinedSection(s, refiner));
   return out;
 }
 
@@ -576,7 +666,10 @@ std::string Generator::InputsBlock() const {
 }
 
 std::map<std::string, std::string> Generator::LedgerBlocks() const {
-  return {{"verdict", VerdictBlock()}, {"questions", QuestionsBlock()}, {"beside", BesideBlock()}};
+  return {{"verdict", VerdictBlock()},
+          {"questions", QuestionsBlock()},
+          {"refined", RefinedBlock()},
+          {"beside", BesideBlock()}};
 }
 
 std::map<std::string, std::string> Generator::AppendixBlocks() const {

@@ -1,6 +1,9 @@
 #include "tools/report/literate.h"
 
+#include <algorithm>
+#include <map>
 #include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -43,7 +46,73 @@ Marker ParseMarker(absl::string_view line, std::string* name) {
   return kind;
 }
 
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '_';
+}
+
+// The numbers of `text`, each with the offset where it starts. With `in_names`, runs glued to a
+// name count too (every number a generated block holds, "block=32" included).
+std::vector<std::pair<std::string, size_t>> Numbers(absl::string_view text, bool in_names) {
+  std::vector<std::pair<std::string, size_t>> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (!IsDigit(text[i])) {
+      ++i;
+      continue;
+    }
+    const size_t start = i;
+    while (i < text.size() && IsDigit(text[i])) ++i;
+    if (i + 1 < text.size() && text[i] == '.' && IsDigit(text[i + 1])) {
+      ++i;
+      while (i < text.size() && IsDigit(text[i])) ++i;
+    }
+    const char before = start > 0 ? text[start - 1] : ' ';
+    const bool glued = IsNameChar(before) || before == '.' ||
+                       (before == '-' && start > 1 && IsNameChar(text[start - 2]));
+    if (in_names || !glued) out.push_back({std::string(text.substr(start, i - start)), start});
+  }
+  return out;
+}
+
+// "0.2500" and "0.25" are one number.
+std::string Canonical(const std::string& number) {
+  std::string s = number;
+  if (s.find('.') != std::string::npos) {
+    while (s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+  }
+  const size_t first = s.find_first_not_of('0');
+  if (first == std::string::npos) return "0";
+  return s[first] == '.' ? s.substr(first - 1) : s.substr(first);
+}
+
 }  // namespace
+
+absl::Status CheckNumbersInWords(const Template& tmpl,
+                                 const std::map<std::string, std::string>& blocks) {
+  std::set<std::string> generated;
+  for (const auto& [name, content] : blocks) {
+    for (const auto& [number, at] : Numbers(content, true)) generated.insert(Canonical(number));
+  }
+  int line = 1;
+  for (const Segment& s : tmpl.segments) {
+    if (!s.block_name.empty()) {
+      line += 2;  // the block's two marker lines
+      continue;
+    }
+    for (const auto& [number, at] : Numbers(s.text, false)) {
+      if (generated.count(Canonical(number)) > 0) continue;
+      const int where = line + static_cast<int>(std::count(s.text.begin(), s.text.begin() + at, '\n'));
+      return absl::FailedPreconditionError(absl::StrCat(
+          tmpl.file, ":", where, ": the number ", number,
+          " in the words is in no generated block of this report; a figure must come from the "
+          "records (put it in a block) or go"));
+    }
+    line += static_cast<int>(std::count(s.text.begin(), s.text.end(), '\n'));
+  }
+  return absl::OkStatus();
+}
 
 std::vector<std::string> Template::BlockNames() const {
   std::vector<std::string> names;

@@ -57,6 +57,13 @@ absl::StatusOr<std::string> FillTemplate(const Template& tmpl,
                                          const std::map<std::string, std::string>& blocks,
                                          absl::string_view header);
 
+// Fails unless every number in the template's words (outside the blocks) is also a number of one
+// of `blocks`, so a figure is never written by hand: the error names file:line and the number.
+// A number is a run of digits with an optional decimal part; a run glued to a name ("K1",
+// "top-10", "float32") is part of the name, not a number.
+absl::Status CheckNumbersInWords(const Template& tmpl,
+                                 const std::map<std::string, std::string>& blocks);
+
 }  // namespace kvgate::report
 
 #endif  // KVGATE_TOOLS_REPORT_LITERATE_H_

@@ -82,5 +82,26 @@ TEST(LiterateTest, ContentMustEndInANewline) {
   EXPECT_FALSE(FillTemplate(*t, {{"a", "no newline"}}, "h").ok());
 }
 
+TEST(LiterateTest, ANumberInTheWordsMustComeFromABlock) {
+  const std::string words =
+      "# int4 and K1 keep top-10 names, float32 too\n"
+      "\n"
+      "The bar is 0.25 on 32 windows.\n"
+      "<!-- report:begin table -->\n"
+      "<!-- report:end table -->\n"
+      "Here MSE is 2.285.\n";
+  absl::StatusOr<Template> t = ParseTemplate(words, "t.md");
+  ASSERT_TRUE(t.ok()) << t.status();
+  // Every number of the words is in the block ("0.2500" is 0.25; "block=32" holds 32).
+  EXPECT_TRUE(
+      CheckNumbersInWords(*t, {{"table", "| block=32 | 0.2500 | 2.2850 |\n"}}).ok());
+  // A number typed by hand is named with its line, in the words before or after a block.
+  absl::Status s = CheckNumbersInWords(*t, {{"table", "| block=32 | 0.2500 | 2.2849 |\n"}});
+  EXPECT_THAT(s.message(), HasSubstr("t.md:6: the number 2.285 in the words is in no generated "
+                                     "block of this report"));
+  s = CheckNumbersInWords(*t, {{"table", "| block=32 | 2.285 |\n"}});
+  EXPECT_THAT(s.message(), HasSubstr("t.md:3: the number 0.25 in the words"));
+}
+
 }  // namespace
 }  // namespace kvgate::report

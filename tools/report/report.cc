@@ -397,6 +397,7 @@ absl::StatusOr<std::map<std::string, std::string>> Generator::Generate() {
         "/. Edit the template (the words outside the report:begin/end blocks), not this file. -->");
     absl::StatusOr<std::string> filled = FillTemplate(t->second, blocks[name], header);
     if (!filled.ok()) return filled.status();
+    if (absl::Status s = CheckNumbersInWords(t->second, blocks[name]); !s.ok()) return s;
     const bool top = name == kLedger || name == kAppendix;
     files[top ? absl::StrCat(name, ".md") : absl::StrCat("summaries/", name, ".md")] = *filled;
   }

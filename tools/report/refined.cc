@@ -1,0 +1,199 @@
+// Gates judged over windows beside the gates they refine (gates/paths.json "refines"): the
+// ledger's table of verdicts that changed (one prompt against many windows and positions) and,
+// in the study's tables, our figures over windows with their 95% bootstrap intervals.
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "tools/report/generator.h"
+
+namespace kvgate::report::internal {
+namespace {
+
+// The metric an aggregate summarises: "decode_logit_mse_mean_ci_high" -> "decode_logit_mse".
+std::string BaseMetric(const std::string& name) {
+  absl::string_view base = name;
+  for (const char* suffix : {"_mean_ci_high", "_mean_ci_low", "_mean", "_median", "_p95", "_p99"}) {
+    if (absl::ConsumeSuffix(&base, suffix)) break;
+  }
+  return std::string(base);
+}
+
+// How a refining gate reads an aggregate: "upper 95% bound" for "<metric>_mean_ci_high".
+std::string AggregateWords(const std::string& name) {
+  if (absl::EndsWith(name, "_mean_ci_high")) return "upper 95% bound";
+  if (absl::EndsWith(name, "_mean_ci_low")) return "lower 95% bound";
+  if (absl::EndsWith(name, "_mean")) return "mean";
+  return name;
+}
+
+// "2048 tokens, 1 decode step" or "512 tokens, 32 windows x 64 positions".
+std::string Extent(const ConfigurationJudgement& c, const std::vector<const RecordAt*>& rows) {
+  const std::optional<double> windows = Extreme(rows, "windows", false);
+  const std::optional<double> positions = Extreme(rows, "positions_per_window", false);
+  if (windows.has_value() && positions.has_value()) {
+    return absl::StrCat(c.target.context, " tokens, ", Short(*windows), " windows x ",
+                        Short(*positions), " positions");
+  }
+  int steps = 0;
+  for (const RecordAt* r : rows) steps += r->record.step.has_value();
+  return absl::StrCat(c.target.context, " tokens, ", steps == 0 ? 1 : steps,
+                      steps > 1 ? " decode steps" : " decode step");
+}
+
+}  // namespace
+
+bool Generator::Refined(const ConfigurationJudgement& c) const {
+  for (const gates::GateRoleEntry* g : in_.paths.RefinersOf(c.gate_id)) {
+    const RegisteredSpec* spec = gates::LatestSpec(in_.specs, g->gate);
+    if (spec == nullptr) continue;
+    for (const ConfigurationJudgement& other : configs_) {
+      if (other.gate_id == g->gate && other.gate_version == spec->spec.version &&
+          other.variant == c.variant && other.target.model == c.target.model) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string Generator::WindowsFigure(const ConfigurationJudgement& c,
+                                     const std::string& metric) const {
+  const std::string base = BaseMetric(metric);
+  const std::vector<const RecordAt*> rows = RowsOf(c);
+  const std::optional<double> mean = Extreme(rows, absl::StrCat(base, "_mean"), true);
+  if (!mean.has_value()) return "";
+  const std::optional<double> low = Extreme(rows, absl::StrCat(base, "_mean_ci_low"), false);
+  const std::optional<double> high = Extreme(rows, absl::StrCat(base, "_mean_ci_high"), true);
+  const std::optional<double> windows = Extreme(rows, "windows", false);
+  std::string out = Fixed(*mean, 4);
+  if (low.has_value() && high.has_value()) {
+    absl::StrAppend(&out, " [", Fixed(*low, 4), ", ", Fixed(*high, 4), "]");
+  }
+  if (windows.has_value()) absl::StrAppend(&out, " over ", Short(*windows), " windows");
+  return out;
+}
+
+std::string Generator::RefinedBlock() const {
+  std::string table;
+  int pairs = 0, changed = 0;
+  for (const auto& [id, entry] : in_.paths.gates) {
+    if (entry.refines.empty()) continue;
+    const RegisteredSpec* spec = gates::LatestSpec(in_.specs, id);
+    const RegisteredSpec* old_spec = gates::LatestSpec(in_.specs, entry.refines);
+    if (spec == nullptr || old_spec == nullptr) continue;
+    for (const ConfigurationJudgement& c : configs_) {
+      if (c.gate_id != id || c.gate_version != spec->spec.version ||
+          in_.paths.ControlOf(c.variant) != nullptr) {
+        continue;
+      }
+      const std::vector<const RecordAt*> rows = RowsOf(c);
+      // The condition that decides the new verdict: the first failing one, else the first.
+      const std::vector<Decision> decisions = Decide(spec->spec, rows);
+      const Condition* deciding = decisions.empty() ? nullptr : decisions.front().condition;
+      for (const Decision& d : decisions) {
+        if (c.judgement.verdict == Verdict::kFail && d.failing > 0) {
+          deciding = d.condition;
+          break;
+        }
+      }
+      const std::string base = deciding == nullptr ? "" : BaseMetric(deciding->metric);
+      const std::string now =
+          absl::StrCat(Code(absl::StrCat(id, " v", c.gate_version)), ": **",
+                       VerdictText(c.judgement.verdict), "** (", Extent(c, rows), ")");
+      std::string figure = "—";
+      if (deciding != nullptr) {
+        figure = absl::StrCat(base, " over windows ", WindowsFigure(c, base), ", bar ",
+                              gates::OpSymbol(deciding->op), " ", Short(deciding->value), " on the ",
+                              AggregateWords(deciding->metric));
+      }
+      bool any = false;
+      for (const ConfigurationJudgement& old : configs_) {
+        if (old.gate_id != entry.refines || old.gate_version != old_spec->spec.version ||
+            old.variant != c.variant || old.target.model != c.target.model) {
+          continue;
+        }
+        any = true;
+        ++pairs;
+        const bool flipped = old.judgement.verdict != c.judgement.verdict;
+        changed += flipped;
+        const std::vector<const RecordAt*> old_rows = RowsOf(old);
+        std::string old_figure;
+        for (const Decision& d : Decide(old_spec->spec, old_rows)) {
+          if (d.condition->kind == Condition::Kind::kMetric && d.condition->metric == base &&
+              d.worst.has_value()) {
+            old_figure = absl::StrCat("; one prompt ", Fixed(*d.worst, 4), " (worst step, bar ",
+                                      gates::OpSymbol(d.condition->op), " ",
+                                      Short(d.condition->value), ")");
+          }
+        }
+        table += MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
+                        absl::StrCat(Code(absl::StrCat(old.gate_id, " v", old.gate_version)),
+                                     ": **", VerdictText(old.judgement.verdict), "** (",
+                                     Extent(old, old_rows), ")"),
+                        now,
+                        flipped ? absl::StrCat("**yes**: ", VerdictText(old.judgement.verdict),
+                                               " to ", VerdictText(c.judgement.verdict))
+                                : "no",
+                        absl::StrCat(figure, old_figure)});
+      }
+      if (!any) {
+        table += MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
+                        absl::StrCat("no record of ", Code(entry.refines)), now, "new", figure});
+      }
+    }
+  }
+  if (table.empty()) return "No records of a gate judged over windows yet.\n";
+  return absl::StrCat(changed, " of ", pairs,
+                      " one-prompt verdicts changed under the gate judged over windows.\n\n",
+                      MdHeader({"configuration", "one-prompt gate (v1)", "over-windows gate (v2)",
+                                "changed", "the figure"}),
+                      table);
+}
+
+std::string Generator::RefinedSection(const PublishedSection& s,
+                                      const std::string& refiner) const {
+  // The study's columns that the refining gate's records aggregate (<key>_mean).
+  std::vector<const PublishedColumn*> columns;
+  std::vector<std::vector<const ConfigurationJudgement*>> matches(s.rows.size());
+  for (size_t i = 0; i < s.rows.size(); ++i) matches[i] = Matching(s, i, refiner);
+  for (const PublishedColumn& col : s.columns) {
+    bool found = false;
+    for (const auto& m : matches) {
+      for (const ConfigurationJudgement* c : m) found = found || !WindowsFigure(*c, col.key).empty();
+    }
+    if (found) columns.push_back(&col);
+  }
+  std::vector<std::string> header = {"study row", "our variant", "target"};
+  for (const PublishedColumn* col : columns) header.push_back(col->title);
+  header.push_back("extent");
+  header.push_back("gate");
+  std::string out = absl::StrCat("\nOurs over windows (", Code(refiner),
+                                 "; mean [95% bootstrap interval over windows]):\n\n",
+                                 MdHeader(header));
+  for (size_t i = 0; i < s.rows.size(); ++i) {
+    for (const ConfigurationJudgement* c : matches[i]) {
+      std::vector<std::string> cells = {
+          s.Format(s.columns.front(), s.rows[i].at(s.columns.front().key)), Code(c->variant),
+          absl::StrCat(c->target.model, ", ", c->target.context, ", ", c->target.dtype, ", ",
+                       c->target.device)};
+      for (const PublishedColumn* col : columns) {
+        std::string figure = WindowsFigure(*c, col->key);
+        const size_t over = figure.find(" over ");
+        if (over != std::string::npos) figure.resize(over);
+        cells.push_back(figure.empty() ? "not recorded" : figure);
+      }
+      cells.push_back(Extent(*c, RowsOf(*c)));
+      cells.push_back(VerdictText(c->judgement.verdict));
+      out += MdRow(cells);
+    }
+  }
+  return out;
+}
+
+}  // namespace kvgate::report::internal
