@@ -155,6 +155,34 @@ absl::StatusOr<std::map<std::string, std::vector<Record>>> FixtureRecords(
          {"kl_divergence", 0.0731}},
         "hfkv_real_kv_quality", "2026-11-27T16:00:01Z");
 
+  // Quality over windows (the gate refining hfkv_real_kv_quality): symmetric int4 fails again,
+  // affine int4 now passes (a verdict that changed), kivi has no one-prompt record.
+  const std::string q2 = "quality_v2.jsonl";
+  gates::Target smol512 = kSmol;
+  smol512.context = 512;
+  auto over_windows = [&](const std::string& variant, double mse, double mse_low, double mse_high,
+                          double top10_low, double argmax, const std::string& start) {
+    m.Add(q2, "quality_v2", variant, smol512, std::nullopt,
+          {{"decode_logit_mse_mean", mse},
+           {"decode_logit_mse_mean_ci_low", mse_low},
+           {"decode_logit_mse_mean_ci_high", mse_high},
+           {"top10_overlap_mean", top10_low + 0.02},
+           {"top10_overlap_mean_ci_low", top10_low},
+           {"top10_overlap_mean_ci_high", top10_low + 0.04},
+           {"argmax_agreement_mean", argmax},
+           {"argmax_agreement_mean_ci_low", argmax - 0.02},
+           {"argmax_agreement_mean_ci_high", argmax + 0.01},
+           {"kv_ratio", 0.28125},
+           {"windows", 32},
+           {"positions_per_window", 64},
+           {"reference_finite", 1}},
+          "kv_format_quality_over_windows", start);
+  };
+  over_windows("symmetric_int4:block=32", 2.1, 1.8, 2.6, 0.79, 0.82, "2026-11-27T16:30:00Z");
+  over_windows("affine_int4:block=32", 0.12, 0.09, 0.16, 0.85, 0.97, "2026-11-27T16:30:01Z");
+  over_windows("kivi:bits=2:group=32:residual=128", 0.4, 0.3, 0.5, 0.81, 0.96,
+               "2026-11-27T16:30:02Z");
+
   // Eager value path: latency against dense, and quality on real K/V (one row non-finite).
   const std::string ev = "eager_value_path.jsonl";
   m.Add(ev, "eager_value_path", "turboquant_mse:bits=4", kQwen8k, std::nullopt,

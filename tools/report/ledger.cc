@@ -354,7 +354,7 @@ std::string Generator::VerdictBlock() const {
     if (a.verdict == "open") open.push_back(absl::StrCat(title, " (", a.words.substr(6), ")"));
     if (a.verdict == "closed") {
       const std::string on = a.words.substr(0, a.words.find(':'));
-      closed.push_back(absl::StrCat(title, " (", absl::StripPrefix(on, "closed "), ")"));
+      closed.push_back(absl::StrCat(title, " (", absl::StripPrefix(on, "closed on "), ")"));
     }
     if (a.verdict == "not open") not_open.push_back(title);
     if (a.verdict == "untested") untested.push_back(title);
@@ -508,8 +508,10 @@ std::map<std::string, std::set<std::string>> Generator::SetupValues(
 }
 
 std::string Generator::BesideSection(const PublishedSection& s) const {
-  std::string out = absl::StrCat("### ", s.title, " (", Code(s.gate_id), ")\n\n<a id=\"", s.gate_id,
-                                 "\"></a>Source: ", s.source, "\n\n", SetupTable(s), "\n");
+  std::string out = absl::StrCat("### ", s.title, " (", Code(s.gate_id), ")\n\n",
+                                 Wrapped(absl::StrCat("<a id=\"", s.gate_id, "\"></a>Source: ",
+                                                      s.source)),
+                                 "\n\n", SetupTable(s), "\n");
   // The study's table at the precision it was published.
   std::vector<std::string> header;
   for (const PublishedColumn& c : s.columns) header.push_back(c.title);

@@ -80,7 +80,7 @@ std::string Generator::WindowsFigure(const ConfigurationJudgement& c,
 }
 
 std::string Generator::RefinedBlock() const {
-  std::string table;
+  std::string table, unchanged;  // the rows whose verdict changed come first
   int pairs = 0, changed = 0;
   for (const auto& [id, entry] : in_.paths.gates) {
     if (entry.refines.empty()) continue;
@@ -108,7 +108,9 @@ std::string Generator::RefinedBlock() const {
                        VerdictText(c.judgement.verdict), "** (", Extent(c, rows), ")");
       std::string figure = "—";
       if (deciding != nullptr) {
-        figure = absl::StrCat(base, " over windows ", WindowsFigure(c, base), ", bar ",
+        std::string value = WindowsFigure(c, base);
+        if (const size_t over = value.find(" over "); over != std::string::npos) value.resize(over);
+        figure = absl::StrCat(base, ": over windows ", value, ", bar ",
                               gates::OpSymbol(deciding->op), " ", Short(deciding->value), " on the ",
                               AggregateWords(deciding->metric));
       }
@@ -132,7 +134,8 @@ std::string Generator::RefinedBlock() const {
                                       Short(d.condition->value), ")");
           }
         }
-        table += MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
+        (flipped ? table : unchanged) +=
+            MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
                         absl::StrCat(Code(absl::StrCat(old.gate_id, " v", old.gate_version)),
                                      ": **", VerdictText(old.judgement.verdict), "** (",
                                      Extent(old, old_rows), ")"),
@@ -143,11 +146,12 @@ std::string Generator::RefinedBlock() const {
                         absl::StrCat(figure, old_figure)});
       }
       if (!any) {
-        table += MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
+        unchanged += MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
                         absl::StrCat("no record of ", Code(entry.refines)), now, "new", figure});
       }
     }
   }
+  table += unchanged;
   if (table.empty()) return "No records of a gate judged over windows yet.\n";
   return absl::StrCat(changed, " of ", pairs,
                       " one-prompt verdicts changed under the gate judged over windows.\n\n",

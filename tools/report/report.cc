@@ -68,8 +68,12 @@ std::string Generator::GateBlock(const std::string& gate_id) const {
     std::vector<std::string> passes, valid;
     for (const Condition& c : s.thresholds) passes.push_back(gates::DescribeCondition(c));
     for (const Condition& c : s.validity) valid.push_back(gates::DescribeCondition(c));
-    absl::StrAppend(&out, "- ", SpecLink(SummaryDir(), s.id, s.version), ", registered ", s.created,
-                    ", sha256 `", registered.sha256, "`: ", s.summary, "\n",
+    absl::StrAppend(&out,
+                    Wrapped(absl::StrCat("- ", SpecLink(SummaryDir(), s.id, s.version),
+                                         ", registered ", s.created, ", sha256 `",
+                                         registered.sha256, "`: ", s.summary),
+                            "  "),
+                    "\n",
                     "  - target: ", s.target.model.value_or("any model"), ", ",
                     s.target.dtype.value_or("any dtype"), ", context ",
                     s.target.context.has_value() ? absl::StrCat(*s.target.context, " tokens")
@@ -95,10 +99,12 @@ std::string Generator::PublishedBlock(const std::string& gate_id) const {
     return absl::StrCat("No published figures: `", in_.published.file, "` has no section for `",
                         gate_id, "`.\n");
   }
-  std::string out = absl::StrCat("**", s->title,
-                                 ".** Published figures, not measured by kvgate. "
-                                 "Source: ",
-                                 s->source, " A dash marks a figure not published.\n\n");
+  std::string out = absl::StrCat(Wrapped(absl::StrCat("**", s->title,
+                                                     ".** Published figures, not measured by "
+                                                     "kvgate. Source: ",
+                                                     s->source,
+                                                     " A dash marks a figure not published.")),
+                                 "\n\n");
   if (!s->inputs.empty()) {
     std::vector<std::string> inputs;
     for (const auto& [name, cell] : s->inputs) {

@@ -43,7 +43,7 @@ TEST(ReportMainTest, WritesThenChecksThenCatchesAHandEditedNumber) {
   const std::string out = NewTestFolder();
   CommandResult r = RunCommand(Report(kRecords, out, ""));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("10 reports in " + out + "/ from 33 records (10 changed)"));
+  EXPECT_THAT(r.output, HasSubstr("10 reports in " + out + "/ from 36 records (10 changed)"));
   r = RunCommand(Report(kRecords, out, ""));
   EXPECT_THAT(r.output, HasSubstr("(0 changed)"));
   r = RunCommand(Report(kRecords, out, "--check"));
@@ -59,6 +59,40 @@ TEST(ReportMainTest, WritesThenChecksThenCatchesAHandEditedNumber) {
                                         "produce; run `tools/bazel run //tools/report`"),
                               HasSubstr(summary + ": differs from what the records produce, "
                                                   "first difference on line")));
+}
+
+TEST(ReportMainTest, CheckFailsOnAHandEditInTheWordsOfAGeneratedReport) {
+  const std::string out = NewTestFolder();
+  ASSERT_EQ(RunCommand(Report(kRecords, out, "")).exit_code, 0);
+  const std::string ledger = out + "/results-ledger.md";
+  std::string bytes = gates::ReadFile(ledger).value();
+  const std::string words = "Words of the fixture template, copied byte for byte.";
+  ASSERT_NE(bytes.find(words), std::string::npos);
+  bytes = absl::StrReplaceAll(bytes, {{words, "Symmetric int4 passes at MSE 0.158."}});
+  ASSERT_TRUE(gates::AtomicWriteFile(ledger, bytes).ok());
+  const CommandResult r = RunCommand(Report(kRecords, out, "--check"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(ledger + ": differs from what the records produce"));
+}
+
+TEST(ReportMainTest, ANumberTypedIntoTheTemplateWordsFailsTheCheck) {
+  const std::string templates = CopyOfFolder("tools/report/testdata/templates", ".md");
+  const std::string file = templates + "/results-ledger.md";
+  std::string bytes = gates::ReadFile(file).value();
+  bytes = absl::StrReplaceAll(
+      bytes, {{"copied byte for byte.", "copied byte for byte. Symmetric int4 passes at 0.158."}});
+  ASSERT_TRUE(gates::AtomicWriteFile(file, bytes).ok());
+  const std::string out = NewTestFolder();
+  // Generated in place of the fixture templates: the same words with the typed number.
+  const std::string flags = absl::StrCat(" --templates_dir=", templates);
+  for (const char* mode : {"", "--check"}) {
+    SCOPED_TRACE(mode);
+    const CommandResult r = RunCommand(absl::StrCat(Report(kRecords, out, mode), flags));
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(file + ":3: the number 0.158 in the words is in no generated "
+                                           "block of this report"));
+  }
+  EXPECT_THAT(ListedFiles(out, ""), IsEmpty());
 }
 
 TEST(ReportMainTest, ABadRecordIsNamedAndNothingIsWritten) {
@@ -85,7 +119,7 @@ TEST(ReportMainTest, ImportsTestOutputsOnceThenRegenerates) {
                               HasSubstr("appended 1 rows to " + records + "/speed_ceiling.jsonl"),
                               HasSubstr("2 records files in tools/report/testdata/testlogs, 2 "
                                         "new rows, 1 already committed"),
-                              HasSubstr("from 35 records")));
+                              HasSubstr("from 38 records")));
   r = RunCommand(Report(records, out, import));
   EXPECT_THAT(r.output, HasSubstr("0 new rows, 3 already committed"));
   EXPECT_THAT(gates::ReadFile(out + "/summaries/hfkv-quality-k0-prep-summary.md").value(),

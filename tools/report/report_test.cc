@@ -140,7 +140,7 @@ TEST(ReportTest, TheLedgerLinksEveryRecord) {
     for (int line = from; line <= to; ++line)
       linked.insert(absl::StrCat((*it)[1].str(), ":", line));
   }
-  ASSERT_EQ(in.rows.size(), 33u);
+  ASSERT_EQ(in.rows.size(), 36u);
   for (const gates::RecordAt& row : in.rows) {
     const std::string name = row.file.substr(row.file.rfind('/') + 1);
     EXPECT_THAT(linked, Contains(absl::StrCat(name, ":", row.line))) << row.Where();
@@ -158,7 +158,25 @@ TEST(ReportTest, TablesOfTheFixtureRecords) {
                                 "8192, bfloat16, H100 80GB HBM3 passes `work_reduction_oracle` "
                                 "and `speed_ceiling`"));
   EXPECT_THAT(ledger, HasSubstr("not open: no latency or capacity records yet | not measured"));
-  EXPECT_THAT(ledger, HasSubstr("study 1.739284, ours 1.740000"));
+  // The int4 study table decides by the gate refining its own (over windows), one prompt beside.
+  EXPECT_THAT(ledger, HasSubstr("| mixed | symmetric int4, decode_logit_mse (<= 0.25): study "
+                                "1.739284; ours over windows 2.1000 [1.8000, 2.6000] over 32 "
+                                "windows; one prompt 1.740000 |"));
+  EXPECT_THAT(ledger, HasSubstr("| symmetric int4 | `symmetric_int4:block=32` | "
+                                "SmolLM2-135M-Instruct, 512, float32, cpu | 0.8100 [0.7900, "
+                                "0.8300] | 0.8200 [0.8000, 0.8300] | 2.1000 [1.8000, 2.6000] | "
+                                "512 tokens, 32 windows x 64 positions | fail |"));
+  // The verdicts that changed come first: affine int4 fails on one prompt, passes over windows.
+  EXPECT_THAT(ledger, HasSubstr("1 of 2 one-prompt verdicts changed under the gate judged over "
+                                "windows.\n\n| configuration |"));
+  EXPECT_THAT(ledger, HasSubstr("|---|---|---|---|---|\n| `affine_int4:block=32`, "
+                                "SmolLM2-135M-Instruct | `hfkv_real_kv_quality v1`: **fail** (1024 "
+                                "tokens, 1 decode step) | `kv_format_quality_over_windows v1`: "
+                                "**pass** (512 tokens, 32 windows x 64 positions) | **yes**: fail "
+                                "to pass | decode_logit_mse: over windows 0.1200 [0.0900, 0.1600], "
+                                "bar <= 0.25 on the upper 95% bound; one prompt 1.3600 (worst "
+                                "step, bar <= 0.25) |"));
+  EXPECT_THAT(ledger, HasSubstr("| no record of `hfkv_real_kv_quality` |"));
   const std::string& appendix = files.at("ledger-appendix.md");
   EXPECT_THAT(appendix, HasSubstr("| `recent_sink:f=0.3500` | fail | layer_median_o_proj_rel_l2 "
                                   "0.1420 fails <= 0.1 on 4 of 4 steps |"));

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "gates/gate_spec.h"
 #include "gates/verdict.h"
 #include "tools/report/report.h"
@@ -40,6 +41,29 @@ inline std::string Fixed(double v, int decimals) {
 }
 
 inline std::string Short(double v) { return absl::StrFormat("%g", v); }
+
+// Markdown text broken at spaces into lines of at most `width` characters (a longer word stays
+// whole); lines after the first start with `indent` (e.g. "  " to continue a list item). No
+// trailing newline. Markdown joins the lines back into one paragraph.
+inline std::string Wrapped(const std::string& text, const std::string& indent = "",
+                           size_t width = 100) {
+  // A line must not start with what Markdown reads as a list item, heading, quote or table:
+  // break only before a word starting with a letter, a backtick or an opening bracket or quote.
+  auto safe = [](absl::string_view word) {
+    const char c = word[0];
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '`' || c == '(' ||
+           c == '[' || c == '"' || c == '\'';
+  };
+  std::string out, line;
+  for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+    if (!line.empty() && line.size() + 1 + word.size() > width && safe(word)) {
+      absl::StrAppend(&out, line, "\n");
+      line = indent;
+    }
+    absl::StrAppend(&line, line.empty() || line == indent ? "" : " ", word);
+  }
+  return out + line;
+}
 
 inline std::string Code(const std::string& s) { return absl::StrCat("`", s, "`"); }
 
@@ -214,11 +238,19 @@ inline std::string OtherMetrics(const std::vector<const RecordAt*>& rows,
       if (shown.count(name) == 0) names.insert(name);
     }
   }
+  // At most about 180 characters a cell; the rest stay in the linked records.
   std::vector<std::string> parts;
+  size_t length = 0;
   for (const std::string& name : names) {
     const std::optional<double> v = Extreme(rows, name, true);
-    parts.push_back(
-        absl::StrCat(name, rows.size() == 1 ? " = " : " max ", absl::StrFormat("%.4g", *v)));
+    std::string part =
+        absl::StrCat(name, rows.size() == 1 ? " = " : " max ", absl::StrFormat("%.4g", *v));
+    if (length + part.size() > 160) {
+      parts.push_back(absl::StrCat(names.size() - parts.size(), " more in the records"));
+      break;
+    }
+    length += part.size() + 2;
+    parts.push_back(std::move(part));
   }
   return parts.empty() ? "—" : absl::StrJoin(parts, ", ");
 }
