@@ -1,4 +1,6 @@
-// The SVG plots of the summaries.
+// The SVG plots of the summaries. Each names its model and context in the title, gives one colour
+// to a family of variants (at most eight families a figure), uses log axes where values span
+// decades, shows the study's published figures, and sizes its axes to hold every point drawn.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -8,7 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "gates/metrics.h"
 #include "gates/speed_ceiling/speed_ceiling.h"
 #include "gates/speed_ceiling/speed_ceiling_spec.h"
@@ -16,16 +21,72 @@
 #include "tools/report/svg_plot.h"
 
 namespace kvgate::report::internal {
+namespace {
+
+constexpr char kGrey[] = "#555555";
+constexpr char kGateRed[] = "#d62728";
+
+// The family of a variant, for its colour: the name before the first ':', without "_split", with
+// int4's symmetric_/affine_ folded into one ("int4").
+std::string Family(const std::string& variant) {
+  absl::string_view f = variant;
+  f = f.substr(0, f.find(':'));
+  absl::ConsumeSuffix(&f, "_split");
+  if (!absl::ConsumePrefix(&f, "symmetric_")) absl::ConsumePrefix(&f, "affine_");
+  return std::string(f);
+}
+
+// One colour a family, in the families' sorted order.
+std::map<std::string, std::string> FamilyColors(const std::set<std::string>& families) {
+  std::map<std::string, std::string> out;
+  int i = 0;
+  for (const std::string& f : families) out[f] = PaletteColor(i++);
+  return out;
+}
+
+// A log axis where the positive values span two decades or more, else a linear one.
+Axis AxisFor(const std::string& label, const std::vector<double>& values, bool from_zero) {
+  double lo = INFINITY, hi = 0;
+  for (double v : values) {
+    if (std::isfinite(v) && v > 0) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  }
+  const bool log = std::isfinite(lo) && hi / lo >= 100;
+  auto [min, max] = AutoRange(values, log, 0.0, 1.0);
+  if (from_zero && !log) min = std::min(0.0, min);
+  return {absl::StrCat(label, log ? " (log scale)" : ""), min, max, log};
+}
+
+std::string DeviceName(const std::string& device) {
+  return absl::StartsWith(device, "NVIDIA ") ? device.substr(7) : device;
+}
+
+// "Qwen2.5-7B-Instruct (H100 80GB HBM3); SmolLM2-135M-Instruct (cpu)".
+std::string ModelsOn(const std::vector<const RunJudgement*>& runs) {
+  std::set<std::string> out;
+  for (const RunJudgement* r : runs) {
+    out.insert(absl::StrCat(r->target.model, " (", DeviceName(r->target.device), ")"));
+  }
+  return out.empty() ? "no records" : absl::StrJoin(out, "; ");
+}
+
+// A series drawn only in the legend.
+Series LegendOnly(const std::string& label, const std::string& color, bool line,
+                  MarkerShape marker, const std::string& dash = "") {
+  Series s;
+  s.label = label;
+  s.color = color;
+  s.line = line;
+  s.marker = marker;
+  s.dash = dash;
+  return s;
+}
+
+}  // namespace
 
 absl::StatusOr<std::string> Generator::SpeedCeilingPlot() const {
-  Figure fig;
-  fig.title = "Speed ceiling: projected speedup 1 / ((1 - p_attn) + p_attn * f + h)";
-  fig.panel_width = 900;
-  fig.panel_height = 420;
-  Panel& panel = fig.panels.emplace_back();
-  panel.title = "projected decode-step speedup against the active history fraction f";
-  panel.x = {"active history fraction f (share of the history attention reads)", 0, 1, false};
-
   const RegisteredSpec* spec = gates::LatestSpec(in_.specs, kSpeedCeilingGate);
   std::optional<gates::SpeedCeilingGate> gate;
   if (spec != nullptr) {
@@ -33,262 +94,316 @@ absl::StatusOr<std::string> Generator::SpeedCeilingPlot() const {
     if (!g.ok()) return g.status();
     gate = *g;
   }
-  std::vector<double> overheads = PublishedOverheads();
-  if (overheads.empty()) overheads.push_back(gate.has_value() ? gate->overhead : 0.0);
-
-  // p_attn values: the study's, then each recorded one (by its printed value).
-  std::vector<std::pair<double, std::string>> p_attns;
-  std::set<std::string> seen;
-  const PublishedSection* published = in_.published.Find(kSpeedCeilingGate);
-  if (published != nullptr) {
-    if (std::optional<double> p = published->NumberInput(gates::kPAttn)) {
-      p_attns.push_back({*p, absl::StrCat("p_attn = ", Fixed(*p, 3), " (study)")});
-      seen.insert(Fixed(*p, 3));
-    }
-  }
+  const double h = gate.has_value() ? gate->overhead : 0.05;
   const std::vector<const RunJudgement*> runs = RunsOfGate(kSpeedCeilingGate);
+  Figure fig;
+  fig.title = absl::StrCat("Speed ceiling at h = ", Short(h), " by context: ", ModelsOn(runs));
+  fig.panel_width = 1000;
+  fig.panel_height = 420;
+  Panel& panel = fig.panels.emplace_back();
+  panel.title = "projected decode-step speedup 1 / ((1 - p_attn) + p_attn * f + h)";
+
+  // One series a timing family on one model and card; a marker a record.
+  std::set<std::string> families;
+  for (const RunJudgement* run : runs) families.insert(Family(run->variant));
+  const std::map<std::string, std::string> colors = FamilyColors(families);
+  std::map<std::string, Series> by_label;
+  std::vector<double> xs, ys;
   for (const RunJudgement* run : runs) {
-    std::optional<double> p = Extreme(run->rows, gates::kPAttn, true);
-    if (!p.has_value() || !(*p >= 0 && *p <= 1)) continue;
-    if (seen.insert(Fixed(*p, 3)).second) {
-      p_attns.push_back({*p, absl::StrCat("p_attn = ", Fixed(*p, 3), " (records)")});
-    }
+    const std::optional<double> p = Extreme(run->rows, gates::kPAttn, true);
+    const std::optional<double> f = Extreme(run->rows, gates::kActiveHistoryFraction, true);
+    if (!p.has_value() || !f.has_value()) continue;
+    absl::StatusOr<double> y = gates::ProjectedSpeedup(*p, *f, h);
+    if (!y.ok()) continue;
+    const std::string family = Family(run->variant);
+    const std::string label = absl::StrCat(family, ": ", run->target.model, " on ",
+                                           DeviceName(run->target.device));
+    Series& s = by_label[label];
+    s.label = label;
+    s.color = colors.at(family);
+    s.line = false;
+    s.marker = MarkerShape::kCircle;
+    s.points.push_back({static_cast<double>(run->target.context), *y});
+    xs.push_back(run->target.context);
+    ys.push_back(*y);
   }
-  static const char* const kDashes[] = {"", "7 4", "2 3", "10 3 2 3"};
-  std::vector<double> ys;
-  for (size_t i = 0; i < p_attns.size(); ++i) {
-    for (size_t k = 0; k < overheads.size(); ++k) {
-      Series s;
-      s.label = absl::StrCat(p_attns[i].second, ", h = ", Short(overheads[k]));
-      s.color = PaletteColor(static_cast<int>(i));
-      s.dash = kDashes[k % 4];
-      for (int step = 0; step <= 100; ++step) {
-        const double f = step / 100.0;
-        absl::StatusOr<double> y = gates::ProjectedSpeedup(p_attns[i].first, f, overheads[k]);
-        if (!y.ok()) continue;
-        s.points.push_back({f, *y});
+  for (auto& [label, s] : by_label) panel.series.push_back(std::move(s));
+  // The study's rows at the gate's overhead: its context is not given, so lines across.
+  if (const PublishedSection* published = in_.published.Find(kSpeedCeilingGate)) {
+    std::vector<std::string> parts;
+    for (const PublishedColumn& c : published->columns) {
+      if (!c.overhead.has_value() || std::fabs(*c.overhead - h) > 1e-12) continue;
+      for (const auto& row : published->rows) {
+        const std::optional<double> f = PublishedSection::Number(row, "f");
+        const std::optional<double> y = PublishedSection::Number(row, c.key);
+        if (!f.has_value() || !y.has_value()) continue;
+        parts.push_back(absl::StrCat(published->Format(c, row.at(c.key)), " at f = ", Short(*f)));
+        panel.hlines.push_back({*y, "", kGrey, "2 3", "", false});
         ys.push_back(*y);
       }
-      panel.series.push_back(std::move(s));
     }
-  }
-  if (published != nullptr) {
-    for (const PublishedColumn& c : published->columns) {
-      if (!c.overhead.has_value()) continue;
-      Series s;
-      s.label = "study's published speedups (reports/templates/published.json)";
-      s.color = "#000000";
-      s.line = false;
-      s.marker = MarkerShape::kHollowDiamond;
-      for (const auto& row : published->rows) {
-        std::optional<double> f = PublishedSection::Number(row, "f");
-        std::optional<double> y = PublishedSection::Number(row, c.key);
-        if (f.has_value() && y.has_value()) {
-          s.points.push_back({*f, *y});
-          ys.push_back(*y);
-        }
-      }
-      panel.series.push_back(std::move(s));
-    }
+    const std::string legend =
+        absl::StrCat("the study (context not given): ", absl::StrJoin(parts, ", "));
+    for (HLine& line : panel.hlines) line.legend = legend;
   }
   if (gate.has_value()) {
-    std::map<Verdict, Series> recorded;
-    for (const RunJudgement* run : runs) {
-      std::optional<double> p = Extreme(run->rows, gates::kPAttn, true);
-      std::optional<double> f = Extreme(run->rows, gates::kActiveHistoryFraction, true);
-      if (!p.has_value() || !f.has_value()) continue;
-      absl::StatusOr<double> y = gates::ProjectedSpeedup(*p, *f, gate->overhead);
-      if (!y.ok()) continue;
-      Series& s = recorded[run->judgement.verdict];
-      s.points.push_back({*f, *y});
-      ys.push_back(*y);
-    }
-    for (auto& [verdict, s] : recorded) {
-      s.label =
-          absl::StrCat("records, ", VerdictText(verdict), " (at h = ", Short(gate->overhead), ")");
-      s.color = verdict == Verdict::kPass   ? "#2ca02c"
-                : verdict == Verdict::kFail ? "#d62728"
-                                            : "#7f7f7f";
-      s.line = false;
-      s.marker = MarkerShape::kCircle;
-      panel.series.push_back(std::move(s));
-    }
-    panel.hlines.push_back(
-        {gate->min_speedup,
-         absl::StrCat("gate: >= ", Fixed(gate->min_speedup, 2), "x at h = ", Short(gate->overhead),
-                      " (", kSpeedCeilingGate, " v", spec->spec.version, ")"),
-         "#d62728", "8 4"});
+    panel.hlines.push_back({gate->min_speedup,
+                            absl::StrCat("gate: >= ", Fixed(gate->min_speedup, 2), "x (",
+                                         kSpeedCeilingGate, " v", spec->spec.version, ")"),
+                            kGateRed, "8 4", "", true});
     ys.push_back(gate->min_speedup);
   }
-  const auto [lo, hi] = AutoRange(ys, false, 0.8, 1.6);
-  panel.y = {"projected speedup (x)", lo, hi, false};
-  if (p_attns.empty()) panel.empty_note = "no p_attn: no records and no published p_attn";
+  // Ticks at the contexts measured; the axis half a tick step beyond them.
+  std::set<double> measured(xs.begin(), xs.end());
+  const double xlo = measured.empty() ? 1000 : *measured.begin() / 1.6;
+  const double xhi = measured.empty() ? 1000000 : *measured.rbegin() * 1.6;
+  panel.x = {"context (tokens, log scale)", xlo, xhi, true,
+             std::vector<double>(measured.begin(), measured.end())};
+  panel.y = AxisFor("projected speedup (x)", ys, false);
+  if (runs.empty()) panel.empty_note = "no speed_ceiling records yet";
   fig.caption = {
-      "Curves: gates/speed_ceiling's formula at the study's p_attn and at every p_attn found in "
-      "the records; colour: p_attn, dash: overhead h.",
-      absl::StrCat("Records: ", runs.size(), " speed_ceiling runs in ", in_.records_dir,
-                   "/ (none yet when none are drawn)."),
+      absl::StrCat("A marker a record (", runs.size(), " runs of ", kSpeedCeilingGate, " in ",
+                   in_.records_dir, "/): the projection from its measured p_attn at its active ",
+                   "fraction f; the study's three fractions sit on nearly one point a context, ",
+                   "repeated runs at one context show the spread. Colour: how the step was timed."),
       "A speed ceiling is only permission to run the oracle quality gate, not a measured speedup.",
   };
   return RenderSvg(fig);
 }
 
 std::string Generator::OraclePlot() const {
-  Figure fig;
-  fig.title = "Work-reduction oracle: per-step quality of each selector against the gate";
   const RegisteredSpec* spec = gates::LatestSpec(in_.specs, kOracleGate);
   const std::vector<const RunJudgement*> runs = RunsOfGate(kOracleGate);
   int steps = 1;
   if (spec != nullptr && spec->spec.target.decode_steps.has_value()) {
     steps = *spec->spec.target.decode_steps;
   }
+  std::set<std::string> families;
+  std::set<int64_t> contexts;
+  std::set<std::string> dtypes;
   for (const RunJudgement* run : runs) {
+    families.insert(Family(run->variant));
+    contexts.insert(run->target.context);
+    dtypes.insert(run->target.dtype);
     for (const RecordAt* row : run->rows) {
       if (row->record.step.has_value()) {
         steps = std::max<int>(steps, static_cast<int>(*row->record.step) + 1);
       }
     }
   }
-  // Runs of one variant are told apart by their start time.
-  std::map<std::string, int> runs_of_variant;
-  for (const RunJudgement* run : runs) ++runs_of_variant[run->variant];
+  if (contexts.empty()) contexts.insert(0);
+  const std::map<std::string, std::string> colors = FamilyColors(families);
+  Figure fig;
+  fig.title = absl::StrCat("Work-reduction oracle, per decode step: ", ModelsOn(runs),
+                           dtypes.empty() ? "" : ", " + absl::StrJoin(dtypes, ", "));
+  fig.columns = 2;
   const PublishedSection* published = in_.published.Find(kOracleGate);
   const std::vector<std::pair<std::string, std::string>> metrics = {
       {gates::kDecodeLogitMse, "decode-logit MSE"},
-      {gates::kLayerMedianOProjRelL2, "layer-local L2 (median over layers, post-o_proj)"}};
-  for (const auto& [metric, title] : metrics) {
-    Panel& panel = fig.panels.emplace_back();
-    panel.title = title;
-    panel.x = {"decode step", -0.25, steps - 1 + 0.25, false};
-    std::vector<double> ys = {0.0};
-    for (size_t i = 0; i < runs.size(); ++i) {
-      const RunJudgement& run = *runs[i];
-      Series s;
-      s.label = absl::StrCat(run.variant,
-                             runs_of_variant[run.variant] > 1
-                                 ? absl::StrCat(" (run ", run.provenance.start_time, ")")
-                                 : "",
-                             ": ", VerdictText(run.judgement.verdict));
-      s.color = PaletteColor(static_cast<int>(i));
-      s.marker = MarkerShape::kCircle;
-      for (const RecordAt* row : run.rows) {
-        std::optional<double> v = MetricOf(row->record, metric);
-        if (!row->record.step.has_value() || !v.has_value()) continue;
-        s.points.push_back({static_cast<double>(*row->record.step), *v});
-        ys.push_back(*v);
+      {gates::kLayerMedianOProjRelL2, "layer-local L2"}};
+  int not_drawn = 0;
+  std::vector<std::string> study_words;
+  for (int64_t context : contexts) {
+    for (const auto& [metric, title] : metrics) {
+      Panel& panel = fig.panels.emplace_back();
+      panel.title = absl::StrCat(title, ", context ", context);
+      panel.x = {"decode step", -0.25, steps - 1 + 0.25, false};
+      std::vector<double> ys;
+      for (const RunJudgement* run : runs) {
+        if (run->target.context != context) continue;
+        Series s;  // drawn without a label: the legend has one entry a family
+        s.color = colors.at(Family(run->variant));
+        s.marker = MarkerShape::kCircle;
+        s.dash = run->judgement.verdict == Verdict::kPass ? "" : "6 3";
+        for (const RecordAt* row : run->rows) {
+          std::optional<double> v = MetricOf(row->record, metric);
+          if (!row->record.step.has_value() || !v.has_value()) continue;
+          if (!(*v > 0) || !std::isfinite(*v)) {
+            ++not_drawn;
+            continue;
+          }
+          s.points.push_back({static_cast<double>(*row->record.step), *v});
+          ys.push_back(*v);
+        }
+        panel.series.push_back(std::move(s));
       }
-      panel.series.push_back(std::move(s));
-    }
-    if (spec != nullptr) {
-      for (const Condition& c : spec->spec.thresholds) {
-        if (c.kind != Condition::Kind::kMetric || c.metric != metric) continue;
-        panel.hlines.push_back(
-            {c.value,
-             absl::StrCat("gate: ", metric, " ", gates::OpSymbol(c.op), " ", Short(c.value), " (",
-                          kOracleGate, " v", spec->spec.version, ")"),
-             "#d62728", "8 4"});
-        ys.push_back(c.value);
+      if (spec != nullptr) {
+        for (const Condition& c : spec->spec.thresholds) {
+          if (c.kind != Condition::Kind::kMetric || c.metric != metric) continue;
+          panel.hlines.push_back({c.value,
+                                  absl::StrCat("gate: ", gates::OpSymbol(c.op), " ", Short(c.value),
+                                               " (", kOracleGate, " v", spec->spec.version, ")"),
+                                  kGateRed, "8 4", "gate thresholds (work_reduction_oracle)",
+                                  false});
+          ys.push_back(c.value);
+        }
       }
-    }
-    if (published != nullptr) {
-      const PublishedColumn* label = &published->columns.front();
-      for (const auto& row : published->rows) {
-        std::optional<double> v = PublishedSection::Number(row, metric);
-        if (!v.has_value()) continue;
-        panel.hlines.push_back(
-            {*v,
-             absl::StrCat("study: ", published->Format(*label, row.at(label->key)), " ", metric,
-                          " ", Short(*v), " (published, step not given)"),
-             "#555555", "2 3"});
-        ys.push_back(*v);
+      if (published != nullptr) {
+        const PublishedColumn* label = &published->columns.front();
+        for (const auto& row : published->rows) {
+          const std::optional<double> v = PublishedSection::Number(row, metric);
+          if (!v.has_value()) continue;
+          panel.hlines.push_back(
+              {*v, "", kGrey, "2 3", "the study's published maxima (step not given)", false});
+          ys.push_back(*v);
+          if (context == *contexts.begin()) {
+            study_words.push_back(absl::StrCat(published->Format(*label, row.at(label->key)), " ",
+                                               title, " ", Short(*v)));
+          }
+        }
       }
+      panel.y = AxisFor(metric, ys, true);
+      if (runs.empty()) panel.empty_note = "no records yet";
     }
-    const auto [lo, hi] = AutoRange(ys, false, 0.0, 1.0);
-    panel.y = {metric, std::max(0.0, lo), hi, false};
-    if (runs.empty()) panel.empty_note = "no records yet";
   }
+  // The legend: one entry a family, then the line styles.
+  std::vector<Series> legend;
+  for (const auto& [family, color] : colors) {
+    legend.push_back(LegendOnly(family, color, true, MarkerShape::kCircle));
+  }
+  fig.panels.front().series.insert(fig.panels.front().series.begin(), legend.begin(),
+                                   legend.end());
   fig.caption = {
-      absl::StrCat("One line per selector run (", runs.size(), " runs of ", kOracleGate, " in ",
-                   in_.records_dir, "/); a configuration passes only if every step passes."),
-      "Dashed red: the gate's threshold from its spec; dotted grey: the study's published "
-      "figures (reports/templates/published.json).",
+      absl::StrCat("One line a selector run (", runs.size(), " runs of ", kOracleGate, " in ",
+                   in_.records_dir, "/), in its family's colour: solid when the configuration ",
+                   "passes, dashed when it fails (it passes only if every step passes). ",
+                   "Values of 0 or non-finite, not drawable on a log axis: ", not_drawn, "."),
+      absl::StrCat("Dotted grey, the study's published maxima: ",
+                   study_words.empty() ? "none" : absl::StrJoin(study_words, "; "), "."),
   };
   return RenderSvg(fig);
 }
 
 std::string Generator::KvQualityPlot() const {
-  Figure fig;
-  fig.title = "Quality against bytes: decode-logit MSE of every KV format";
-  fig.panel_width = 900;
-  fig.panel_height = 420;
-  Panel& panel = fig.panels.emplace_back();
-  panel.title = "decode-logit MSE against KV bytes per token relative to dense";
-  panel.x = {"KV bytes per token / dense KV bytes per token (kv_ratio)", 0, 1, false};
-  std::vector<double> ys;
-  int not_drawn = 0;
-  // One series per (experiment, variant), over every record carrying both metrics.
-  std::vector<std::string> labels;
-  std::map<std::string, Series> by_label;
+  // The quality gate of the formats and the gates refining it (judged over windows).
+  std::vector<std::string> gate_ids = {kHfkvGate};
+  for (const gates::GateRoleEntry* g : in_.paths.RefinersOf(kHfkvGate)) gate_ids.push_back(g->gate);
+  std::set<std::string> families;
+  std::set<std::string> models, one_prompt_contexts, window_contexts;
+  int controls = 0, not_drawn = 0;
+  struct Point {
+    std::string family;
+    double x, y;
+    std::optional<std::pair<double, double>> bar;  // over windows: the 95% interval
+  };
+  std::vector<Point> points;
   for (const RunJudgement& run : runs_) {
     for (const RecordAt* row : run.rows) {
-      std::optional<double> x = MetricOf(row->record, gates::kKvRatio);
+      const std::optional<double> x = MetricOf(row->record, gates::kKvRatio);
       std::optional<double> y = MetricOf(row->record, gates::kDecodeLogitMse);
+      const bool windows = !y.has_value();
+      const std::string mean = absl::StrCat(gates::kDecodeLogitMse, "_mean");
+      if (windows) y = MetricOf(row->record, mean);
       if (!x.has_value() || !y.has_value()) continue;
+      if (in_.paths.ControlOf(run.variant) != nullptr) {
+        ++controls;
+        continue;
+      }
       if (!(*y > 0) || !std::isfinite(*y) || !std::isfinite(*x)) {
         ++not_drawn;
         continue;
       }
-      const std::string label =
-          absl::StrCat(run.variant, " (", run.experiment, ", ", run.target.model, ")");
-      if (by_label.count(label) == 0) labels.push_back(label);
-      Series& s = by_label[label];
-      s.points.push_back({*x, *y});
-      ys.push_back(*y);
+      Point p{Family(run.variant), *x, *y, std::nullopt};
+      if (windows) {
+        const std::optional<double> lo = MetricOf(row->record, mean + "_ci_low");
+        const std::optional<double> hi = MetricOf(row->record, mean + "_ci_high");
+        if (lo.has_value() && hi.has_value()) p.bar = std::make_pair(*lo, *hi);
+      }
+      points.push_back(p);
+      families.insert(p.family);
+      models.insert(run.target.model);
+      (windows ? window_contexts : one_prompt_contexts).insert(absl::StrCat(run.target.context));
     }
+  }
+  const std::map<std::string, std::string> colors = FamilyColors(families);
+  Figure fig;
+  std::vector<std::string> where;
+  if (!one_prompt_contexts.empty()) {
+    where.push_back(absl::StrCat(absl::StrJoin(one_prompt_contexts, ", "), " (one prompt)"));
+  }
+  if (!window_contexts.empty()) {
+    where.push_back(absl::StrCat(absl::StrJoin(window_contexts, ", "), " (over windows)"));
+  }
+  fig.title = absl::StrCat("KV formats, quality against bytes: ",
+                           models.empty() ? "no records" : absl::StrJoin(models, ", "),
+                           where.empty() ? "" : ", context " + absl::StrJoin(where, " and "));
+  fig.panel_width = 1000;
+  fig.panel_height = 420;
+  Panel& panel = fig.panels.emplace_back();
+  panel.title = "decode-logit MSE against KV bytes per token relative to dense";
+  std::vector<double> xs, ys;
+  for (const auto& [family, color] : colors) {
+    Series one = LegendOnly(family, color, false, MarkerShape::kCircle);
+    Series over = LegendOnly("", color, false, MarkerShape::kSquare);
+    for (const Point& p : points) {
+      if (p.family != family) continue;
+      xs.push_back(p.x);
+      ys.push_back(p.y);
+      if (!p.bar.has_value()) {
+        one.points.push_back({p.x, p.y});
+        continue;
+      }
+      over.points.push_back({p.x, p.y});
+      over.y_bars.push_back(*p.bar);
+      ys.push_back(p.bar->first);
+      ys.push_back(p.bar->second);
+    }
+    panel.series.push_back(std::move(one));
+    panel.series.push_back(std::move(over));
+  }
+  if (!window_contexts.empty()) {
+    panel.series.push_back(LegendOnly("square and bar: mean over windows, 95% interval", kGrey,
+                                      false, MarkerShape::kSquare));
   }
   if (const PublishedSection* published = in_.published.Find(kHfkvGate)) {
     const PublishedColumn* label = &published->columns.front();
-    Series s;
-    s.label = "study's published figures (kv_ratio = 1 / ratio vs bf16)";
-    s.color = "#000000";
-    s.line = false;
-    s.marker = MarkerShape::kHollowDiamond;
+    std::vector<std::string> parts;
+    Series s = LegendOnly("", "#000000", false, MarkerShape::kHollowDiamond);
     for (const auto& row : published->rows) {
       std::optional<double> ratio = PublishedSection::Number(row, kPublishedKvRatioVsBf16);
       std::optional<double> y = PublishedSection::Number(row, gates::kDecodeLogitMse);
       if (!ratio.has_value() || !y.has_value() || !(*ratio > 0) || !(*y > 0)) continue;
       s.points.push_back({1.0 / *ratio, *y});
-      s.point_labels.push_back(published->Format(*label, row.at(label->key)));
+      xs.push_back(1.0 / *ratio);
       ys.push_back(*y);
+      const PublishedColumn* mse = nullptr;
+      for (const PublishedColumn& c : published->columns) {
+        if (c.key == gates::kDecodeLogitMse) mse = &c;
+      }
+      parts.push_back(absl::StrCat(published->Format(*label, row.at(label->key)), " ",
+                                   published->Format(*mse, row.at(mse->key))));
     }
+    s.label = absl::StrCat("the study (kv_ratio = 1 / its ratio vs bf16): ",
+                           absl::StrJoin(parts, ", "));
     panel.series.push_back(std::move(s));
   }
-  for (size_t i = 0; i < labels.size(); ++i) {
-    Series s = by_label[labels[i]];
-    s.label = labels[i];
-    s.color = PaletteColor(static_cast<int>(i));
-    s.line = false;
-    s.marker = MarkerShape::kCircle;
-    panel.series.push_back(std::move(s));
-  }
-  if (const RegisteredSpec* spec = gates::LatestSpec(in_.specs, kHfkvGate)) {
+  // The gates' bars on the MSE, one line a value.
+  std::map<double, std::vector<std::string>> bars;
+  for (const std::string& id : gate_ids) {
+    const RegisteredSpec* spec = gates::LatestSpec(in_.specs, id);
+    if (spec == nullptr) continue;
     for (const Condition& c : spec->spec.thresholds) {
-      if (c.kind != Condition::Kind::kMetric || c.metric != gates::kDecodeLogitMse) continue;
-      panel.hlines.push_back(
-          {c.value,
-           absl::StrCat("gate: decode_logit_mse ", gates::OpSymbol(c.op), " ", Short(c.value), " (",
-                        kHfkvGate, " v", spec->spec.version, ")"),
-           "#d62728", "8 4"});
-      ys.push_back(c.value);
+      if (c.kind != Condition::Kind::kMetric || BaseMetric(c.metric) != gates::kDecodeLogitMse) {
+        continue;
+      }
+      bars[c.value].push_back(absl::StrCat(gates::OpSymbol(c.op), " ", Short(c.value), " on ",
+                                           c.metric, " (", id, " v", spec->spec.version, ")"));
     }
   }
-  const auto [lo, hi] = AutoRange(ys, true, 0.01, 10);
-  panel.y = {"decode-logit MSE (log scale)", lo, hi, true};
-  if (labels.empty()) panel.empty_note = "no records with kv_ratio and decode_logit_mse yet";
+  for (const auto& [value, names] : bars) {
+    panel.hlines.push_back({value, absl::StrCat("gate ", Short(value)), kGateRed, "8 4",
+                            absl::StrCat("gate: ", absl::StrJoin(names, "; ")), false});
+    ys.push_back(value);
+  }
+  const auto [xlo, xhi] = AutoRange(xs, false, 0, 1);
+  panel.x = {"KV bytes per token / dense KV bytes per token (kv_ratio)", std::max(0.0, xlo), xhi,
+             false};
+  panel.y = AxisFor("decode-logit MSE", ys, false);
+  if (points.empty()) panel.empty_note = "no records with kv_ratio and decode_logit_mse yet";
   fig.caption = {
-      absl::StrCat("Points: every record (any experiment, any gate) with both kv_ratio and "
-                   "decode_logit_mse. Records with an MSE of 0 or a non-finite value cannot be "
-                   "drawn on the log axis (the tables list them): ",
+      absl::StrCat("Circles: a record of one prompt (each decode step); squares: a record over ",
+                   "windows. Colour: the format family. Controls (not compressed, not drawn): ",
+                   controls, "; values of 0 or non-finite, not drawable on the log axis: ",
                    not_drawn, "."),
       "kv_ratio is compressed KV bytes / dense KV bytes of the record's target dtype (RECORDS.md); "
       "the study quotes its ratios against bf16.",

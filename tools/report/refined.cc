@@ -15,15 +15,6 @@
 namespace kvgate::report::internal {
 namespace {
 
-// The metric an aggregate summarises: "decode_logit_mse_mean_ci_high" -> "decode_logit_mse".
-std::string BaseMetric(const std::string& name) {
-  absl::string_view base = name;
-  for (const char* suffix : {"_mean_ci_high", "_mean_ci_low", "_mean", "_median", "_p95", "_p99"}) {
-    if (absl::ConsumeSuffix(&base, suffix)) break;
-  }
-  return std::string(base);
-}
-
 // How a refining gate reads an aggregate: "upper 95% bound" for "<metric>_mean_ci_high".
 std::string AggregateWords(const std::string& name) {
   if (absl::EndsWith(name, "_mean_ci_high")) return "upper 95% bound";

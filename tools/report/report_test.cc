@@ -197,10 +197,29 @@ TEST(ReportTest, TablesOfTheFixtureRecords) {
               HasSubstr("| 41.900 | 55.200 | 0.759 | >= 1.1 | fail (v1)"));
   EXPECT_THAT(files.at("summaries/fused-codebook-summary.md"),
               HasSubstr("| 0.840 | 0.700 | 1.200 | >= 1.1 | pass (v1) |"));
-  // The plot draws a curve for the study's p_attn and for the recorded one.
-  EXPECT_THAT(files.at("plots/speed-ceiling.svg"),
-              AllOf(HasSubstr("p_attn = 0.334 (study), h = 0.05"),
-                    HasSubstr("p_attn = 0.520 (records), h = 0.1")));
+  // The speed-ceiling plot: a family a colour, the model in the title, the study's rows.
+  const std::string& speed = files.at("plots/speed-ceiling.svg");
+  EXPECT_THAT(speed, AllOf(HasSubstr("Speed ceiling at h = 0.05 by context: Qwen2.5-7B-Instruct "
+                                     "(H100 80GB HBM3)"),
+                           HasSubstr(">global_block_mass: Qwen2.5-7B-Instruct on H100 80GB "
+                                     "HBM3</text>"),
+                           HasSubstr(">recent_sink: Qwen2.5-7B-Instruct on H100 80GB HBM3</text>"),
+                           HasSubstr("the study (context not given): 1.21x at f = 0.337, 1.20x "
+                                     "at f = 0.35, 1.19x at f = 0.376")));
+  // The quality plot: one-prompt circles, squares with interval bars over windows, one legend
+  // entry a family, the study's figures at full precision, the controls counted, not drawn.
+  const std::string& kv = files.at("plots/kv-quality-vs-bytes.svg");
+  EXPECT_THAT(kv, AllOf(HasSubstr("context 1024 (one prompt) and 512 (over windows)"),
+                        HasSubstr(">int4</text>"), HasSubstr(">kivi</text>"),
+                        HasSubstr("symmetric int4 1.739284, affine int4 1.360282"),
+                        HasSubstr("&lt;= 0.25 on decode_logit_mse_mean_ci_high "
+                                  "(kv_format_quality_over_windows v1)")));
+  EXPECT_THAT(kv, Not(HasSubstr(">symmetric_int4:block=32")));
+  // The oracle plot: a row of panels a context, log axes where values span decades.
+  EXPECT_THAT(files.at("plots/work-reduction-oracle.svg"),
+              AllOf(HasSubstr(">decode-logit MSE, context 8192</text>"),
+                    HasSubstr(">layer-local L2, context 8192</text>"),
+                    HasSubstr(">global_block_mass</text>")));
 }
 
 TEST(ReportTest, BadRecordsAreProblemsWithFileAndLine) {

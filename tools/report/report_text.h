@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gates/gate_spec.h"
 #include "gates/verdict.h"
 #include "tools/report/report.h"
@@ -106,6 +107,16 @@ inline std::string PlotLink(const std::string& alt, const std::string& from_dir,
 }
 
 // ---- Metrics and conditions ------------------------------------------------------------------
+
+// The metric an aggregate over windows summarises: "decode_logit_mse_mean_ci_high" ->
+// "decode_logit_mse"; other names are returned as they are.
+inline std::string BaseMetric(const std::string& name) {
+  absl::string_view base = name;
+  for (const char* suffix : {"_mean_ci_high", "_mean_ci_low", "_mean", "_median", "_p95", "_p99"}) {
+    if (absl::ConsumeSuffix(&base, suffix)) break;
+  }
+  return std::string(base);
+}
 
 inline std::optional<double> MetricOf(const Record& r, const std::string& name) {
   auto it = r.metrics.find(name);

@@ -61,6 +61,10 @@ struct Frame {
     return (v - a.min) / (a.max - a.min);
   }
   double Clamp01(double f) const { return std::min(1.0, std::max(0.0, f)); }
+  bool Inside(const Axis& a, double v) const {
+    const double t = Fraction(a, v);
+    return t >= -1e-9 && t <= 1 + 1e-9;
+  }
   bool Usable(const Axis& a, double v) const { return std::isfinite(v) && (!a.log || v > 0); }
   double Px(double v) const { return left + Clamp01(Fraction(x, v)) * width; }
   double Py(double v) const { return top + height - Clamp01(Fraction(y, v)) * height; }
@@ -140,8 +144,11 @@ std::string RenderPanel(const Panel& panel, double origin_x, double origin_y, in
                     "\" stroke-width=\"1.5\"", DashAttr(h.dash), "/>\n");
     // The label sits above the line, or below it when the line runs along the top of the frame.
     const double label_y = py - f.top < 22 ? py + 13 : py - 4;
-    absl::StrAppend(&out, Text(f.left + f.width - 4, label_y, h.label, "end", 11,
-                               absl::StrCat(" fill=\"", h.color, "\"")));
+    if (!h.label.empty()) {
+      absl::StrAppend(&out, Text(h.label_left ? f.left + 4 : f.left + f.width - 4, label_y,
+                                 h.label, h.label_left ? "start" : "end", 11,
+                                 absl::StrCat(" fill=\"", h.color, "\"")));
+    }
   }
   // Series.
   for (const Series& s : panel.series) {
@@ -149,9 +156,23 @@ std::string RenderPanel(const Panel& panel, double origin_x, double origin_y, in
     std::vector<std::string> labels;
     for (size_t i = 0; i < s.points.size(); ++i) {
       const auto& [x, y] = s.points[i];
-      if (!f.Usable(panel.x, x) || !f.Usable(panel.y, y)) continue;
+      if (!f.Usable(panel.x, x) || !f.Usable(panel.y, y) || !f.Inside(panel.x, x) ||
+          !f.Inside(panel.y, y)) {
+        continue;
+      }
       px.push_back({f.Px(x), f.Py(y)});
       labels.push_back(i < s.point_labels.size() ? s.point_labels[i] : "");
+      if (i < s.y_bars.size() && f.Usable(panel.y, s.y_bars[i].first) &&
+          f.Usable(panel.y, s.y_bars[i].second)) {
+        const double bx = f.Px(x), lo = f.Py(s.y_bars[i].first), hi = f.Py(s.y_bars[i].second);
+        absl::StrAppend(&out, "<line x1=\"", Num(bx), "\" y1=\"", Num(lo), "\" x2=\"", Num(bx),
+                        "\" y2=\"", Num(hi), "\" stroke=\"", s.color, "\" stroke-width=\"1.5\"/>\n");
+        for (double end : {lo, hi}) {
+          absl::StrAppend(&out, "<line x1=\"", Num(bx - 4), "\" y1=\"", Num(end), "\" x2=\"",
+                          Num(bx + 4), "\" y2=\"", Num(end), "\" stroke=\"", s.color,
+                          "\" stroke-width=\"1.5\"/>\n");
+        }
+      }
     }
     if (s.line && px.size() >= 2) {
       std::string pts;
@@ -215,6 +236,12 @@ std::string XmlEscape(absl::string_view text) {
 std::vector<double> AxisTicks(const Axis& axis) {
   std::vector<double> ticks;
   if (!(axis.max > axis.min) || !std::isfinite(axis.min) || !std::isfinite(axis.max)) return ticks;
+  if (!axis.ticks.empty()) {
+    for (double t : axis.ticks) {
+      if (t >= axis.min && t <= axis.max && (!axis.log || t > 0)) ticks.push_back(t);
+    }
+    return ticks;
+  }
   if (axis.log) {
     if (!(axis.min > 0)) return ticks;
     for (int e = static_cast<int>(std::ceil(std::log10(axis.min) - 1e-9));
@@ -258,7 +285,9 @@ std::pair<double, double> AutoRange(const std::vector<double>& values, bool log,
 
 std::string RenderSvg(const Figure& figure) {
   const int panels = std::max<int>(1, figure.panels.size());
-  const int width = panels * figure.panel_width;
+  const int columns = figure.columns > 0 ? std::min(figure.columns, panels) : panels;
+  const int rows = (panels + columns - 1) / columns;
+  const int width = columns * figure.panel_width;
   // The legend: one entry per distinct label, in order of first appearance.
   std::vector<LegendEntry> legend;
   std::set<std::string> labels;
@@ -268,8 +297,9 @@ std::string RenderSvg(const Figure& figure) {
       legend.push_back({s.label, s.color, s.dash, s.line, s.marker});
     }
     for (const HLine& h : p.hlines) {
-      if (h.label.empty() || !labels.insert(h.label).second) continue;
-      legend.push_back({h.label, h.color, h.dash, true, MarkerShape::kNone});
+      const std::string& text = h.legend.empty() ? h.label : h.legend;
+      if (text.empty() || !labels.insert(text).second) continue;
+      legend.push_back({text, h.color, h.dash, true, MarkerShape::kNone});
     }
   }
   // Two legend columns when every label fits one, else one.
@@ -278,7 +308,7 @@ std::string RenderSvg(const Figure& figure) {
   const double legend_width = width - 2.0 * kMarginLeft;
   const int legend_columns = 36 + longest * kCharWidth <= legend_width / 2 ? 2 : 1;
   const int legend_rows = (static_cast<int>(legend.size()) + legend_columns - 1) / legend_columns;
-  const int legend_top = kTitleHeight + figure.panel_height + 8;
+  const int legend_top = kTitleHeight + rows * figure.panel_height + 8;
   std::vector<std::string> caption;
   for (const std::string& line : figure.caption) {
     for (std::string& part : Wrap(line, static_cast<size_t>((width - 24) / kCharWidth))) {
@@ -295,7 +325,8 @@ std::string RenderSvg(const Figure& figure) {
   absl::StrAppend(&out, Text(width / 2.0, 22, figure.title, "middle", 15, " font-weight=\"bold\""));
   for (int i = 0; i < static_cast<int>(figure.panels.size()); ++i) {
     absl::StrAppend(&out, "<g>\n",
-                    RenderPanel(figure.panels[i], i * figure.panel_width, kTitleHeight,
+                    RenderPanel(figure.panels[i], (i % columns) * figure.panel_width,
+                                kTitleHeight + (i / columns) * figure.panel_height,
                                 figure.panel_width, figure.panel_height),
                     "</g>\n");
   }

@@ -2,8 +2,10 @@
 // the same input (coordinates printed with one decimal, series drawn in the order given).
 //
 // A figure is one or more panels side by side, a shared legend under them and caption lines.
-// Each panel has a linear or log10 y axis, series (a polyline, markers, or both) and horizontal
-// reference lines (e.g. a gate threshold). Points outside a panel's range are clipped to it.
+// Each panel has linear or log10 axes, series (a polyline, markers, or both, with optional
+// vertical interval bars) and horizontal reference lines (e.g. a gate threshold). Panels sit in
+// rows of Figure::columns. A point outside a panel's range is not drawn (never pinned to the
+// frame's edge as if it were there): callers size the axes to hold every point.
 //
 // Usage:
 //   Figure fig{.title = "Projected speedup"};
@@ -38,6 +40,8 @@ struct Series {
   std::string dash;  // SVG stroke-dasharray, e.g. "6 3"; empty: solid
   MarkerShape marker = MarkerShape::kNone;
   std::vector<std::string> point_labels;  // optional text beside each point (same length)
+  // Optional vertical bars, one per point (same length): (low, high), e.g. a 95% interval.
+  std::vector<std::pair<double, double>> y_bars;
 };
 
 struct HLine {
@@ -45,12 +49,15 @@ struct HLine {
   std::string label;  // drawn at the right end of the line, and in the legend
   std::string color = "#d62728";
   std::string dash = "8 4";
+  std::string legend;        // the legend's text when not `label` (several lines, one entry)
+  bool label_left = false;   // draw `label` at the left end instead of the right
 };
 
 struct Axis {
   std::string label;
   double min = 0, max = 1;  // the range shown; for a log axis both must be > 0
   bool log = false;         // log10 scale, ticks at powers of ten
+  std::vector<double> ticks;  // when set, the ticks instead (those inside the range)
 };
 
 struct Panel {
@@ -67,12 +74,13 @@ struct Figure {
   std::vector<std::string> caption;  // paragraphs under the legend, wrapped to the figure's width
   int panel_width = 520;             // pixels, each panel including its axes
   int panel_height = 360;
+  int columns = 0;                   // panels a row; 0: all in one row
 };
 
 // The figure as a standalone SVG document (ends in a newline).
 std::string RenderSvg(const Figure& figure);
 
-// Tick values for an axis: 4 to 10 "nice" values (1, 2, 5 times a power of ten) inside the range
+// Tick values for an axis: its own ticks inside the range when set, else 4 to 10 "nice" values (1, 2, 5 times a power of ten) inside the range
 // for a linear axis; powers of ten inside the range for a log axis.
 std::vector<double> AxisTicks(const Axis& axis);
 
