@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -329,7 +330,13 @@ SectionAnswer Generator::AnswerSection(const PublishedSection& s) const {
       std::string v2_text;
       if (!refined.empty()) v2_text = WindowsFigure(*refined.front(), cond.metric);
       if (v1_text.empty() && v2_text.empty()) continue;
-      a.deciding = absl::StrCat(s.Format(label, s.rows[i].at(label.key)), ", ",
+      // A numeric row label says what it is: "active fraction f = 0.337", not "0.337".
+      const PublishedCell& cell = s.rows[i].at(label.key);
+      const std::string row_label =
+          std::holds_alternative<double>(cell)
+              ? absl::StrCat(label.title, " = ", s.Format(label, cell))
+              : s.Format(label, cell);
+      a.deciding = absl::StrCat(row_label, ", ",
                                 gates::QuantityName(cond), " (", gates::OpSymbol(cond.op), " ",
                                 Short(cond.value), "): study ",
                                 FormatPublishedNumber(*theirs, col->decimals));
@@ -614,7 +621,11 @@ std::string Generator::ConfigurationsBlock() const {
       const gates::GateRoleEntry* e = in_.paths.Find(c.gate_id);
       absl::StrAppend(&out, "\n#### ", SpecLink(in_.out_dir, c.gate_id, c.gate_version), ": ",
                       e == nullptr ? "no role" : gates::GateRoleName(e->role), ", paths ",
-                      e == nullptr ? "none" : absl::StrJoin(e->paths, ", "), "\n\n",
+                      e == nullptr ? "none" : absl::StrJoin(e->paths, ", "),
+                      e == nullptr || e->refines.empty()
+                          ? ""
+                          : absl::StrCat(", refines ", Code(e->refines), " (judged over windows)"),
+                      "\n\n",
                       MdHeader({"target", "variant", "verdict", "deciding numbers", "records"}));
       last_gate = c.gate_id;
       last_version = c.gate_version;

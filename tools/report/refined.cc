@@ -120,7 +120,7 @@ std::string Generator::RefinedBlock() const {
         for (const Decision& d : Decide(old_spec->spec, old_rows)) {
           if (d.condition->kind == Condition::Kind::kMetric && d.condition->metric == base &&
               d.worst.has_value()) {
-            old_figure = absl::StrCat("; one prompt ", Fixed(*d.worst, 4), " (worst step, bar ",
+            old_figure = absl::StrCat("; one prompt ", Fixed(*d.worst, 6), " (worst step, bar ",
                                       gates::OpSymbol(d.condition->op), " ",
                                       Short(d.condition->value), ")");
           }

@@ -174,7 +174,7 @@ TEST(ReportTest, TablesOfTheFixtureRecords) {
                                 "tokens, 1 decode step) | `kv_format_quality_over_windows v1`: "
                                 "**pass** (512 tokens, 32 windows x 64 positions) | **yes**: fail "
                                 "to pass | decode_logit_mse: over windows 0.1200 [0.0900, 0.1600], "
-                                "bar <= 0.25 on the upper 95% bound; one prompt 1.3600 (worst "
+                                "bar <= 0.25 on the upper 95% bound; one prompt 1.360000 (worst "
                                 "step, bar <= 0.25) |"));
   EXPECT_THAT(ledger, HasSubstr("| no record of `hfkv_real_kv_quality` |"));
   const std::string& appendix = files.at("ledger-appendix.md");
