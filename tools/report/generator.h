@@ -1,6 +1,7 @@
 // Internal to //tools/report: the generator behind GenerateReports (report.h), one object over
 // the judged inputs, its methods split by job: report.cc the summaries, ledger.cc the ledger and
-// its appendix, plots.cc the SVG plots.
+// its appendix, answers.cc the first page's answers, refined.cc gates judged over windows beside
+// the gates they refine, plots.cc the SVG plots.
 #ifndef KVGATE_TOOLS_REPORT_GENERATOR_H_
 #define KVGATE_TOOLS_REPORT_GENERATOR_H_
 

@@ -18,6 +18,7 @@
 #include "gates/speed_ceiling/speed_ceiling.h"
 #include "gates/speed_ceiling/speed_ceiling_spec.h"
 #include "tools/report/generator.h"
+#include "tools/report/ledger_text.h"
 #include "tools/report/svg_plot.h"
 
 namespace kvgate::report::internal {
@@ -59,15 +60,11 @@ Axis AxisFor(const std::string& label, const std::vector<double>& values, bool f
   return {absl::StrCat(label, log ? " (log scale)" : ""), min, max, log};
 }
 
-std::string DeviceName(const std::string& device) {
-  return absl::StartsWith(device, "NVIDIA ") ? device.substr(7) : device;
-}
-
 // "Qwen2.5-7B-Instruct (H100 80GB HBM3); SmolLM2-135M-Instruct (cpu)".
 std::string ModelsOn(const std::vector<const RunJudgement*>& runs) {
   std::set<std::string> out;
   for (const RunJudgement* r : runs) {
-    out.insert(absl::StrCat(r->target.model, " (", DeviceName(r->target.device), ")"));
+    out.insert(absl::StrCat(r->target.model, " (", DeviceText(r->target.device), ")"));
   }
   return out.empty() ? "no records" : absl::StrJoin(out, "; ");
 }
@@ -117,7 +114,7 @@ absl::StatusOr<std::string> Generator::SpeedCeilingPlot() const {
     if (!y.ok()) continue;
     const std::string family = Family(run->variant);
     const std::string label = absl::StrCat(family, ": ", run->target.model, " on ",
-                                           DeviceName(run->target.device));
+                                           DeviceText(run->target.device));
     Series& s = by_label[label];
     s.label = label;
     s.color = colors.at(family);

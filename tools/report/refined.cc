@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "tools/report/generator.h"
+#include "tools/report/ledger_text.h"
 
 namespace kvgate::report::internal {
 namespace {
@@ -175,8 +176,7 @@ std::string Generator::RefinedSection(const PublishedSection& s,
     for (const ConfigurationJudgement* c : matches[i]) {
       std::vector<std::string> cells = {
           s.Format(s.columns.front(), s.rows[i].at(s.columns.front().key)), Code(c->variant),
-          absl::StrCat(c->target.model, ", ", c->target.context, ", ", c->target.dtype, ", ",
-                       c->target.device)};
+          ShortTarget(c->target)};
       for (const PublishedColumn* col : columns) {
         std::string figure = WindowsFigure(*c, col->key);
         const size_t over = figure.find(" over ");
