@@ -177,7 +177,15 @@ std::string Generator::SetupTable(const PublishedSection& s) const {
   std::string out = MdHeader(header);
   for (const auto& [key, study] : s.setup) {
     std::vector<std::string> cells = {key, study.empty() ? "not given" : study};
-    for (auto& values : columns) cells.push_back(JoinSet(values[key]));
+    for (auto& values : columns) {
+      std::vector<std::string> sorted(values[key].begin(), values[key].end());
+      if (key == "context") {  // numerically: 8192 before 32768
+        std::sort(sorted.begin(), sorted.end(), [](const std::string& a, const std::string& b) {
+          return a.size() != b.size() ? a.size() < b.size() : a < b;
+        });
+      }
+      cells.push_back(sorted.empty() ? "none" : absl::StrJoin(sorted, "; "));
+    }
     out += MdRow(cells);
   }
   return out;
