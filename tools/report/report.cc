@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -224,7 +225,14 @@ absl::StatusOr<std::map<std::string, std::string>> Generator::SpeedCeilingBlocks
       }
       row.push_back(absl::StrCat(VerdictText(run->judgement.verdict), " (v", run->gate_version,
                                  "): ", DecidingNumbers(SpecOf(*run), run->judgement, run->rows)));
-      row.push_back(OtherMetrics(run->rows, {gates::kPAttn, gates::kActiveHistoryFraction}));
+      // The speedups the record carries are the columns before: not printed twice.
+      std::set<std::string> shown = {gates::kPAttn, gates::kActiveHistoryFraction};
+      for (const RecordAt* r : run->rows) {
+        for (const auto& [name, value] : r->record.metrics) {
+          if (absl::StartsWith(name, "projected_speedup")) shown.insert(name);
+        }
+      }
+      row.push_back(OtherMetrics(run->rows, shown));
       row.push_back(ProvenanceText(*run));
       row.push_back(RecordLinks(run->rows, SummaryDir()));
       out += MdRow(row);

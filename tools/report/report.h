@@ -6,15 +6,19 @@
 // Reports (paths relative to the output folder, normally reports/):
 //   results-ledger.md                            from templates/results-ledger.md: the first
 //                                                page (verdict, the study's questions, the
-//                                                study's tables beside ours)
+//                                                verdicts that changed under the gates judged
+//                                                over windows, the study's tables beside ours)
 //   ledger-appendix.md                           every configuration's verdict, the inputs
 //   summaries/<name>.md                          from templates/<name>.md, for each name of
 //                                                ReportNames() but the ledger
-//   plots/speed-ceiling.svg                      projected speedup against active fraction
-//   plots/work-reduction-oracle.svg              per-step decode-logit MSE and layer-local L2
-//   plots/kv-quality-vs-bytes.svg                decode-logit MSE against KV bytes (kv_ratio)
+//   plots/speed-ceiling.svg                      projected speedup of each record by context
+//   plots/work-reduction-oracle.svg              per-step decode-logit MSE and layer-local L2,
+//                                                a row of panels a context
+//   plots/kv-quality-vs-bytes.svg                decode-logit MSE against KV bytes (kv_ratio),
+//                                                one prompt and over windows (95% bars)
 //
-// Every verdict is recomputed (gates/verdict.h); rows are listed in JudgeRuns' order (gate,
+// A number in a template's words must also be in one of its generated blocks, else generating
+// fails (literate.h CheckNumbersInWords). Every verdict is recomputed (gates/verdict.h); rows are listed in JudgeRuns' order (gate,
 // version, target, variant, start time); numbers are printed with fixed precision.
 //
 // Usage:
