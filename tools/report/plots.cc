@@ -285,6 +285,9 @@ std::string Generator::KvQualityPlot() const {
   };
   std::vector<Point> points;
   for (const RunJudgement& run : runs_) {
+    // KV formats only: records of the formats' quality gates (a selector's records over windows
+    // carry the same metric names under another gate).
+    if (std::find(gate_ids.begin(), gate_ids.end(), run.gate_id) == gate_ids.end()) continue;
     for (const RecordAt* row : run.rows) {
       const std::optional<double> x = MetricOf(row->record, gates::kKvRatio);
       std::optional<double> y = MetricOf(row->record, gates::kDecodeLogitMse);
