@@ -317,26 +317,40 @@ std::string Generator::BesideBlock() const {
 std::string Generator::ConfigurationsBlock() const {
   std::string out;
   for (const gates::StudyPath& path : in_.paths.paths) {
-    absl::StrAppend(&out, "### ", path.title, "\n\n<a id=\"", path.id, "\"></a>");
+    absl::StrAppend(&out, "### ", path.title, "\n\n");
     const std::vector<const gates::GateRoleEntry*> gates = in_.paths.GatesOf(path.id);
     if (gates.empty()) {
-      absl::StrAppend(&out, "No gate registered.\n\n");
+      absl::StrAppend(&out, "<a id=\"", path.id, "\"></a>No gate registered.\n\n");
       continue;
     }
     std::vector<std::string> names;
     for (const gates::GateRoleEntry* g : gates) {
-      names.push_back(absl::StrCat(Code(g->gate), " (", gates::GateRoleName(g->role), ")"));
+      const bool recorded = std::any_of(configs_.begin(), configs_.end(),
+                                        [&](const auto& c) { return c.gate_id == g->gate; });
+      names.push_back(recorded ? absl::StrCat("[", Code(g->gate), "](#gate-", g->gate, ") (",
+                                              gates::GateRoleName(g->role), ")")
+                               : absl::StrCat(Code(g->gate), " (", gates::GateRoleName(g->role),
+                                              ", no records yet)"));
     }
-    absl::StrAppend(&out, "Gates: ", absl::StrJoin(names, ", "), ".\n\n");
+    absl::StrAppend(&out,
+                    Wrapped(absl::StrCat("<a id=\"", path.id, "\"></a>Gates: ",
+                                         absl::StrJoin(names, ", "), ".")),
+                    "\n\n");
   }
   // Every gate version once, with its configurations (a gate of several paths is listed here
   // once, not under each path).
+  if (!configs_.empty()) {
+    absl::StrAppend(&out, "### Every gate version and its configurations\n");
+  }
   std::string last_gate;
   int last_version = -1;
   for (const ConfigurationJudgement& c : configs_) {
     if (c.gate_id != last_gate || c.gate_version != last_version) {
       const gates::GateRoleEntry* e = in_.paths.Find(c.gate_id);
-      absl::StrAppend(&out, "\n#### ", SpecLink(in_.out_dir, c.gate_id, c.gate_version), ": ",
+      absl::StrAppend(&out, "\n", c.gate_id != last_gate ? absl::StrCat("<a id=\"gate-", c.gate_id,
+                                                                    "\"></a>\n\n")
+                                                     : "",
+                      "#### ", SpecLink(in_.out_dir, c.gate_id, c.gate_version), ": ",
                       e == nullptr ? "no role" : gates::GateRoleName(e->role), ", paths ",
                       e == nullptr ? "none" : absl::StrJoin(e->paths, ", "),
                       e == nullptr || e->refines.empty()
