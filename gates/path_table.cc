@@ -221,6 +221,21 @@ bool SamePathTarget(const Target& a, const Target& b) {
          a.device == b.device;
 }
 
+bool Refined(const PathTable& table, const SpecRegistry& specs,
+             const std::vector<ConfigurationJudgement>& configs, const ConfigurationJudgement& c) {
+  for (const GateRoleEntry* refiner : table.RefinersOf(c.gate_id)) {
+    const RegisteredSpec* latest = LatestSpec(specs, refiner->gate);
+    if (latest == nullptr) continue;
+    for (const ConfigurationJudgement& other : configs) {
+      if (other.gate_id == refiner->gate && other.gate_version == latest->spec.version &&
+          other.variant == c.variant && other.target.model == c.target.model) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 std::vector<PathDecision> DecidePaths(const PathTable& table, const SpecRegistry& specs,
                                       const std::vector<ConfigurationJudgement>& configs) {
   std::vector<PathDecision> out;
@@ -231,7 +246,8 @@ std::vector<PathDecision> DecidePaths(const PathTable& table, const SpecRegistry
       const RegisteredSpec* latest = LatestSpec(specs, gate->gate);
       if (latest == nullptr) continue;
       for (const ConfigurationJudgement& c : configs) {
-        if (c.gate_id == gate->gate && c.gate_version == latest->spec.version) {
+        if (c.gate_id == gate->gate && c.gate_version == latest->spec.version &&
+            !Refined(table, specs, configs, c)) {
           d.by_role[gate->role].push_back({gate, &c});
         }
       }

@@ -11,7 +11,8 @@
 //   control   a check of the method itself; never opens a path
 // A path is open while one variant passes a quality gate and a latency or capacity gate of the
 // path, each at its latest version, on one target (model, context, dtype, device), and the
-// variant is not a declared control (an uncompressed check such as exact_cleanup(...)).
+// variant is not a declared control (an uncompressed check such as exact_cleanup(...)). Where a
+// refining gate has judged a variant on a model, the refined gate's verdicts on it no longer count.
 //
 // Why a table beside the specs and not a field in each spec: records pin the sha256 of a spec
 // file's exact bytes, so adding a field to a registered spec would orphan every record judged by
@@ -19,8 +20,9 @@
 //
 // A gate may name the gate it refines ("refines"): a later rule for the same question and role,
 // e.g. quality over many windows and positions after quality on one prompt and one step. Both
-// stay and both are judged; reports decide by the refining gate where it has records of a
-// variant and show the refined one beside it, with the verdicts that changed.
+// stay and both are judged; where the refining gate judged a variant on a model, its verdict
+// counts for the path (DecidePaths) and reports show the refined one beside it, with the
+// verdicts that changed.
 //
 //   {"paths": [{"id": "int4_kv", "title": "...", "question": "..."}],
 //    "gates": [{"gate": "hfkv_real_kv_quality", "role": "quality", "paths": ["int4_kv"]},
@@ -114,7 +116,13 @@ struct PathDecision {
   bool open() const { return !openers.empty(); }
 };
 
-// Judges every path of the table; configurations of earlier gate versions are ignored.
+// Whether a gate refining c's gate (at its latest version) has a configuration of c's variant on
+// c's model: then c no longer decides a path, the refining gate's configuration does.
+bool Refined(const PathTable& table, const SpecRegistry& specs,
+             const std::vector<ConfigurationJudgement>& configs, const ConfigurationJudgement& c);
+
+// Judges every path of the table; configurations of earlier gate versions are ignored, and so are
+// configurations a refining gate judged again (Refined).
 std::vector<PathDecision> DecidePaths(const PathTable& table, const SpecRegistry& specs,
                                       const std::vector<ConfigurationJudgement>& configs);
 

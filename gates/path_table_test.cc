@@ -95,6 +95,37 @@ TEST(PathTableTest, BadTablesNameTheField) {
                         "not another gate of the table with the role quality"));
 }
 
+TEST(PathTableTest, ARefiningGateDecidesWhereItJudgedTheVariant) {
+  std::string text = kTable;
+  text.replace(text.find(R"({"gate": "int4_decode_latency")"), 0,
+               R"({"gate": "kv_format_quality_over_windows", "role": "quality", )"
+               R"("paths": ["int4_kv"], "refines": "hfkv_real_kv_quality"},)"
+               "\n    ");
+  absl::StatusOr<PathTable> table = ParsePathTable(text, "t.json");
+  ASSERT_TRUE(table.ok()) << table.status();
+  const SpecRegistry specs = Specs();
+  // One prompt passes, latency passes on the same target: open.
+  std::vector<ConfigurationJudgement> configs = {
+      Config("hfkv_real_kv_quality", "int4", "gpu", Verdict::kPass),
+      Config("int4_decode_latency", "int4", "gpu", Verdict::kPass)};
+  EXPECT_TRUE(DecidePaths(*table, specs, configs)[0].open());
+  // The refining gate fails the variant on the model (another context): the one-prompt pass no
+  // longer counts, so the path is not open, and only the refining gate's cell is listed.
+  ConfigurationJudgement windows =
+      Config("kv_format_quality_over_windows", "int4", "cpu", Verdict::kFail);
+  windows.target.context = 512;
+  configs.push_back(windows);
+  const std::vector<PathDecision> d = DecidePaths(*table, specs, configs);
+  EXPECT_FALSE(d[0].open());
+  ASSERT_EQ(d[0].by_role.at(GateRole::kQuality).size(), 1u);
+  EXPECT_EQ(d[0].by_role.at(GateRole::kQuality)[0].gate->gate, "kv_format_quality_over_windows");
+  // Another model's one-prompt verdict still counts.
+  ConfigurationJudgement other = Config("hfkv_real_kv_quality", "int4", "gpu", Verdict::kPass);
+  other.target.model = "other";
+  EXPECT_FALSE(Refined(*table, specs, configs, other));
+  EXPECT_TRUE(Refined(*table, specs, configs, configs[0]));
+}
+
 TEST(PathTableTest, ARefiningGateIsFoundByTheGateItRefines) {
   std::string table = kTable;
   table.replace(table.find(R"({"gate": "int4_decode_latency")"), 0,

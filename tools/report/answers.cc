@@ -30,9 +30,7 @@ PathAnswer Generator::Answer(const PathDecision& d) const {
       auto it = d.by_role.find(r);
       if (it == d.by_role.end()) continue;
       for (const PathCell& c : it->second) {
-        if (in_.paths.ControlOf(c.config->variant) == nullptr && !Refined(*c.config)) {
-          out.push_back(c);
-        }
+        if (in_.paths.ControlOf(c.config->variant) == nullptr) out.push_back(c);
       }
     }
     return out;

@@ -138,9 +138,6 @@ class Generator {
   std::string RefinerWithRecords(const PublishedSection& s) const;
 
   // Gates judged over windows against the gates they refine (refined.cc).
-  // Whether a refining gate has a configuration of c's variant on c's model: then c's verdict
-  // no longer decides a path (the refining gate's does).
-  bool Refined(const ConfigurationJudgement& c) const;
   std::string RefinedBlock() const;
   std::string RefinedSection(const PublishedSection& s, const std::string& refiner) const;
   // A configuration's figure over windows for `metric` (a study column or a gate metric):

@@ -40,20 +40,6 @@ std::string Extent(const ConfigurationJudgement& c, const std::vector<const Reco
 
 }  // namespace
 
-bool Generator::Refined(const ConfigurationJudgement& c) const {
-  for (const gates::GateRoleEntry* g : in_.paths.RefinersOf(c.gate_id)) {
-    const RegisteredSpec* spec = gates::LatestSpec(in_.specs, g->gate);
-    if (spec == nullptr) continue;
-    for (const ConfigurationJudgement& other : configs_) {
-      if (other.gate_id == g->gate && other.gate_version == spec->spec.version &&
-          other.variant == c.variant && other.target.model == c.target.model) {
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
 std::string Generator::WindowsFigure(const ConfigurationJudgement& c,
                                      const std::string& metric) const {
   const std::string base = BaseMetric(metric);
