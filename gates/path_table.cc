@@ -165,10 +165,9 @@ absl::StatusOr<PathTable> ParsePathTable(absl::string_view bytes, const std::str
     if (entry.refines.empty()) continue;
     const GateRoleEntry* refined = table.Find(entry.refines);
     if (refined == nullptr || refined->role != entry.role || entry.refines == id) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(file, ": gates: ", id, ".refines: \"", entry.refines,
-                       "\" is not another gate of the table with the role ",
-                       GateRoleName(entry.role)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          file, ": gates: ", id, ".refines: \"", entry.refines,
+          "\" is not another gate of the table with the role ", GateRoleName(entry.role)));
     }
   }
   const Json& controls = top.Field("controls");

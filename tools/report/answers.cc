@@ -65,8 +65,8 @@ PathAnswer Generator::Answer(const PathDecision& d) const {
     std::set<std::string> out;
     for (const PathCell& c : v) {
       if (c.config->judgement.verdict == Verdict::kPass) {
-        out.insert(absl::StrCat(c.config->target.model, " (", DeviceText(c.config->target.device),
-                                ")"));
+        out.insert(
+            absl::StrCat(c.config->target.model, " (", DeviceText(c.config->target.device), ")"));
       }
     }
     return JoinSet(out);
@@ -120,8 +120,7 @@ PathAnswer Generator::Answer(const PathDecision& d) const {
   }
   if (speed.empty()) return {"untested", "not open: no latency or capacity records yet", "—"};
   if (quality.empty()) return {"untested", "not open: no quality records yet", "—"};
-  return {"not open",
-          "not open: quality and speed each pass, never for one variant on one target",
+  return {"not open", "not open: quality and speed each pass, never for one variant on one target",
           absl::StrCat("quality passes on ", where(quality), "; speed on ", where(speed))};
 }
 
@@ -139,16 +138,18 @@ std::vector<const ConfigurationJudgement*> Generator::Matching(const PublishedSe
   bool on_model = false;
   for (const ConfigurationJudgement& c : configs_) {
     if (c.gate_id != gate || c.gate_version != latest->spec.version ||
-        !absl::StrContains(c.variant, s.matches[row]) || in_.paths.ControlOf(c.variant) != nullptr) {
+        !absl::StrContains(c.variant, s.matches[row]) ||
+        in_.paths.ControlOf(c.variant) != nullptr) {
       continue;
     }
     out.push_back(&c);
     on_model = on_model || c.target.model == model;
   }
   if (on_model) {
-    out.erase(std::remove_if(out.begin(), out.end(),
-                             [&](const ConfigurationJudgement* c) { return c->target.model != model; }),
-              out.end());
+    out.erase(
+        std::remove_if(out.begin(), out.end(),
+                       [&](const ConfigurationJudgement* c) { return c->target.model != model; }),
+        out.end());
   }
   return out;
 }
@@ -202,11 +203,11 @@ SectionAnswer Generator::AnswerSection(const PublishedSection& s) const {
   a.ours = pass_text(decided);
   if (!refiner.empty()) {
     a.ours = absl::StrCat("over windows (", Code(refiner), "): ", pass_text(decided),
-                          v1.total > 0 ? absl::StrCat("; one prompt (", Code(s.gate_id), "): ",
-                                                      v1.pass, " of ", v1.total)
+                          v1.total > 0 ? absl::StrCat("; one prompt (", Code(s.gate_id),
+                                                      "): ", v1.pass, " of ", v1.total)
                                        : "");
   }
-  a.agree = decided.differ == 0 && decided.mixed == 0                   ? "agree"
+  a.agree = decided.differ == 0 && decided.mixed == 0  ? "agree"
             : decided.agree == 0 && decided.mixed == 0 ? "differ"
                                                        : "mixed";
   // The deciding figure: the first study row with ours, on the first threshold the study gives a
@@ -237,13 +238,11 @@ SectionAnswer Generator::AnswerSection(const PublishedSection& s) const {
       if (v1_text.empty() && v2_text.empty()) continue;
       // A numeric row label says what it is: "active fraction f = 0.337", not "0.337".
       const PublishedCell& cell = s.rows[i].at(label.key);
-      const std::string row_label =
-          std::holds_alternative<double>(cell)
-              ? absl::StrCat(label.title, " = ", s.Format(label, cell))
-              : s.Format(label, cell);
-      a.deciding = absl::StrCat(row_label, ", ",
-                                gates::QuantityName(cond), " (", gates::OpSymbol(cond.op), " ",
-                                Short(cond.value), "): study ",
+      const std::string row_label = std::holds_alternative<double>(cell)
+                                        ? absl::StrCat(label.title, " = ", s.Format(label, cell))
+                                        : s.Format(label, cell);
+      a.deciding = absl::StrCat(row_label, ", ", gates::QuantityName(cond), " (",
+                                gates::OpSymbol(cond.op), " ", Short(cond.value), "): study ",
                                 FormatPublishedNumber(*theirs, col->decimals));
       if (!v2_text.empty()) {
         absl::StrAppend(&a.deciding, "; ours over windows ", v2_text,
@@ -257,6 +256,5 @@ SectionAnswer Generator::AnswerSection(const PublishedSection& s) const {
   if (a.deciding.empty()) a.deciding = "—";
   return a;
 }
-
 
 }  // namespace kvgate::report::internal

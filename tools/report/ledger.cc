@@ -232,10 +232,10 @@ std::map<std::string, std::set<std::string>> Generator::SetupValues(
 }
 
 std::string Generator::BesideSection(const PublishedSection& s) const {
-  std::string out = absl::StrCat("### ", s.title, " (", Code(s.gate_id), ")\n\n",
-                                 Wrapped(absl::StrCat("<a id=\"", s.gate_id, "\"></a>Source: ",
-                                                      s.source)),
-                                 "\n\n", SetupTable(s), "\n");
+  std::string out =
+      absl::StrCat("### ", s.title, " (", Code(s.gate_id), ")\n\n",
+                   Wrapped(absl::StrCat("<a id=\"", s.gate_id, "\"></a>Source: ", s.source)),
+                   "\n\n", SetupTable(s), "\n");
   // The study's table at the precision it was published.
   std::vector<std::string> header;
   for (const PublishedColumn& c : s.columns) header.push_back(c.title);
@@ -333,8 +333,8 @@ std::string Generator::ConfigurationsBlock() const {
                                               ", no records yet)"));
     }
     absl::StrAppend(&out,
-                    Wrapped(absl::StrCat("<a id=\"", path.id, "\"></a>Gates: ",
-                                         absl::StrJoin(names, ", "), ".")),
+                    Wrapped(absl::StrCat("<a id=\"", path.id,
+                                         "\"></a>Gates: ", absl::StrJoin(names, ", "), ".")),
                     "\n\n");
   }
   // Every gate version once, with its configurations (a gate of several paths is listed here
@@ -347,17 +347,16 @@ std::string Generator::ConfigurationsBlock() const {
   for (const ConfigurationJudgement& c : configs_) {
     if (c.gate_id != last_gate || c.gate_version != last_version) {
       const gates::GateRoleEntry* e = in_.paths.Find(c.gate_id);
-      absl::StrAppend(&out, "\n", c.gate_id != last_gate ? absl::StrCat("<a id=\"gate-", c.gate_id,
-                                                                    "\"></a>\n\n")
-                                                     : "",
-                      "#### ", SpecLink(in_.out_dir, c.gate_id, c.gate_version), ": ",
-                      e == nullptr ? "no role" : gates::GateRoleName(e->role), ", paths ",
-                      e == nullptr ? "none" : absl::StrJoin(e->paths, ", "),
-                      e == nullptr || e->refines.empty()
-                          ? ""
-                          : absl::StrCat(", refines ", Code(e->refines), " (judged over windows)"),
-                      "\n\n",
-                      MdHeader({"target", "variant", "verdict", "deciding numbers", "records"}));
+      absl::StrAppend(
+          &out, "\n",
+          c.gate_id != last_gate ? absl::StrCat("<a id=\"gate-", c.gate_id, "\"></a>\n\n") : "",
+          "#### ", SpecLink(in_.out_dir, c.gate_id, c.gate_version), ": ",
+          e == nullptr ? "no role" : gates::GateRoleName(e->role), ", paths ",
+          e == nullptr ? "none" : absl::StrJoin(e->paths, ", "),
+          e == nullptr || e->refines.empty()
+              ? ""
+              : absl::StrCat(", refines ", Code(e->refines), " (judged over windows)"),
+          "\n\n", MdHeader({"target", "variant", "verdict", "deciding numbers", "records"}));
       last_gate = c.gate_id;
       last_version = c.gate_version;
     }

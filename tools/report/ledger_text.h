@@ -35,7 +35,8 @@ inline std::string JoinSet(const std::set<std::string>& values) {
 
 // The study row's figure for a condition: the column of the condition's metric, or the
 // projected-speedup column at the condition's overhead.
-inline std::optional<double> StudyValue(const PublishedSection& s, const Row& row, const Condition& c) {
+inline std::optional<double> StudyValue(const PublishedSection& s, const Row& row,
+                                        const Condition& c) {
   if (c.kind == Condition::Kind::kMetric) return PublishedSection::Number(row, c.metric);
   if (c.kind == Condition::Kind::kProjectedSpeedup) {
     for (const PublishedColumn& col : s.columns) {
@@ -68,7 +69,6 @@ inline std::string StudyVerdictOf(const PublishedSection& s, const Row& row) {
 inline int Decimals(const PublishedColumn* col) {
   return col != nullptr && col->decimals.has_value() ? std::max(*col->decimals, 3) : 4;
 }
-
 
 }  // namespace kvgate::report::internal
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <map>
 #include <set>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -103,7 +103,8 @@ absl::Status CheckNumbersInWords(const Template& tmpl,
     }
     for (const auto& [number, at] : Numbers(s.text, false)) {
       if (generated.count(Canonical(number)) > 0) continue;
-      const int where = line + static_cast<int>(std::count(s.text.begin(), s.text.begin() + at, '\n'));
+      const int where =
+          line + static_cast<int>(std::count(s.text.begin(), s.text.begin() + at, '\n'));
       return absl::FailedPreconditionError(absl::StrCat(
           tmpl.file, ":", where, ": the number ", number,
           " in the words is in no generated block of this report; a figure must come from the "

@@ -93,8 +93,7 @@ TEST(LiterateTest, ANumberInTheWordsMustComeFromABlock) {
   absl::StatusOr<Template> t = ParseTemplate(words, "t.md");
   ASSERT_TRUE(t.ok()) << t.status();
   // Every number of the words is in the block ("0.2500" is 0.25; "block=32" holds 32).
-  EXPECT_TRUE(
-      CheckNumbersInWords(*t, {{"table", "| block=32 | 0.2500 | 2.2850 |\n"}}).ok());
+  EXPECT_TRUE(CheckNumbersInWords(*t, {{"table", "| block=32 | 0.2500 | 2.2850 |\n"}}).ok());
   // A number typed by hand is named with its line, in the words before or after a block.
   absl::Status s = CheckNumbersInWords(*t, {{"table", "| block=32 | 0.2500 | 2.2849 |\n"}});
   EXPECT_THAT(s.message(), HasSubstr("t.md:6: the number 2.285 in the words is in no generated "

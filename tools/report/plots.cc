@@ -70,8 +70,8 @@ std::string ModelsOn(const std::vector<const RunJudgement*>& runs) {
 }
 
 // A series drawn only in the legend.
-Series LegendOnly(const std::string& label, const std::string& color, bool line,
-                  MarkerShape marker, const std::string& dash = "") {
+Series LegendOnly(const std::string& label, const std::string& color, bool line, MarkerShape marker,
+                  const std::string& dash = "") {
   Series s;
   s.label = label;
   s.color = color;
@@ -113,8 +113,8 @@ absl::StatusOr<std::string> Generator::SpeedCeilingPlot() const {
     absl::StatusOr<double> y = gates::ProjectedSpeedup(*p, *f, h);
     if (!y.ok()) continue;
     const std::string family = Family(run->variant);
-    const std::string label = absl::StrCat(family, ": ", run->target.model, " on ",
-                                           DeviceText(run->target.device));
+    const std::string label =
+        absl::StrCat(family, ": ", run->target.model, " on ", DeviceText(run->target.device));
     Series& s = by_label[label];
     s.label = label;
     s.color = colors.at(family);
@@ -258,8 +258,7 @@ std::string Generator::OraclePlot() const {
   for (const auto& [family, color] : colors) {
     legend.push_back(LegendOnly(family, color, true, MarkerShape::kCircle));
   }
-  fig.panels.front().series.insert(fig.panels.front().series.begin(), legend.begin(),
-                                   legend.end());
+  fig.panels.front().series.insert(fig.panels.front().series.begin(), legend.begin(), legend.end());
   fig.caption = {
       absl::StrCat("One line a selector run (", runs.size(), " runs of ", kOracleGate, " in ",
                    in_.records_dir, "/), in its family's colour: solid when the configuration ",
@@ -373,8 +372,8 @@ std::string Generator::KvQualityPlot() const {
       parts.push_back(absl::StrCat(published->Format(*label, row.at(label->key)), " ",
                                    published->Format(*mse, row.at(mse->key))));
     }
-    s.label = absl::StrCat("the study (kv_ratio = 1 / its ratio vs bf16): ",
-                           absl::StrJoin(parts, ", "));
+    s.label =
+        absl::StrCat("the study (kv_ratio = 1 / its ratio vs bf16): ", absl::StrJoin(parts, ", "));
     panel.series.push_back(std::move(s));
   }
   // The gates' bars on the MSE, one line a value.
@@ -401,10 +400,10 @@ std::string Generator::KvQualityPlot() const {
   panel.y = AxisFor("decode-logit MSE", ys, false);
   if (points.empty()) panel.empty_note = "no records with kv_ratio and decode_logit_mse yet";
   fig.caption = {
-      absl::StrCat("Circles: a record of one prompt (each decode step); squares: a record over ",
-                   "windows. Colour: the format family. Controls (not compressed, not drawn): ",
-                   controls, "; values of 0 or non-finite, not drawable on the log axis: ",
-                   not_drawn, "."),
+      absl::StrCat(
+          "Circles: a record of one prompt (each decode step); squares: a record over ",
+          "windows. Colour: the format family. Controls (not compressed, not drawn): ", controls,
+          "; values of 0 or non-finite, not drawable on the log axis: ", not_drawn, "."),
       "kv_ratio is compressed KV bytes / dense KV bytes of the record's target dtype (RECORDS.md); "
       "the study quotes its ratios against bf16.",
   };

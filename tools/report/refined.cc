@@ -88,9 +88,9 @@ std::string Generator::RefinedBlock() const {
       if (deciding != nullptr) {
         std::string value = WindowsFigure(c, base);
         if (const size_t over = value.find(" over "); over != std::string::npos) value.resize(over);
-        figure = absl::StrCat(base, ": over windows ", value, ", bar ",
-                              gates::OpSymbol(deciding->op), " ", Short(deciding->value), " on the ",
-                              AggregateWords(deciding->metric));
+        figure =
+            absl::StrCat(base, ": over windows ", value, ", bar ", gates::OpSymbol(deciding->op),
+                         " ", Short(deciding->value), " on the ", AggregateWords(deciding->metric));
       }
       bool any = false;
       for (const ConfigurationJudgement& old : configs_) {
@@ -107,25 +107,25 @@ std::string Generator::RefinedBlock() const {
         for (const Decision& d : Decide(old_spec->spec, old_rows)) {
           if (d.condition->kind == Condition::Kind::kMetric && d.condition->metric == base &&
               d.worst.has_value()) {
-            old_figure = absl::StrCat("; one prompt ", Fixed(*d.worst, 6), " (worst step, bar ",
-                                      gates::OpSymbol(d.condition->op), " ",
-                                      Short(d.condition->value), ")");
+            old_figure =
+                absl::StrCat("; one prompt ", Fixed(*d.worst, 6), " (worst step, bar ",
+                             gates::OpSymbol(d.condition->op), " ", Short(d.condition->value), ")");
           }
         }
-        (flipped ? table : unchanged) +=
-            MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
-                        absl::StrCat(Code(absl::StrCat(old.gate_id, " v", old.gate_version)),
-                                     ": **", VerdictText(old.judgement.verdict), "** (",
-                                     Extent(old, old_rows), ")"),
-                        now,
-                        flipped ? absl::StrCat("**yes**: ", VerdictText(old.judgement.verdict),
-                                               " to ", VerdictText(c.judgement.verdict))
-                                : "no",
-                        absl::StrCat(figure, old_figure)});
+        (flipped ? table : unchanged) += MdRow(
+            {absl::StrCat(Code(c.variant), ", ", c.target.model),
+             absl::StrCat(Code(absl::StrCat(old.gate_id, " v", old.gate_version)), ": **",
+                          VerdictText(old.judgement.verdict), "** (", Extent(old, old_rows), ")"),
+             now,
+             flipped ? absl::StrCat("**yes**: ", VerdictText(old.judgement.verdict), " to ",
+                                    VerdictText(c.judgement.verdict))
+                     : "no",
+             absl::StrCat(figure, old_figure)});
       }
       if (!any) {
-        unchanged += MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
-                        absl::StrCat("no record of ", Code(entry.refines)), now, "new", figure});
+        unchanged +=
+            MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
+                   absl::StrCat("no record of ", Code(entry.refines)), now, "new", figure});
       }
     }
   }
@@ -138,8 +138,7 @@ std::string Generator::RefinedBlock() const {
                       table);
 }
 
-std::string Generator::RefinedSection(const PublishedSection& s,
-                                      const std::string& refiner) const {
+std::string Generator::RefinedSection(const PublishedSection& s, const std::string& refiner) const {
   // The study's columns that the refining gate's records aggregate (<key>_mean).
   std::vector<const PublishedColumn*> columns;
   std::vector<std::vector<const ConfigurationJudgement*>> matches(s.rows.size());
@@ -147,7 +146,8 @@ std::string Generator::RefinedSection(const PublishedSection& s,
   for (const PublishedColumn& col : s.columns) {
     bool found = false;
     for (const auto& m : matches) {
-      for (const ConfigurationJudgement* c : m) found = found || !WindowsFigure(*c, col.key).empty();
+      for (const ConfigurationJudgement* c : m)
+        found = found || !WindowsFigure(*c, col.key).empty();
     }
     if (found) columns.push_back(&col);
   }
@@ -155,9 +155,9 @@ std::string Generator::RefinedSection(const PublishedSection& s,
   for (const PublishedColumn* col : columns) header.push_back(col->title);
   header.push_back("extent");
   header.push_back("gate");
-  std::string out = absl::StrCat("\nOurs over windows (", Code(refiner),
-                                 "; mean [95% bootstrap interval over windows]):\n\n",
-                                 MdHeader(header));
+  std::string out =
+      absl::StrCat("\nOurs over windows (", Code(refiner),
+                   "; mean [95% bootstrap interval over windows]):\n\n", MdHeader(header));
   for (size_t i = 0; i < s.rows.size(); ++i) {
     for (const ConfigurationJudgement* c : matches[i]) {
       std::vector<std::string> cells = {

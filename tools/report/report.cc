@@ -69,21 +69,20 @@ std::string Generator::GateBlock(const std::string& gate_id) const {
     std::vector<std::string> passes, valid;
     for (const Condition& c : s.thresholds) passes.push_back(gates::DescribeCondition(c));
     for (const Condition& c : s.validity) valid.push_back(gates::DescribeCondition(c));
-    absl::StrAppend(&out,
-                    Wrapped(absl::StrCat("- ", SpecLink(SummaryDir(), s.id, s.version),
-                                         ", registered ", s.created, ", sha256 `",
-                                         registered.sha256, "`: ", s.summary),
-                            "  "),
-                    "\n",
-                    "  - target: ", s.target.model.value_or("any model"), ", ",
-                    s.target.dtype.value_or("any dtype"), ", context ",
-                    s.target.context.has_value() ? absl::StrCat(*s.target.context, " tokens")
-                                                 : "named by each record",
-                    ", ",
-                    s.target.decode_steps.has_value()
-                        ? absl::StrCat(*s.target.decode_steps, " decode steps, every one must pass")
-                        : "one measurement a run",
-                    "\n", "  - passes when: ", absl::StrJoin(passes, "; "), "\n");
+    absl::StrAppend(
+        &out,
+        Wrapped(absl::StrCat("- ", SpecLink(SummaryDir(), s.id, s.version), ", registered ",
+                             s.created, ", sha256 `", registered.sha256, "`: ", s.summary),
+                "  "),
+        "\n", "  - target: ", s.target.model.value_or("any model"), ", ",
+        s.target.dtype.value_or("any dtype"), ", context ",
+        s.target.context.has_value() ? absl::StrCat(*s.target.context, " tokens")
+                                     : "named by each record",
+        ", ",
+        s.target.decode_steps.has_value()
+            ? absl::StrCat(*s.target.decode_steps, " decode steps, every one must pass")
+            : "one measurement a run",
+        "\n", "  - passes when: ", absl::StrJoin(passes, "; "), "\n");
     if (!valid.empty()) {
       absl::StrAppend(&out, "  - judged only when: ", absl::StrJoin(valid, "; "), "\n");
     }
@@ -100,12 +99,12 @@ std::string Generator::PublishedBlock(const std::string& gate_id) const {
     return absl::StrCat("No published figures: `", in_.published.file, "` has no section for `",
                         gate_id, "`.\n");
   }
-  std::string out = absl::StrCat(Wrapped(absl::StrCat("**", s->title,
-                                                     ".** Published figures, not measured by "
-                                                     "kvgate. Source: ",
-                                                     s->source,
-                                                     " A dash marks a figure not published.")),
-                                 "\n\n");
+  std::string out =
+      absl::StrCat(Wrapped(absl::StrCat("**", s->title,
+                                        ".** Published figures, not measured by "
+                                        "kvgate. Source: ",
+                                        s->source, " A dash marks a figure not published.")),
+                   "\n\n");
   if (!s->inputs.empty()) {
     std::vector<std::string> inputs;
     for (const auto& [name, cell] : s->inputs) {

@@ -18,8 +18,9 @@
 //                                                one prompt and over windows (95% bars)
 //
 // A number in a template's words must also be in one of its generated blocks, else generating
-// fails (literate.h CheckNumbersInWords). Every verdict is recomputed (gates/verdict.h); rows are listed in JudgeRuns' order (gate,
-// version, target, variant, start time); numbers are printed with fixed precision.
+// fails (literate.h CheckNumbersInWords). Every verdict is recomputed (gates/verdict.h); rows are
+// listed in JudgeRuns' order (gate, version, target, variant, start time); numbers are printed with
+// fixed precision.
 //
 // Usage:
 //   absl::StatusOr<std::map<std::string, std::string>> files = GenerateReports(inputs);

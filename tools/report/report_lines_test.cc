@@ -36,8 +36,8 @@ std::vector<std::string> TooLong(const std::string& file, const std::string& tex
       for (absl::string_view cell : absl::StrSplit(inner, " | ")) {
         if (cell.size() > kMaxCell) {
           out.push_back(absl::StrCat(file, ":", number, ": a cell of ", cell.size(),
-                                     " characters (at most ", kMaxCell, "): ",
-                                     cell.substr(0, 60), "..."));
+                                     " characters (at most ", kMaxCell, "): ", cell.substr(0, 60),
+                                     "..."));
         }
       }
     } else if (line.size() > kMaxLine) {
@@ -51,17 +51,16 @@ std::vector<std::string> TooLong(const std::string& file, const std::string& tex
 
 TEST(ReportLinesTest, TheCheckFindsALongLineAndALongCell) {
   const std::string cell(201, 'c');
-  const std::string text =
-      absl::StrCat("short\n", std::string(301, 'x'), "\n| a | ", cell, " |\n| ", std::string(290, 'y'),
-                   " |\n");
+  const std::string text = absl::StrCat("short\n", std::string(301, 'x'), "\n| a | ", cell,
+                                        " |\n| ", std::string(290, 'y'), " |\n");
   const std::vector<std::string> found = TooLong("f.md", text);
   ASSERT_EQ(found.size(), 3u);
   EXPECT_TRUE(absl::StartsWith(found[0], "f.md:2: a line of 301 characters"));
   EXPECT_TRUE(absl::StartsWith(found[1], "f.md:3: a cell of 201 characters"));
   EXPECT_TRUE(absl::StartsWith(found[2], "f.md:4: a cell of 290 characters"));
-  EXPECT_THAT(TooLong("f.md", absl::StrCat(std::string(300, 'x'), "\n| ", std::string(198, 'c'),
-                                           " |\n")),
-              IsEmpty());
+  EXPECT_THAT(
+      TooLong("f.md", absl::StrCat(std::string(300, 'x'), "\n| ", std::string(198, 'c'), " |\n")),
+      IsEmpty());
 }
 
 TEST(ReportLinesTest, GeneratedReportsKeepLinesShort) {

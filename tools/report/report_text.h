@@ -52,8 +52,8 @@ inline std::string Wrapped(const std::string& text, const std::string& indent = 
   // break only before a word starting with a letter, a backtick or an opening bracket or quote.
   auto safe = [](absl::string_view word) {
     const char c = word[0];
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '`' || c == '(' ||
-           c == '[' || c == '"' || c == '\'';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '`' || c == '(' || c == '[' ||
+           c == '"' || c == '\'';
   };
   std::string out, line;
   for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {

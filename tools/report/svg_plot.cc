@@ -145,9 +145,9 @@ std::string RenderPanel(const Panel& panel, double origin_x, double origin_y, in
     // The label sits above the line, or below it when the line runs along the top of the frame.
     const double label_y = py - f.top < 22 ? py + 13 : py - 4;
     if (!h.label.empty()) {
-      absl::StrAppend(&out, Text(h.label_left ? f.left + 4 : f.left + f.width - 4, label_y,
-                                 h.label, h.label_left ? "start" : "end", 11,
-                                 absl::StrCat(" fill=\"", h.color, "\"")));
+      absl::StrAppend(
+          &out, Text(h.label_left ? f.left + 4 : f.left + f.width - 4, label_y, h.label,
+                     h.label_left ? "start" : "end", 11, absl::StrCat(" fill=\"", h.color, "\"")));
     }
   }
   // Series.
@@ -166,7 +166,8 @@ std::string RenderPanel(const Panel& panel, double origin_x, double origin_y, in
           f.Usable(panel.y, s.y_bars[i].second)) {
         const double bx = f.Px(x), lo = f.Py(s.y_bars[i].first), hi = f.Py(s.y_bars[i].second);
         absl::StrAppend(&out, "<line x1=\"", Num(bx), "\" y1=\"", Num(lo), "\" x2=\"", Num(bx),
-                        "\" y2=\"", Num(hi), "\" stroke=\"", s.color, "\" stroke-width=\"1.5\"/>\n");
+                        "\" y2=\"", Num(hi), "\" stroke=\"", s.color,
+                        "\" stroke-width=\"1.5\"/>\n");
         for (double end : {lo, hi}) {
           absl::StrAppend(&out, "<line x1=\"", Num(bx - 4), "\" y1=\"", Num(end), "\" x2=\"",
                           Num(bx + 4), "\" y2=\"", Num(end), "\" stroke=\"", s.color,

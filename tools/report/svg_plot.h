@@ -49,8 +49,8 @@ struct HLine {
   std::string label;  // drawn at the right end of the line, and in the legend
   std::string color = "#d62728";
   std::string dash = "8 4";
-  std::string legend;        // the legend's text when not `label` (several lines, one entry)
-  bool label_left = false;   // draw `label` at the left end instead of the right
+  std::string legend;       // the legend's text when not `label` (several lines, one entry)
+  bool label_left = false;  // draw `label` at the left end instead of the right
 };
 
 struct Axis {
@@ -74,14 +74,15 @@ struct Figure {
   std::vector<std::string> caption;  // paragraphs under the legend, wrapped to the figure's width
   int panel_width = 520;             // pixels, each panel including its axes
   int panel_height = 360;
-  int columns = 0;                   // panels a row; 0: all in one row
+  int columns = 0;  // panels a row; 0: all in one row
 };
 
 // The figure as a standalone SVG document (ends in a newline).
 std::string RenderSvg(const Figure& figure);
 
-// Tick values for an axis: its own ticks inside the range when set, else 4 to 10 "nice" values (1, 2, 5 times a power of ten) inside the range
-// for a linear axis; powers of ten inside the range for a log axis.
+// Tick values for an axis: its own ticks inside the range when set, else 4 to 10 "nice" values (1,
+// 2, 5 times a power of ten) inside the range for a linear axis; powers of ten inside the range for
+// a log axis.
 std::vector<double> AxisTicks(const Axis& axis);
 
 // A range that holds every value with a margin; `values` may hold non-finite entries, which are
