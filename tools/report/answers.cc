@@ -166,16 +166,18 @@ std::string Generator::RefinerWithRecords(const PublishedSection& s) const {
 Generator::SectionTally Generator::TallySection(const PublishedSection& s,
                                                 const std::string& gate_id) const {
   SectionTally t;
+  std::set<const ConfigurationJudgement*> counted;  // several study rows may match one of ours
   for (size_t i = 0; i < s.rows.size(); ++i) {
     const std::vector<const ConfigurationJudgement*> ours = Matching(s, i, gate_id);
     if (ours.empty()) continue;
     const std::string study = StudyVerdictOf(s, s.rows[i]);
     int same = 0;
     for (const ConfigurationJudgement* c : ours) {
-      ++t.total;
-      t.pass += c->judgement.verdict == Verdict::kPass;
       same += VerdictText(c->judgement.verdict) == study;
       t.models.insert(c->target.model);
+      if (!counted.insert(c).second) continue;
+      ++t.total;
+      t.pass += c->judgement.verdict == Verdict::kPass;
     }
     if (same == static_cast<int>(ours.size())) {
       ++t.agree;

@@ -152,16 +152,25 @@ std::string Generator::RefinedSection(const PublishedSection& s, const std::stri
     if (found) columns.push_back(&col);
   }
   std::vector<std::string> header = {"study row", "our variant", "target"};
-  for (const PublishedColumn* col : columns) header.push_back(col->title);
+  // Our statistic is the mean, whatever the study's column holds (a maximum, one step).
+  for (const PublishedColumn* col : columns) header.push_back(absl::StrCat(col->key, " mean"));
   header.push_back("extent");
   header.push_back("gate");
   std::string out =
       absl::StrCat("\nOurs over windows (", Code(refiner),
                    "; mean [95% bootstrap interval over windows]):\n\n", MdHeader(header));
+  // Study rows matching the same variants share one row of ours (their labels joined).
+  std::set<std::string> done;
   for (size_t i = 0; i < s.rows.size(); ++i) {
+    if (i >= s.matches.size() || !done.insert(s.matches[i]).second) continue;
+    std::vector<std::string> labels;
+    for (size_t j = i; j < s.rows.size(); ++j) {
+      if (j < s.matches.size() && s.matches[j] == s.matches[i]) {
+        labels.push_back(s.Format(s.columns.front(), s.rows[j].at(s.columns.front().key)));
+      }
+    }
     for (const ConfigurationJudgement* c : matches[i]) {
-      std::vector<std::string> cells = {
-          s.Format(s.columns.front(), s.rows[i].at(s.columns.front().key)), Code(c->variant),
+      std::vector<std::string> cells = {absl::StrJoin(labels, ", "), Code(c->variant),
           ShortTarget(c->target)};
       for (const PublishedColumn* col : columns) {
         std::string figure = WindowsFigure(*c, col->key);

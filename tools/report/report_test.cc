@@ -177,6 +177,9 @@ TEST(ReportTest, TablesOfTheFixtureRecords) {
                                 "bar <= 0.25 on the upper 95% bound; one prompt 1.360000 (worst "
                                 "step, bar <= 0.25) |"));
   EXPECT_THAT(ledger, HasSubstr("| no record of `hfkv_real_kv_quality` |"));
+  // Three study rows match the same three global_block_mass configurations: counted once each.
+  EXPECT_THAT(ledger, HasSubstr("| fails: no oracle selector passes every decode step | pass on 2 "
+                                "of 4 matching configurations (Qwen2.5-7B-Instruct) |"));
   const std::string& appendix = files.at("ledger-appendix.md");
   EXPECT_THAT(appendix, HasSubstr("| `recent_sink:f=0.3500` | fail | layer_median_o_proj_rel_l2 "
                                   "0.1420 fails <= 0.1 on 4 of 4 steps |"));
