@@ -58,6 +58,8 @@ std::vector<CliCase> Cases() {
                    {"--formats=no_such_format"}, "--formats"});
   cases.push_back({"speed_ceiling_negative_warmup", "experiments/speed_ceiling/speed_ceiling",
                    {"--warmup_steps=-1"}, "--warmup_steps=-1"});
+  cases.push_back({"speed_ceiling_zero_repeats", "experiments/speed_ceiling/speed_ceiling",
+                   {"--repeats=0"}, "--repeats=0 must be >= 1"});
   cases.push_back({"speed_ceiling_negative_threads", "experiments/speed_ceiling/speed_ceiling",
                    {"--threads=-2"}, "--threads=-2"});
   cases.push_back({"qwen_oracle_fraction_above_one", "experiments/qwen_oracle/qwen_oracle",
