@@ -35,6 +35,7 @@
 #include "experiments/common/experiment_io.h"
 #include "experiments/common/experiment_setup.h"
 #include "experiments/speed_ceiling/speed_ceiling_exp.h"
+#include "gates/gate_spec.h"
 #include "gates/record_io.h"
 #include "gates/speed_ceiling/speed_ceiling.h"
 
@@ -155,8 +156,11 @@ int Run(const CommonFlags& flags) {
     std::cerr << "speed_ceiling: writing records: " << judged.status().message() << "\n";
     return 1;
   }
+  std::vector<std::string> validity;
+  for (const gates::Condition& c : gate->spec.validity) validity.push_back(gates::DescribeCondition(c));
   Say(absl::StrCat("\n## speed_ceiling verdicts (gate ", kSpeedCeilingGate, " v",
                    gate->spec.version, ": ", DescribeThresholds(gate->spec),
+                   validity.empty() ? "" : "; valid only if " + absl::StrJoin(validity, ", "),
                    ")\n\n| active fraction f | p_attn | speedup at 5% | verdict |\n|---|---|---|---|"));
   for (const gates::Record& r : *judged) {
     Say(absl::StrFormat("| %.3f | %.4f | %.4fx | %s%s |", r.metrics.at("active_history_fraction"),

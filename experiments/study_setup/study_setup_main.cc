@@ -3,8 +3,8 @@
 // setting), so a reader sees which factor moves int4's decode-logit MSE across the 0.25 bar.
 //
 //   tools/bazel run //experiments:study_setup                        # fast (see the defaults)
-//   tools/bazel run //experiments:study_setup -- --context=512 --contexts=128,256,1024,2048 \
-//       --texts=32 --decode_steps=64                                 # the full run
+//   tools/bazel run //experiments:study_setup -- --context=512 --contexts=128,256,1024,2048
+//       --texts=32 --decode_steps=64                                 (the full run, one line)
 //
 // What is measured and how: study_setup.h. The run's model is the embedded SmolLM2-135M-Instruct
 // (or --model), loaded once and built in --dtype (the study's bfloat16) and in --compare_dtype
