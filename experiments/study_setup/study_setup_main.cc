@@ -71,10 +71,6 @@ int Fail(const absl::Status& s) {
 
 int Run(const CommonFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
-  if (flags.context < 1) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--context=", flags.context, ": study_setup needs an explicit context >= 1")));
-  }
   StudyOptions options;
   options.study_dtype = flags.dtype;
   options.context = flags.context;
@@ -121,7 +117,9 @@ int Run(const CommonFlags& flags) {
   fit.context = max_context;
   if (absl::Status s = CheckContextFits(fit, weights->config.max_position_embeddings, max_context);
       !s.ok()) {
-    return Fail(s);
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--contexts=", absl::GetFlag(FLAGS_contexts), " with --context=", flags.context,
+        ": the longest, ", max_context, ", does not fit (", s.message(), ")")));
   }
   std::map<std::string, runtime::Model> models;
   for (const std::string& dtype : dtypes) {
