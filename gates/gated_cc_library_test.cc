@@ -19,7 +19,7 @@ TEST(GatedCcLibraryTest, APermittedLibraryBuildsAndCarriesItsEvidence) {
   EXPECT_THAT(evidence, HasSubstr("permission to implement //gates/testdata:permitted_impl on "
                                   "model Qwen2.5-7B-Instruct, context 8192"));
   EXPECT_THAT(evidence, HasSubstr("PERMITTED: global_block_mass:f=0.3500:b=16 passes "
-                                  "speed_ceiling v1 and work_reduction_oracle v1"));
+                                  "speed_ceiling v2 and work_reduction_oracle v1"));
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ TEST(JudgeTest, SpeedCeilingTableFromTheRegisteredSpec) {
   const CommandResult r = RunCommand(std::string(kJudge) + "--p_attn=0.334 --f=0.337,0.350,0.376");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output,
-            "## speed ceiling: 1 / ((1 - p_attn) + p_attn * f + h); speed_ceiling v1 passes at "
+            "## speed ceiling: 1 / ((1 - p_attn) + p_attn * f + h); speed_ceiling v2 passes at "
             ">= 1.20x with h = 0.05\n"
             "\n"
             "| p_attn | f | h = 0 | h = 0.05 | h = 0.1 | verdict at h = 0.05 |\n"
@@ -43,7 +43,7 @@ TEST(JudgeTest, VerdictTablesOfRecordsAreDeterministic) {
   const std::string command = std::string(kJudge) + kFixtures + "refused_mixed";
   const CommandResult r = RunCommand(command);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("## speed_ceiling v1\n"));
+  EXPECT_THAT(r.output, HasSubstr("## speed_ceiling v2\n"));
   EXPECT_THAT(r.output,
               HasSubstr("| global_block_mass:f=0.3760:b=16 | 1 | fail | projected_speedup "
                         "at h = 0.05 = 1.18824 fails >= 1.2 |\n"));

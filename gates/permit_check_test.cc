@@ -41,9 +41,9 @@ TEST(PermitCheckTest, RefusedSaysWhichGateFailedWithTheNumbers) {
   EXPECT_THAT(r.output, HasSubstr("permission to implement //gates/testdata:impl on model "
                                   "Qwen2.5-7B-Instruct, context 8192, dtype bfloat16, device "
                                   "NVIDIA H100 80GB HBM3\n"));
-  EXPECT_THAT(r.output, HasSubstr("speed_ceiling v1 FAIL (projected_speedup at h = 0.05 = 1.18824 "
+  EXPECT_THAT(r.output, HasSubstr("speed_ceiling v2 FAIL (projected_speedup at h = 0.05 = 1.18824 "
                                   "fails >= 1.2)"));
-  EXPECT_THAT(r.output, HasSubstr("REFUSED: no passing speed_ceiling v1 on this target"));
+  EXPECT_THAT(r.output, HasSubstr("REFUSED: no passing speed_ceiling v2 on this target"));
   EXPECT_FALSE(ReadFile(out).ok()) << "a refusal writes no header";
 }
 

@@ -41,37 +41,37 @@ TEST(DecidePermitTest, PermittedWhenOneVariantPassesBothGates) {
   EXPECT_EQ(d.message,
             "permission to implement //x:impl on model Qwen2.5-7B-Instruct, context 8192, dtype "
             "bfloat16, device NVIDIA H100 80GB HBM3\n"
-            "  global_block_mass:f=0.3500:b=16: speed_ceiling v1 pass; work_reduction_oracle v1 "
+            "  global_block_mass:f=0.3500:b=16: speed_ceiling v2 pass; work_reduction_oracle v1 "
             "pass\n"
-            "  global_block_mass:f=0.3760:b=16: speed_ceiling v1 FAIL (projected_speedup at h = "
+            "  global_block_mass:f=0.3760:b=16: speed_ceiling v2 FAIL (projected_speedup at h = "
             "0.05 = 1.18824 fails >= 1.2); work_reduction_oracle v1 pass\n"
-            "PERMITTED: global_block_mass:f=0.3500:b=16 passes speed_ceiling v1 and "
+            "PERMITTED: global_block_mass:f=0.3500:b=16 passes speed_ceiling v2 and "
             "work_reduction_oracle v1\n");
 }
 
 TEST(DecidePermitTest, RefusedWhenTheSpeedCeilingFailsWithTheNumbers) {
   const PermitDecision d = DecidePermit(Load("refused"), Request());
   EXPECT_FALSE(d.permitted);
-  EXPECT_THAT(d.message, HasSubstr("global_block_mass:f=0.3760:b=16: speed_ceiling v1 FAIL "
+  EXPECT_THAT(d.message, HasSubstr("global_block_mass:f=0.3760:b=16: speed_ceiling v2 FAIL "
                                    "(projected_speedup at h = 0.05 = 1.18824 fails >= 1.2); "
                                    "work_reduction_oracle v1 pass\n"));
-  EXPECT_THAT(d.message, HasSubstr("REFUSED: no passing speed_ceiling v1 on this target\n"));
+  EXPECT_THAT(d.message, HasSubstr("REFUSED: no passing speed_ceiling v2 on this target\n"));
 }
 
 TEST(DecidePermitTest, EachGatePassingForAnotherVariantIsNotEnough) {
   const Evidence evidence = Load("refused_mixed");
   PermitDecision d = DecidePermit(evidence, Request());
   EXPECT_FALSE(d.permitted);
-  EXPECT_THAT(d.message, HasSubstr("global_block_mass:f=0.3500:b=16: speed_ceiling v1 pass; "
+  EXPECT_THAT(d.message, HasSubstr("global_block_mass:f=0.3500:b=16: speed_ceiling v2 pass; "
                                    "work_reduction_oracle v1 FAIL (step 2: top10_overlap = 0.7 "
                                    "fails >= 0.8)"));
-  EXPECT_THAT(d.message, HasSubstr("REFUSED: no single variant passes speed_ceiling v1 and "
+  EXPECT_THAT(d.message, HasSubstr("REFUSED: no single variant passes speed_ceiling v2 and "
                                    "work_reduction_oracle v1 on this target"));
   PermitRequest any_variant = Request();
   any_variant.same_variant = false;
   d = DecidePermit(evidence, any_variant);
   EXPECT_TRUE(d.permitted) << d.message;
-  EXPECT_THAT(d.message, HasSubstr("PERMITTED: each of speed_ceiling v1 and work_reduction_oracle "
+  EXPECT_THAT(d.message, HasSubstr("PERMITTED: each of speed_ceiling v2 and work_reduction_oracle "
                                    "v1 has a passing variant"));
 }
 
@@ -86,7 +86,7 @@ TEST(DecidePermitTest, OnlyTheSameTargetCounts) {
     change(request);
     const PermitDecision d = DecidePermit(evidence, request);
     EXPECT_FALSE(d.permitted) << d.message;
-    EXPECT_THAT(d.message, HasSubstr("no record of speed_ceiling v1 or work_reduction_oracle v1 on "
+    EXPECT_THAT(d.message, HasSubstr("no record of speed_ceiling v2 or work_reduction_oracle v1 on "
                                      "this target"));
   }
 }
@@ -96,7 +96,7 @@ TEST(DecidePermitTest, NoRecordsNoPermission) {
   ASSERT_TRUE(none.ok()) << none.status();
   const PermitDecision d = DecidePermit(*none, Request());
   EXPECT_FALSE(d.permitted);
-  EXPECT_THAT(d.message, HasSubstr("REFUSED: no passing speed_ceiling v1, no passing "
+  EXPECT_THAT(d.message, HasSubstr("REFUSED: no passing speed_ceiling v2, no passing "
                                    "work_reduction_oracle v1 on this target"));
 }
 

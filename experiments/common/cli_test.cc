@@ -58,6 +58,18 @@ std::vector<CliCase> Cases() {
                    {"--formats=no_such_format"}, "--formats"});
   cases.push_back({"speed_ceiling_negative_warmup", "experiments/speed_ceiling/speed_ceiling",
                    {"--warmup_steps=-1"}, "--warmup_steps=-1"});
+  cases.push_back({"speed_ceiling_zero_repeats", "experiments/speed_ceiling/speed_ceiling",
+                   {"--repeats=0"}, "--repeats=0 must be >= 1"});
+  const std::string study = "experiments/study_setup/study_setup";
+  cases.push_back({"study_setup_missing_model", study, {"--model=/no/such/model.gguf"},
+                   "--model=/no/such/model.gguf: no such file or folder"});
+  cases.push_back({"study_setup_bad_contexts", study, {"--contexts=128,abc"},
+                   "--contexts: 'abc' is not a context >= 1"});
+  cases.push_back({"study_setup_bad_compare_dtype", study, {"--compare_dtype=fp7"},
+                   "--compare_dtype"});
+  cases.push_back({"study_setup_bad_format", study, {"--formats=no_such_format"}, "--formats"});
+  cases.push_back({"study_setup_context_past_model", study, {"--contexts=100000"},
+                   "--contexts=100000 with --context=256: the longest, 100000, does not fit"});
   cases.push_back({"speed_ceiling_negative_threads", "experiments/speed_ceiling/speed_ceiling",
                    {"--threads=-2"}, "--threads=-2"});
   cases.push_back({"qwen_oracle_fraction_above_one", "experiments/qwen_oracle/qwen_oracle",

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <memory>
 
@@ -129,6 +130,71 @@ absl::StatusOr<SpeedMeasurement> MeasureDenseDecode(
   return m;
 }
 
+absl::StatusOr<double> RelativeRange(const std::vector<double>& values) {
+  if (values.empty()) return absl::InvalidArgumentError("relative range of no values");
+  for (double v : values) {
+    if (!std::isfinite(v)) return absl::InvalidArgumentError("relative range of a non-finite value");
+  }
+  const double median = Median(values);
+  if (!(median > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("relative range undefined: the median is ", median, " (must be > 0)"));
+  }
+  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  return (*hi - *lo) / median;
+}
+
+absl::StatusOr<RepeatedSpeed> CombineRuns(std::vector<SpeedMeasurement> runs) {
+  if (runs.empty()) return absl::InvalidArgumentError("speed_ceiling: no runs to combine");
+  std::vector<double> p, step, attention, ablated, ablation, bytes;
+  for (const SpeedMeasurement& m : runs) {
+    if (m.history != runs[0].history) {
+      return absl::InvalidArgumentError(absl::StrCat("speed_ceiling: runs at histories ",
+                                                     runs[0].history, " and ", m.history));
+    }
+    p.push_back(m.p_attn);
+    step.push_back(m.dense_decode_step_ms);
+    attention.push_back(m.dense_attention_ms);
+    ablated.push_back(m.ablated_step_ms_median);
+    ablation.push_back(m.p_attn_ablation);
+    bytes.push_back(m.p_attn_bytes);
+  }
+  absl::StatusOr<double> range = RelativeRange(p);
+  if (!range.ok()) return range.status();
+  RepeatedSpeed r;
+  r.median.history = runs[0].history;
+  r.median.steps = runs[0].steps;
+  r.median.p_attn = Median(p);
+  r.median.dense_decode_step_ms = Median(step);
+  r.median.dense_attention_ms = Median(attention);
+  r.median.ablated_step_ms_median = Median(ablated);
+  r.median.p_attn_ablation = Median(ablation);
+  r.median.p_attn_bytes = Median(bytes);
+  r.p_attn_min = *std::min_element(p.begin(), p.end());
+  r.p_attn_max = *std::max_element(p.begin(), p.end());
+  r.p_attn_relative_range = *range;
+  r.runs = std::move(runs);
+  return r;
+}
+
+absl::StatusOr<RepeatedSpeed> MeasureDenseDecodeRepeated(
+    const runtime::Model& model, const std::vector<int64_t>& prompt, int64_t steps,
+    int64_t warmup, int64_t repeats, const std::function<void(const std::string&)>& progress) {
+  if (repeats < 1) return absl::InvalidArgumentError("speed_ceiling: repeats must be >= 1");
+  std::vector<SpeedMeasurement> runs;
+  for (int64_t i = 0; i < repeats; ++i) {
+    if (progress) progress(absl::StrFormat("run %d/%d", i + 1, repeats));
+    absl::StatusOr<SpeedMeasurement> m = MeasureDenseDecode(model, prompt, steps, warmup, progress);
+    if (!m.ok()) return m.status();
+    if (progress) {
+      progress(absl::StrFormat("run %d/%d: p_attn %.4f (ablation %.4f)", i + 1, repeats, m->p_attn,
+                               m->p_attn_ablation));
+    }
+    runs.push_back(*std::move(m));
+  }
+  return CombineRuns(std::move(runs));
+}
+
 absl::StatusOr<std::vector<ProjectionRow>> ProjectionTable(double p_attn,
                                                            const std::vector<double>& fractions,
                                                            const std::vector<double>& overheads) {
@@ -172,6 +238,15 @@ std::string ProjectionMarkdown(const std::vector<ProjectionRow>& rows) {
 absl::StatusOr<std::vector<gates::Record>> SpeedCeilingRecords(
     const SpeedMeasurement& m, const std::vector<double>& fractions,
     const gates::Target& target) {
+  absl::StatusOr<RepeatedSpeed> one = CombineRuns({m});
+  if (!one.ok()) return one.status();
+  return SpeedCeilingRecords(*one, fractions, target);
+}
+
+absl::StatusOr<std::vector<gates::Record>> SpeedCeilingRecords(
+    const RepeatedSpeed& repeated, const std::vector<double>& fractions,
+    const gates::Target& target) {
+  const SpeedMeasurement& m = repeated.median;
   std::vector<gates::Record> records;
   for (double f : fractions) {
     gates::Record r;
@@ -185,7 +260,14 @@ absl::StatusOr<std::vector<gates::Record>> SpeedCeilingRecords(
                  {"dense_attention_ms", m.dense_attention_ms},
                  {"p_attn_ablation", m.p_attn_ablation},
                  {"p_attn_bytes_projection", m.p_attn_bytes},
-                 {"timed_steps", static_cast<double>(m.steps)}};
+                 {"timed_steps", static_cast<double>(m.steps)},
+                 {"repeats", static_cast<double>(repeated.runs.size())},
+                 {"p_attn_min", repeated.p_attn_min},
+                 {"p_attn_max", repeated.p_attn_max},
+                 {"p_attn_relative_range", repeated.p_attn_relative_range}};
+    for (size_t i = 0; i < repeated.runs.size(); ++i) {
+      r.metrics[absl::StrCat("p_attn_run_", i + 1)] = repeated.runs[i].p_attn;
+    }
     for (double h : TableOverheads()) {
       absl::StatusOr<double> s = gates::ProjectedSpeedup(m.p_attn, f, h);
       if (!s.ok()) return s.status();

@@ -4,7 +4,11 @@
 //   OMP_WAIT_POLICY=PASSIVE tools/bazel run //experiments:speed_ceiling -- --context=2048
 //
 // Times the real dense decode step at exactly --context tokens of history (the license corpus),
-// the attention inside it per op, and an ablated step; prints the projection table
+// the attention inside it per op, and an ablated step, in --repeats independent runs (each a fresh
+// prefill, --warmup_steps and --decode_steps timed steps); records the median p_attn over the runs,
+// every run's p_attn and their relative range (max - min) / median, which speed_ceiling v2 bounds
+// (at most 0.06 over at least 5 runs; a noisier run's rows are invalid). Prints the projection
+// table from the median
 // 1 / ((1 - p_attn) + p_attn * f + h) for the study's active fractions (0.337, 0.350, 0.376) and a
 // sweep at h = 0, 5, 10%, and appends one record a study fraction to
 // reports/records/speed_ceiling.jsonl (or --out). CPU here; the GPU version is another issue.
@@ -31,10 +35,15 @@
 #include "experiments/common/experiment_io.h"
 #include "experiments/common/experiment_setup.h"
 #include "experiments/speed_ceiling/speed_ceiling_exp.h"
+#include "gates/gate_spec.h"
 #include "gates/record_io.h"
 #include "gates/speed_ceiling/speed_ceiling.h"
 
 ABSL_FLAG(int64_t, warmup_steps, 3, "Untimed decode steps first.");
+ABSL_FLAG(int64_t, repeats, 5,
+          "Independent runs (prefill, warm-up, timed steps each); the median p_attn over them is "
+          "recorded with every run's value and their spread. speed_ceiling v2 judges only rows of "
+          ">= 5 runs whose p_attn relative range (max - min) / median is <= 0.06.");
 ABSL_FLAG(int32_t, threads, 0, "LibTorch CPU threads; 0: LibTorch's default.");
 
 namespace kvgate::experiments {
@@ -51,6 +60,10 @@ int Run(const CommonFlags& flags) {
   if (absl::GetFlag(FLAGS_warmup_steps) < 0) {
     std::cerr << "speed_ceiling: --warmup_steps=" << absl::GetFlag(FLAGS_warmup_steps)
               << " must be >= 0\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_repeats) < 1) {
+    std::cerr << "speed_ceiling: --repeats=" << absl::GetFlag(FLAGS_repeats) << " must be >= 1\n";
     return 2;
   }
   if (absl::GetFlag(FLAGS_threads) < 0) {
@@ -71,26 +84,38 @@ int Run(const CommonFlags& flags) {
   std::string load1;
   loadavg >> load1;
   Say(absl::StrCat("speed_ceiling: ", at::get_num_threads(), " LibTorch threads, OMP_WAIT_POLICY=",
-                   wait ? wait : "(unset)", ", load average ", load1, "; ", flags.decode_steps,
-                   " timed steps after ", absl::GetFlag(FLAGS_warmup_steps),
+                   wait ? wait : "(unset)", ", load average ", load1, "; ", absl::GetFlag(FLAGS_repeats),
+                   " runs of ", flags.decode_steps, " timed steps after ", absl::GetFlag(FLAGS_warmup_steps),
                    " warm-up steps, each at exactly ", setup->target.context, " tokens of history"));
 
-  absl::StatusOr<SpeedMeasurement> m =
-      MeasureDenseDecode(*setup->model, setup->prompt, flags.decode_steps,
-                         absl::GetFlag(FLAGS_warmup_steps), Say);
-  if (!m.ok()) {
-    std::cerr << "speed_ceiling: " << m.status() << "\n";
+  absl::StatusOr<RepeatedSpeed> repeated = MeasureDenseDecodeRepeated(
+      *setup->model, setup->prompt, flags.decode_steps, absl::GetFlag(FLAGS_warmup_steps),
+      absl::GetFlag(FLAGS_repeats), Say);
+  if (!repeated.ok()) {
+    std::cerr << "speed_ceiling: " << repeated.status() << "\n";
     return 1;
   }
+  const SpeedMeasurement* m = &repeated->median;
+  Say(absl::StrFormat("\n## Runs (%d)\n\n| run | p_attn per op | ablation | step ms |\n|---|---|---|---|",
+                      repeated->runs.size()));
+  for (size_t i = 0; i < repeated->runs.size(); ++i) {
+    const SpeedMeasurement& run = repeated->runs[i];
+    Say(absl::StrFormat("| %d | %.4f | %.4f | %.3f |", i + 1, run.p_attn, run.p_attn_ablation,
+                        run.dense_decode_step_ms));
+  }
+  Say(absl::StrFormat("\np_attn per op: median %.4f, min %.4f, max %.4f, relative range "
+                      "(max - min) / median %.4f",
+                      m->p_attn, repeated->p_attn_min, repeated->p_attn_max,
+                      repeated->p_attn_relative_range));
   Say(absl::StrFormat(
-      "\n## p_attn (%s, context %d, %s, cpu)\n\n"
+      "\n## p_attn (%s, context %d, %s, cpu; medians over %d runs)\n\n"
       "| measure | p_attn | from |\n|---|---|---|\n"
       "| per op (recorded) | %.4f | attention %.3f ms / step %.3f ms (medians of %d steps) |\n"
       "| ablation | %.4f | (step %.3f ms - newest-token-only step %.3f ms) / step |\n"
       "| bytes projection | %.4f | K/V bytes / (weights + K/V bytes) at %d tokens |",
-      setup->target.model, setup->target.context, flags.dtype, m->p_attn, m->dense_attention_ms,
-      m->dense_decode_step_ms, m->steps, m->p_attn_ablation, m->dense_decode_step_ms,
-      m->ablated_step_ms_median, m->p_attn_bytes, m->history));
+      setup->target.model, setup->target.context, flags.dtype, repeated->runs.size(), m->p_attn,
+      m->dense_attention_ms, m->dense_decode_step_ms, m->steps, m->p_attn_ablation,
+      m->dense_decode_step_ms, m->ablated_step_ms_median, m->p_attn_bytes, m->history));
 
   absl::StatusOr<std::vector<ProjectionRow>> table =
       ProjectionTable(m->p_attn, StudyFractions(), TableOverheads());
@@ -102,7 +127,7 @@ int Run(const CommonFlags& flags) {
     std::cerr << "speed_ceiling: " << (table.ok() ? swept.status() : table.status()) << "\n";
     return 1;
   }
-  Say(absl::StrFormat("\n## Projected speedup 1/((1-p)+p*f+h), p_attn = %.4f (per op)\n",
+  Say(absl::StrFormat("\n## Projected speedup 1/((1-p)+p*f+h), p_attn = %.4f (per op, median)\n",
                       m->p_attn));
   std::cout << ProjectionMarkdown(*table);
   Say("\nSweep:\n");
@@ -118,7 +143,7 @@ int Run(const CommonFlags& flags) {
   }
 
   absl::StatusOr<std::vector<gates::Record>> records =
-      SpeedCeilingRecords(*m, StudyFractions(), setup->target);
+      SpeedCeilingRecords(*repeated, StudyFractions(), setup->target);
   if (!records.ok()) {
     std::cerr << "speed_ceiling: " << records.status() << "\n";
     return 1;
@@ -131,8 +156,11 @@ int Run(const CommonFlags& flags) {
     std::cerr << "speed_ceiling: writing records: " << judged.status().message() << "\n";
     return 1;
   }
+  std::vector<std::string> validity;
+  for (const gates::Condition& c : gate->spec.validity) validity.push_back(gates::DescribeCondition(c));
   Say(absl::StrCat("\n## speed_ceiling verdicts (gate ", kSpeedCeilingGate, " v",
                    gate->spec.version, ": ", DescribeThresholds(gate->spec),
+                   validity.empty() ? "" : "; valid only if " + absl::StrJoin(validity, ", "),
                    ")\n\n| active fraction f | p_attn | speedup at 5% | verdict |\n|---|---|---|---|"));
   for (const gates::Record& r : *judged) {
     Say(absl::StrFormat("| %.3f | %.4f | %.4fx | %s%s |", r.metrics.at("active_history_fraction"),
@@ -155,7 +183,8 @@ int main(int argc, char** argv) {
       kvgate::experiments::ParseExperimentCommandLine(
           argc, argv,
           "speed_ceiling: p_attn of the dense decode step and the projected speedup ceiling of "
-          "work reduction; --decode_steps are the timed steps (medians are reported), CPU only.\n"
+          "work reduction; --decode_steps are the timed steps of each of --repeats runs (medians are "
+          "reported), CPU only.\n"
           "  OMP_WAIT_POLICY=PASSIVE tools/bazel run //experiments:speed_ceiling -- "
           "--context=2048",
           defaults);

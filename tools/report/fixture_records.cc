@@ -103,7 +103,9 @@ absl::StatusOr<std::map<std::string, std::vector<Record>>> FixtureRecords(
     m.Add(sc, "speed_ceiling", c.variant, *c.target, std::nullopt,
           {{"p_attn", c.p_attn},
            {"active_history_fraction", c.f},
-           {"dense_decode_step_ms", c.target->context == 8192 ? 20.4 : 31.7}},
+           {"dense_decode_step_ms", c.target->context == 8192 ? 20.4 : 31.7},
+           {"repeats", 5},
+           {"p_attn_relative_range", 0.02}},
           "speed_ceiling", c.start);
   }
 

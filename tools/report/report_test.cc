@@ -192,7 +192,7 @@ TEST(ReportTest, TablesOfTheFixtureRecords) {
                         "2026-11-27T18:00:00Z | [qwen_oracle.jsonl:1-4]("
                         "../../records/qwen_oracle.jsonl#L1-L4) |"));
   EXPECT_THAT(files.at("summaries/speed-ceiling-summary.md"),
-              HasSubstr("| 0.334 | 0.3760 | 1.263x | 1.188x | 1.122x | fail (v1): "
+              HasSubstr("| 0.334 | 0.3760 | 1.263x | 1.188x | 1.122x | fail (v2): "
                         "projected_speedup at h = 0.05 1.1882 fails >= 1.2 |"));
   EXPECT_THAT(files.at("summaries/hfkv-quality-k0-prep-summary.md"),
               HasSubstr("| 0.2812 (3.56x smaller) |"));
