@@ -23,6 +23,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "experiments/common/experiment_flags.h"
@@ -141,6 +142,13 @@ int Run(const CommonFlags& flags) {
   absl::StatusOr<std::vector<ConfigPositions>> result =
       RunOverWindows(*model, ids, flags.context, positions, *formats, selectors->canonical, Say);
   if (!result.ok()) return Fail(result.status());
+  // Where the time went, for sizing a larger run.
+  std::vector<std::string> costs;
+  for (const ConfigPositions& c : *result) {
+    costs.push_back(absl::StrFormat("%s %.1f s", c.variant, c.seconds));
+  }
+  Say(absl::StrCat("wall time a configuration, all windows (driven + layer-local): ",
+                   absl::StrJoin(costs, ", ")));
 
   gates::Target target;
   target.model = weights->model_name;
