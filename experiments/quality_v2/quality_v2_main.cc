@@ -2,7 +2,7 @@
 // logits and perplexity over many texts and positions? Teacher-forced decode over windows of a
 // prompt set, one judged record a configuration.
 //
-//   tools/bazel run //experiments:quality_v2       # fast: 2 windows, two int4 formats, one H2O
+//   tools/bazel run //experiments:quality_v2       # fast: 2 windows, two int4 formats
 //   tools/bazel run //experiments:quality_v2 -- --windows=32 --formats=all --selectors=default
 //   ... --device=cuda --dtype=bfloat16             # the same on a GPU
 //
@@ -43,13 +43,13 @@ ABSL_FLAG(int64_t, windows, 2,
           "Windows (texts of the set, in its order). 2 is a fast check; the gate needs >= 32.");
 ABSL_FLAG(std::string, formats, "symmetric_int4:block=32,affine_int4:block=32",
           "Comma-separated KV format specs, 'all' (every format hfkv_int4 runs) or 'none'.");
-ABSL_FLAG(std::string, selectors, "h2o:heavy=96:recent=96",
+ABSL_FLAG(std::string, selectors, "none",
           "Token selectors: comma-separated specs of kernels/selectors (e.g. "
-          "'tova:budget=192,quest:budget=192:b=16'), 'default' (the oracle's configurations at "
-          "--context, DefaultSelectorSpecs: global_block_mass, recent_sink, layer_block_mass, "
-          "streaming_llm, h2o, tova, snapkv, quest) or 'none'. The default is one deployable "
-          "selector, H2O at the 192-token budget 'default' gives it at context 512, to keep the "
-          "fast run fast.");
+          "'h2o:heavy=96:recent=96,quest:budget=192:b=16'), 'default' (the oracle's ten "
+          "configurations at --context, DefaultSelectorSpecs: global_block_mass f=0.376, 0.350, "
+          "0.337, recent_sink, layer_block_mass, streaming_llm, h2o, tova, snapkv, quest, budgets "
+          "scaled by context / 8192) or 'none'. 'none' by default: each configuration adds two "
+          "decodes a window, and the default run stays a fast check.");
 
 namespace kvgate::experiments {
 namespace {
