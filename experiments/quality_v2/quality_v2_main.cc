@@ -1,14 +1,18 @@
-// //experiments:quality_v2 -- do KV formats keep a real model's next-token logits over many texts
-// and positions? Teacher-forced decode over windows of a prompt set, one judged record a format.
+// //experiments:quality_v2 -- do KV formats and token selectors keep a real model's next-token
+// logits and perplexity over many texts and positions? Teacher-forced decode over windows of a
+// prompt set, one judged record a configuration.
 //
-//   tools/bazel run //experiments:quality_v2                       # fast: 2 windows, int4 only
-//   tools/bazel run //experiments:quality_v2 -- --windows=32 --formats=all
+//   tools/bazel run //experiments:quality_v2       # fast: 2 windows, two int4 formats
+//   tools/bazel run //experiments:quality_v2 -- --windows=32 --formats=all --selectors=default
+//   ... --device=cuda --dtype=bfloat16             # the same on a GPU
 //
 // Each window is the first --context + --decode_steps + 1 tokens of one text of --prompt_set
 // (experiments/runtime/prompt_sets/debian_texts.sha256 by default: 40 pinned texts); see
-// quality_v2.h for what is measured. Records are judged by kv_format_quality_over_windows and
-// appended to reports/records/quality_v2.jsonl (or --out); a run of fewer than 32 windows or 64
-// positions is recorded and judged invalid by that gate, never pass or fail.
+// quality_v2.h for what is measured. Format records are judged by kv_format_quality_over_windows,
+// selector records by oracle_quality_over_windows, all appended to
+// reports/records/quality_v2.jsonl (or --out); a run of fewer than 32 windows or 64 positions is
+// recorded and judged invalid by those gates, never pass or fail. Perplexity (dense and per
+// configuration, and their per-window ratio, with intervals) is in every record and the table.
 
 #include <torch/torch.h>
 
@@ -19,10 +23,12 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
+#include "experiments/common/selector_policy.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
 #include "experiments/quality_v2/quality_v2.h"
 #include "experiments/runtime/model.h"
@@ -36,7 +42,14 @@ ABSL_FLAG(std::string, prompt_set, kvgate::runtime::kDebianTextsManifest,
 ABSL_FLAG(int64_t, windows, 2,
           "Windows (texts of the set, in its order). 2 is a fast check; the gate needs >= 32.");
 ABSL_FLAG(std::string, formats, "symmetric_int4:block=32,affine_int4:block=32",
-          "Comma-separated KV format specs, or 'all' (every format hfkv_int4 runs).");
+          "Comma-separated KV format specs, 'all' (every format hfkv_int4 runs) or 'none'.");
+ABSL_FLAG(std::string, selectors, "none",
+          "Token selectors: comma-separated specs of kernels/selectors (e.g. "
+          "'h2o:heavy=96:recent=96,quest:budget=192:b=16'), 'default' (the oracle's ten "
+          "configurations at --context, DefaultSelectorSpecs: global_block_mass f=0.376, 0.350, "
+          "0.337, recent_sink, layer_block_mass, streaming_llm, h2o, tova, snapkv, quest, budgets "
+          "scaled by context / 8192) or 'none'. 'none' by default: each configuration adds two "
+          "decodes a window, and the default run stays a fast check.");
 
 namespace kvgate::experiments {
 namespace {
@@ -48,25 +61,51 @@ int Fail(const absl::Status& s) {
   return absl::IsInvalidArgument(s) || absl::IsFailedPrecondition(s) ? 2 : 1;
 }
 
+// A comma list, or a keyword's list.
+std::vector<std::string> SplitSpecs(const std::string& flag) {
+  return std::vector<std::string>(absl::StrSplit(flag, ',', absl::SkipWhitespace()));
+}
+
 int Run(const CommonFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
   const std::string formats_flag = absl::GetFlag(FLAGS_formats);
-  const std::vector<std::string> specs =
-      formats_flag == "all" ? DefaultFormatSpecs()
-                            : std::vector<std::string>(absl::StrSplit(formats_flag, ',',
-                                                                      absl::SkipWhitespace()));
+  const std::vector<std::string> format_specs =
+      formats_flag == "all"    ? DefaultFormatSpecs()
+      : formats_flag == "none" ? std::vector<std::string>()
+                               : SplitSpecs(formats_flag);
   absl::StatusOr<std::vector<std::shared_ptr<const kernels::KvFormat>>> formats =
-      MakeFormats(specs);
-  if (!formats.ok()) return Fail(absl::InvalidArgumentError(
-      absl::StrCat("--formats: ", formats.status().message())));
+      MakeFormats(format_specs);
+  if (!formats.ok()) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--formats: ", formats.status().message())));
+  }
+  const std::string selectors_flag = absl::GetFlag(FLAGS_selectors);
+  std::string budget_note;
+  const std::vector<std::string> selector_specs =
+      selectors_flag == "default" ? DefaultSelectorSpecs(flags.context, &budget_note)
+      : selectors_flag == "none"  ? std::vector<std::string>()
+                                  : SplitSpecs(selectors_flag);
+  absl::StatusOr<SelectorSpecs> selectors = CheckSelectorSpecs(selector_specs, flags.context);
+  if (!selectors.ok()) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--selectors: ", selectors.status().message())));
+  }
+  if (formats->empty() && selectors->canonical.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "--formats and --selectors: both 'none' leaves nothing to measure"));
+  }
   const int64_t windows = absl::GetFlag(FLAGS_windows);
+  if (windows < 1) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--windows=", windows, ": must be >= 1")));
+  }
   const int64_t positions = flags.decode_steps;
   absl::StatusOr<ModelChoice> choice = ChooseModel(flags.model, nullptr);
   if (!choice.ok()) return Fail(choice.status());
   // The first line: the model and the size of the run.
   Say(absl::StrCat(choice->note, "; ", windows, " windows x ", positions,
                    " teacher-forced positions at context ", flags.context, ", ", formats->size(),
-                   " formats", windows < 32 ? " (a fast size: the gate needs >= 32 windows, so "
+                   " formats, ", selectors->canonical.size(), " selectors", windows < 32 ? " (a fast size: the gate needs >= 32 windows, so "
                                               "its verdicts will be invalid)" : ""));
   torch::manual_seed(flags.seed);
   absl::StatusOr<runtime::ModelWeights> weights = runtime::LoadModel(choice->path);
@@ -87,16 +126,29 @@ int Run(const CommonFlags& flags) {
   absl::StatusOr<std::vector<runtime::PromptSetEntry>> set =
       runtime::LoadPromptSetManifest(absl::GetFlag(FLAGS_prompt_set));
   if (!set.ok()) return Fail(set.status());
+  if (windows > static_cast<int64_t>(set->size())) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--windows=", windows, ": the prompt set ", absl::GetFlag(FLAGS_prompt_set), " has ",
+        set->size(), " texts")));
+  }
   absl::StatusOr<runtime::PromptWindows> texts = runtime::LoadPromptWindows(
       *tokenizer, *set, windows, flags.context + positions + 1);
   if (!texts.ok()) return Fail(texts.status());
   Say(absl::StrCat("prompt set ", absl::GetFlag(FLAGS_prompt_set), ": ", texts->note));
+  if (!budget_note.empty()) Say(absl::StrCat("selectors: ", budget_note));
   std::vector<std::vector<int64_t>> ids;
   for (const runtime::PromptWindow& w : texts->windows) ids.emplace_back(w.ids.begin(), w.ids.end());
 
   absl::StatusOr<std::vector<ConfigPositions>> result =
-      RunFormatsOverWindows(*model, ids, flags.context, positions, *formats, Say);
+      RunOverWindows(*model, ids, flags.context, positions, *formats, selectors->canonical, Say);
   if (!result.ok()) return Fail(result.status());
+  // Where the time went, for sizing a larger run.
+  std::vector<std::string> costs;
+  for (const ConfigPositions& c : *result) {
+    costs.push_back(absl::StrFormat("%s %.1f s", c.variant, c.seconds));
+  }
+  Say(absl::StrCat("wall time a configuration, all windows (driven + layer-local): ",
+                   absl::StrJoin(costs, ", ")));
 
   gates::Target target;
   target.model = weights->model_name;
@@ -105,30 +157,38 @@ int Run(const CommonFlags& flags) {
   target.dtype = flags.dtype;
   target.device = flags.device;
   absl::StatusOr<std::vector<gates::Record>> records =
-      FormatRecords(*result, target, static_cast<uint64_t>(flags.seed));
+      QualityRecords(*result, target, static_cast<uint64_t>(flags.seed));
   if (!records.ok()) return Fail(records.status());
   const std::string path = RecordsPath(flags.out, kQualityV2Experiment);
-  absl::StatusOr<std::vector<gates::RecordAt>> before = gates::ReadRecordsFile(path);
-  const size_t offset = before.ok() ? before->size() : 0;
-  if (absl::StatusOr<std::vector<gates::Record>> judged =
-          JudgeAndAppend(path, kFormatWindowsGate, *records, CurrentProvenance(flags.seed));
-      !judged.ok()) {
-    return Fail(judged.status());
+  // Formats and selectors go to their own gates, in one file; the table keeps the run's order.
+  const gates::Provenance provenance = CurrentProvenance(flags.seed);
+  std::vector<std::string> verdicts(records->size());
+  for (const char* gate : {kFormatWindowsGate, kSelectorWindowsGate}) {
+    std::vector<gates::Record> rows;
+    std::vector<size_t> at;
+    for (size_t i = 0; i < records->size(); ++i) {
+      if ((*result)[i].gate == gate) {
+        rows.push_back((*records)[i]);
+        at.push_back(i);
+      }
+    }
+    if (rows.empty()) continue;
+    absl::StatusOr<std::vector<gates::Record>> judged =
+        JudgeAndAppend(path, gate, rows, provenance);
+    if (!judged.ok()) return Fail(judged.status());
+    for (size_t j = 0; j < judged->size(); ++j) {
+      const gates::Record& r = (*judged)[j];
+      verdicts[at[j]] = absl::StrCat(gates::VerdictName(r.gate.verdict),
+                                     r.gate.failed.empty() ? "" : ": ",
+                                     absl::StrJoin(r.gate.failed, "; "));
+    }
   }
-  absl::StatusOr<std::vector<gates::RecordAt>> after = gates::ReadRecordsFile(path);
-  if (!after.ok()) return Fail(after.status());
-  std::vector<std::string> verdicts;
-  for (size_t i = offset; i < after->size(); ++i) {
-    const gates::Record& r = (*after)[i].record;
-    verdicts.push_back(absl::StrCat(gates::VerdictName(r.gate.verdict),
-                                    r.gate.failed.empty() ? "" : ": ",
-                                    absl::StrJoin(r.gate.failed, "; ")));
-  }
-  std::cout << "\n## KV formats over " << windows << " windows x " << positions
+  std::cout << "\n## KV formats and selectors over " << windows << " windows x " << positions
             << " positions (" << target.model << ", context " << flags.context << ", "
             << flags.dtype << ", " << flags.device << ")\n\n"
             << QualityTable(*records, verdicts) << "\n";
-  Say(absl::StrCat(records->size(), " rows judged by ", kFormatWindowsGate, " -> ", path, " (",
+  Say(absl::StrCat(records->size(), " rows judged by ", kFormatWindowsGate, " (formats) and ",
+                   kSelectorWindowsGate, " (selectors) -> ", path, " (",
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
                    " s)"));
   return 0;
@@ -144,11 +204,14 @@ int main(int argc, char** argv) {
   absl::StatusOr<kvgate::experiments::CommonFlags> flags =
       kvgate::experiments::ParseExperimentCommandLine(
           argc, argv,
-          "quality_v2: KV formats against dense over many texts and teacher-forced positions "
-          "(--decode_steps positions a window, --windows texts of --prompt_set), one record a "
-          "format with mean, median, p95, p99 and 95% bootstrap intervals over windows, judged "
-          "by kv_format_quality_over_windows.\n"
-          "  tools/bazel run //experiments:quality_v2 -- --windows=32 --formats=all",
+          "quality_v2: KV formats and token selectors against dense over many texts and "
+          "teacher-forced positions (--decode_steps positions a window, --windows texts of "
+          "--prompt_set), one record a configuration with mean, median, p95, p99 and 95% "
+          "bootstrap intervals over windows of each measure and of perplexity, judged by "
+          "kv_format_quality_over_windows (formats) and oracle_quality_over_windows "
+          "(selectors).\n"
+          "  tools/bazel run //experiments:quality_v2 -- --windows=32 --formats=all "
+          "--selectors=default [--device=cuda --dtype=bfloat16]",
           defaults);
   if (!flags.ok()) {
     std::cerr << "quality_v2: " << flags.status().message() << "\n";

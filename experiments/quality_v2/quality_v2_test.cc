@@ -1,6 +1,7 @@
-// Hermetic test of quality_v2 (tiny seeded model, two windows): a lossless format has zero error
-// at every position, int4 measures match a direct recomputation, records carry the distributions,
-// and the gate judges a two-window run invalid (it needs >= 32 windows).
+// Hermetic test of quality_v2 (tiny seeded model, two windows): a lossless format and a selector
+// keeping everything have zero error at every position and the dense perplexity, int4 and a real
+// selector's measures and NLLs match a direct recomputation, records carry the distributions and
+// perplexities, and both gates judge a two-window run invalid (they need >= 32 windows).
 //
 // Run: tools/bazel test //experiments/quality_v2:quality_v2_test
 
@@ -8,9 +9,14 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <map>
+
 #include "absl/strings/str_join.h"
 
 #include "experiments/common/experiment_io.h"
+#include "experiments/common/selector_policy.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
 #include "experiments/runtime/decode.h"
 #include "experiments/runtime/model_test_util.h"
@@ -40,8 +46,8 @@ TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
       MakeFormats({"symmetric_int4:block=32"});
   ASSERT_TRUE(int4.ok());
   const std::vector<std::vector<int64_t>> windows = TwoWindows();
-  absl::StatusOr<std::vector<ConfigPositions>> r = RunFormatsOverWindows(
-      *model, windows, kContext, kPositions, {identity, (*int4)[0]});
+  absl::StatusOr<std::vector<ConfigPositions>> r = RunOverWindows(
+      *model, windows, kContext, kPositions, {identity, (*int4)[0]}, {});
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->size(), 2u);
   const ConfigPositions& id = (*r)[0];
@@ -53,6 +59,7 @@ TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
       EXPECT_EQ(id.argmax_agreement[w][i], 1.0);
       EXPECT_EQ(id.delta_p[w][i], 0.0);
       EXPECT_EQ(id.layer_median_o_proj_rel_l2[w][i], 0.0);
+      EXPECT_EQ(id.nll[w][i], id.dense_nll[w][i]);
     }
   }
   EXPECT_TRUE(id.reference_finite);
@@ -85,7 +92,7 @@ TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
 
   // Records: one a format, distributions and sizes; judged invalid (2 < 32 windows).
   gates::Target target{"tiny_llama", "random:seed=1234", kContext, "float32", "cpu"};
-  absl::StatusOr<std::vector<gates::Record>> rows = FormatRecords(*r, target, 5);
+  absl::StatusOr<std::vector<gates::Record>> rows = QualityRecords(*r, target, 5);
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_EQ(rows->size(), 2u);
   const gates::Record& row = (*rows)[1];
@@ -107,14 +114,153 @@ TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
   EXPECT_EQ((*back)[0].record.gate.verdict, gates::Verdict::kInvalid);
   EXPECT_THAT(absl::StrJoin((*back)[0].record.gate.failed, "; "), HasSubstr("windows"));
   EXPECT_THAT(QualityTable(*rows), HasSubstr("symmetric_int4"));
+  EXPECT_EQ((*rows)[0].metrics.at("perplexity_ratio_mean"), 1.0);
+  EXPECT_EQ((*rows)[0].metrics.at("log_perplexity_ratio_mean"), 0.0);
+  EXPECT_FALSE(row.metrics.count("active_history_fraction_mean"));
+}
+
+// -log softmax(logits)[token] by hand, in double: the log-sum-exp over the vocabulary.
+double DirectNll(const torch::Tensor& logits, int64_t token) {
+  const torch::Tensor l = logits.to(torch::kCPU, torch::kFloat32).contiguous();
+  const float* x = l.data_ptr<float>();
+  double max = x[0];
+  for (int64_t i = 1; i < l.numel(); ++i) max = std::max<double>(max, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < l.numel(); ++i) sum += std::exp(static_cast<double>(x[i]) - max);
+  return max + std::log(sum) - static_cast<double>(x[token]);
+}
+
+TEST(QualityV2Test, SelectorsOverWindows) {
+  absl::StatusOr<runtime::Model> model = runtime::LoadFixtureModel("tiny_llama");
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::vector<std::vector<int64_t>> windows = TwoWindows();
+  // Everything kept (the recent window covers the whole history); a recent window of 8 tokens;
+  // H2O (captured prompt, stateful); the block-mass oracle (the dense run's probabilities).
+  const std::vector<std::string> selectors = {
+      "recent_sink:sink=4:recent=1000", "recent_sink:sink=2:recent=6", "h2o:heavy=4:recent=4",
+      "global_block_mass:f=0.3:b=4"};
+  absl::StatusOr<std::vector<ConfigPositions>> r =
+      RunOverWindows(*model, windows, kContext, kPositions, {}, selectors);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 4u);
+  const ConfigPositions& all = (*r)[0];
+  EXPECT_TRUE(all.selector);
+  EXPECT_EQ(all.gate, kSelectorWindowsGate);
+  for (size_t w = 0; w < 2; ++w) {
+    for (int64_t i = 0; i < kPositions; ++i) {
+      EXPECT_EQ(all.decode_logit_mse[w][i], 0.0);
+      EXPECT_EQ(all.kl_divergence[w][i], 0.0);
+      EXPECT_EQ(all.argmax_agreement[w][i], 1.0);
+      EXPECT_EQ(all.layer_median_o_proj_rel_l2[w][i], 0.0);
+      EXPECT_EQ(all.nll[w][i], all.dense_nll[w][i]);
+      EXPECT_EQ(all.active_history_fraction[w][i], 1.0);
+    }
+  }
+  // The real selectors change something and keep less than the history.
+  for (size_t k = 1; k < r->size(); ++k) {
+    const ConfigPositions& c = (*r)[k];
+    double mse = 0, nll_change = 0, fraction = 0;
+    for (size_t w = 0; w < 2; ++w) {
+      for (int64_t i = 0; i < kPositions; ++i) {
+        mse += c.decode_logit_mse[w][i];
+        nll_change += std::abs(c.nll[w][i] - c.dense_nll[w][i]);
+        fraction += c.active_history_fraction[w][i];
+      }
+    }
+    EXPECT_GT(mse, 0.0) << c.variant;
+    EXPECT_GT(nll_change, 0.0) << c.variant;
+    EXPECT_LT(fraction / (2 * kPositions), 1.0) << c.variant;
+    EXPECT_GT(fraction, 0.0) << c.variant;
+  }
+
+  // Window 1, position 2 of the 8-token recent window, recomputed: prefill, teacher-force under
+  // the same selector; the NLLs by a hand-written log-sum-exp.
+  torch::NoGradGuard no_grad;
+  const std::vector<int64_t>& w1 = windows[1];
+  const std::vector<int64_t> prompt(w1.begin(), w1.begin() + kContext);
+  const std::vector<int64_t> forced(w1.begin() + kContext, w1.begin() + kContext + kPositions);
+  runtime::KvCache dense_cache = model->NewCache(kContext + kPositions);
+  ASSERT_TRUE(runtime::Prefill(*model, dense_cache, prompt).ok());
+  absl::StatusOr<runtime::DecodeResult> dense = runtime::DecodeForced(*model, dense_cache, forced);
+  runtime::KvCache cache = model->NewCache(kContext + kPositions);
+  ASSERT_TRUE(runtime::Prefill(*model, cache, prompt).ok());
+  const std::vector<torch::Tensor> no_probs;
+  const PromptCapture no_capture;
+  std::shared_ptr<SelectorState> st =
+      NewSelectorState((*r)[1].variant, no_probs, no_capture);
+  runtime::DecodeOptions opts;
+  opts.policy = SelectorPolicy(st);
+  absl::StatusOr<runtime::DecodeResult> test = runtime::DecodeForced(*model, cache, forced, opts);
+  ASSERT_TRUE(dense.ok() && test.ok());
+  const torch::Tensor ref = dense->steps[2].logits.contiguous();
+  const torch::Tensor got = test->steps[2].logits.contiguous();
+  absl::StatusOr<gates::PositionQuality> q = gates::MeasurePosition(
+      gates::Values(ref.data_ptr<float>(), ref.numel()),
+      gates::Values(got.data_ptr<float>(), got.numel()), w1[kContext + 3]);
+  ASSERT_TRUE(q.ok());
+  const ConfigPositions& recent = (*r)[1];
+  EXPECT_DOUBLE_EQ(recent.decode_logit_mse[1][2], q->decode_logit_mse);
+  EXPECT_NEAR(recent.nll[1][2], DirectNll(got, w1[kContext + 3]), 1e-9);
+  EXPECT_NEAR(recent.dense_nll[1][2], DirectNll(ref, w1[kContext + 3]), 1e-9);
+  // Position 2 history: context + 3 tokens, 2 sink + 6 recent kept.
+  EXPECT_DOUBLE_EQ(recent.active_history_fraction[1][2], 8.0 / (kContext + 3));
+
+  // Records: perplexity per window exp(mean NLL), its mean over windows; the ratio per window.
+  gates::Target target{"tiny_llama", "random:seed=1234", kContext, "float32", "cpu"};
+  absl::StatusOr<std::vector<gates::Record>> rows = QualityRecords(*r, target, 5);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 4u);
+  double ppl = 0, dense_ppl = 0, ratio = 0;
+  for (size_t w = 0; w < 2; ++w) {
+    double nll = 0, dense_nll = 0;
+    for (int64_t i = 0; i < kPositions; ++i) {
+      nll += recent.nll[w][i];
+      dense_nll += recent.dense_nll[w][i];
+    }
+    ppl += std::exp(nll / kPositions) / 2;
+    dense_ppl += std::exp(dense_nll / kPositions) / 2;
+    ratio += std::exp((nll - dense_nll) / kPositions) / 2;
+  }
+  const std::map<std::string, double>& m = (*rows)[1].metrics;
+  EXPECT_NEAR(m.at("perplexity_mean"), ppl, 1e-9 * ppl);
+  EXPECT_NEAR(m.at("dense_perplexity_mean"), dense_ppl, 1e-9 * dense_ppl);
+  EXPECT_NEAR(m.at("perplexity_ratio_mean"), ratio, 1e-9 * ratio);
+  for (const char* name : {"perplexity_mean_ci_low", "perplexity_mean_ci_high",
+                           "dense_perplexity_mean_ci_high", "perplexity_ratio_mean_ci_low",
+                           "log_perplexity_ratio_mean_ci_high", "active_history_fraction_mean",
+                           "layer_median_o_proj_rel_l2_mean_ci_high"}) {
+    EXPECT_TRUE(m.count(name)) << name;
+  }
+  EXPECT_FALSE(m.count("kv_ratio"));
+  EXPECT_EQ((*rows)[0].metrics.at("perplexity_ratio_mean"), 1.0);
+  EXPECT_EQ((*rows)[0].metrics.at("active_history_fraction_mean"), 1.0);
+  const std::string path = ::testing::TempDir() + "/quality_v2_selectors.jsonl";
+  ASSERT_TRUE(JudgeAndAppend(path, kSelectorWindowsGate, *rows, CurrentProvenance(5)).ok());
+  absl::StatusOr<std::vector<gates::RecordAt>> back = gates::ReadRecordsFile(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), 4u);
+  for (const gates::RecordAt& at : *back) {
+    EXPECT_EQ(at.record.gate.id, kSelectorWindowsGate);
+    EXPECT_EQ(at.record.gate.verdict, gates::Verdict::kInvalid);
+    EXPECT_THAT(absl::StrJoin(at.record.gate.failed, "; "), HasSubstr("windows"));
+  }
+  const std::string table = QualityTable(*rows);
+  EXPECT_THAT(table, HasSubstr("h2o:heavy=4:recent=4"));
+  EXPECT_THAT(table, HasSubstr("kept 1.0000"));
 }
 
 TEST(QualityV2Test, BadWindowsAreRefused) {
   absl::StatusOr<runtime::Model> model = runtime::LoadFixtureModel("tiny_llama");
   ASSERT_TRUE(model.ok());
-  absl::Status s = RunFormatsOverWindows(*model, {{1, 2, 3}}, kContext, kPositions, {}).status();
+  absl::Status s = RunOverWindows(*model, {{1, 2, 3}}, kContext, kPositions, {}, {}).status();
   EXPECT_THAT(std::string(s.message()), HasSubstr("window 0 has 3 tokens"));
-  EXPECT_FALSE(RunFormatsOverWindows(*model, {}, 0, kPositions, {}).ok());
+  EXPECT_FALSE(RunOverWindows(*model, {}, 0, kPositions, {}, {}).ok());
+  s = RunOverWindows(*model, TwoWindows(), kContext, kPositions, {}, {"nonesuch:x=1"}).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  // SnapKV needs a prompt of at least its captured window (64 tokens).
+  s = RunOverWindows(*model, TwoWindows(), kContext, kPositions, {}, {"snapkv:budget=128"})
+          .status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("shorter than SnapKV's window"));
 }
 
 }  // namespace

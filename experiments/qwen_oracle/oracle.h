@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "experiments/common/selector_policy.h"
 #include "experiments/runtime/model.h"
 #include "gates/record.h"
 
@@ -40,16 +41,8 @@ namespace kvgate::experiments {
 
 inline constexpr char kOracleExperiment[] = "qwen_oracle";
 inline constexpr char kOracleGate[] = "work_reduction_oracle";
-inline constexpr int64_t kSnapKvCaptureWindow = 64;  // prompt queries kept for SnapKV
-
-// The configurations the oracle runs at a context of `context` tokens (specs for
-// kernels/selectors Select). `note` receives a line saying how budgets were scaled.
-//   global_block_mass f = 0.376, 0.350, 0.337, b = 16       (the study's fractions)
-//   recent_sink sink = 4, recent = 3072 * context / 8192     (3072 at 8192)
-//   and the other selectors of kernels/ at a comparable budget B = 3072 * context / 8192:
-//   layer_block_mass f = 0.376 b = 16, streaming_llm sink = 4 window = B, h2o heavy = recent = B/2,
-//   tova budget = B, snapkv budget = B window = 64, quest budget = B b = 16.
-std::vector<std::string> DefaultSelectorSpecs(int64_t context, std::string* note = nullptr);
+// DefaultSelectorSpecs (the configurations the oracle runs at a context) and
+// kSnapKvCaptureWindow come from experiments/common/selector_policy.h.
 
 struct OracleOptions {
   int64_t decode_steps = 4;

@@ -93,8 +93,10 @@ AttentionPolicy KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat> fo
     const std::pair<const torch::Tensor*, kernels::KvRole> inputs[2] = {
         {&call.k, kernels::KvRole::kKey}, {&call.v, kernels::KvRole::kValue}};
     for (int i = 0; i < 2; ++i) {
-      absl::StatusOr<kernels::EncodedKv> encoded =
-          format->Encode(*inputs[i].first, inputs[i].second);
+      // The formats of kernels/ encode CPU tensors; a device model's K and V go there and back.
+      const torch::Tensor& x_in = *inputs[i].first;
+      absl::StatusOr<kernels::EncodedKv> encoded = format->Encode(
+          x_in.device().is_cpu() ? x_in : x_in.to(torch::kCPU), inputs[i].second);
       if (!encoded.ok()) return encoded.status();
       absl::StatusOr<torch::Tensor> x = format->Decode(*encoded);  // float32 [S, kv_heads, D]
       if (!x.ok()) return x.status();

@@ -22,6 +22,8 @@
 //                          Re-encodes the whole history each call, which equals encoding each token
 //                          once for formats that work per token (the int4 formats: blocks along
 //                          head_dim); a format that groups tokens sees the full history each time.
+//                          The formats encode CPU tensors: on another device K and V are copied to
+//                          the CPU for the round trip and the decoded ones back to q's device.
 //   SelectedHistoryAttention  attends only to the history positions a selector keeps (token
 //                          indices or block masks, per head group if wanted); the rest is masked
 //                          out of the softmax. For an oracle's quality, not for speed.
@@ -72,8 +74,8 @@ AttentionResult Attend(const torch::Tensor& q, const torch::Tensor& k, const tor
 // Attend over the whole history.
 AttentionPolicy DenseAttention();
 
-// Encode call.k (KvRole::kKey) and call.v (KvRole::kValue) with `format`, decode, cast back to q's
-// dtype and Attend. Errors of the format come back as they are.
+// Encode call.k (KvRole::kKey) and call.v (KvRole::kValue) with `format` (on the CPU), decode,
+// cast back to q's dtype and device and Attend. Errors of the format come back as they are.
 AttentionPolicy KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat> format);
 
 // A selector returns the keep mask for a call: bool [R, S] as Attend takes it (see KeepTokens,
