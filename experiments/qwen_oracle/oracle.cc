@@ -11,10 +11,8 @@
 #include <optional>
 #include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "experiments/common/selector_policy.h"
 #include "experiments/runtime/attention_policy.h"
 #include "experiments/runtime/decode.h"
 #include "experiments/runtime/kv_cache.h"
@@ -26,25 +24,9 @@ namespace kvgate::experiments {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using runtime::AttentionCall;
-using runtime::AttentionPolicy;
-using runtime::AttentionResult;
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// "h2o:heavy=256:recent=256" -> "h2o"; the value of one parameter of a canonical name.
-std::string SelectorName(const std::string& canonical) {
-  return std::string(canonical.substr(0, canonical.find(':')));
-}
-int64_t SelectorParam(const std::string& canonical, absl::string_view key, int64_t fallback) {
-  for (absl::string_view part : absl::StrSplit(canonical, ':')) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(part, '=');
-    int64_t value;
-    if (kv.first == key && absl::SimpleAtoi(kv.second, &value)) return value;
-  }
-  return fallback;
 }
 
 runtime::KvCache CloneCache(const runtime::KvCache& cache) {
@@ -67,163 +49,6 @@ torch::Tensor CpuFloat(const torch::Tensor& t) {
 
 double OrNaN(const absl::StatusOr<double>& value) {
   return value.ok() ? *value : std::numeric_limits<double>::quiet_NaN();
-}
-
-// What the deployable selectors may see of the prompt, per layer (float32, CPU).
-struct PromptCapture {
-  int64_t prompt = 0;   // P
-  int64_t window = 0;   // W: prompt queries kept for SnapKV (0: none)
-  std::vector<torch::Tensor> accumulated;  // [heads, P]: attention each token received
-  std::vector<torch::Tensor> last_probs;   // [heads, P]: the last prompt query's attention
-  std::vector<torch::Tensor> window_probs;  // [heads, W, P]: the last W queries' attention
-};
-
-// Dense attention that also records PromptCapture from the probabilities of each prefill chunk.
-AttentionPolicy CapturingDense(std::shared_ptr<PromptCapture> capture, int64_t layers) {
-  capture->accumulated.resize(layers);
-  capture->last_probs.resize(layers);
-  capture->window_probs.resize(layers);
-  AttentionPolicy dense = runtime::DenseAttention();
-  return [capture, dense](const AttentionCall& call) -> absl::StatusOr<AttentionResult> {
-    AttentionCall with_probs = call;
-    with_probs.want_probs = true;
-    absl::StatusOr<AttentionResult> result = dense(with_probs);
-    if (!result.ok()) return result;
-    const torch::Tensor probs = CpuFloat(result->probs);  // [Tc, heads, S]
-    const int64_t tc = probs.size(0), heads = probs.size(1), s = probs.size(2);
-    const int64_t p = capture->prompt, w = capture->window, pos = call.position;
-    const int64_t l = call.layer;
-    if (!capture->accumulated[l].defined()) {
-      capture->accumulated[l] = torch::zeros({heads, p});
-      if (w > 0) capture->window_probs[l] = torch::zeros({heads, w, p});
-    }
-    capture->accumulated[l].narrow(1, 0, s).add_(probs.sum(0));
-    if (w > 0) {
-      const int64_t first = std::max(p - w, pos);
-      if (first < pos + tc) {
-        const int64_t n = pos + tc - first;
-        capture->window_probs[l].narrow(1, first - (p - w), n).narrow(2, 0, s).copy_(
-            probs.narrow(0, first - pos, n).permute({1, 0, 2}));
-      }
-    }
-    if (pos + tc == p) capture->last_probs[l] = probs[tc - 1].clone();
-    if (!call.want_probs) result->probs = torch::Tensor();
-    return result;
-  };
-}
-
-// One selector configuration's state across the layers and steps of one decode run.
-struct SelectorState {
-  std::string spec;  // canonical
-  std::string name;
-  const std::vector<torch::Tensor>* step_probs = nullptr;  // per step [layers, heads, T]
-  std::vector<torch::Tensor> accumulated;                  // h2o, per layer [heads, T']
-  std::vector<torch::Tensor> last_probs;                   // tova, per layer [heads, T']
-  const std::vector<torch::Tensor>* window_probs = nullptr;  // snapkv, per layer [heads, W, P]
-  int64_t capture_window = 0;
-  std::map<int64_t, std::pair<torch::Tensor, double>> shared;  // global_block_mass by step
-  std::map<int64_t, std::pair<double, int64_t>> fraction;      // by step: sum over layers, count
-};
-
-// bool [rows, tokens] from a selection.
-absl::StatusOr<torch::Tensor> KeepMask(const kernels::Selection& selection, int64_t tokens) {
-  absl::StatusOr<std::vector<std::vector<int64_t>>> rows =
-      kernels::SelectionRows(selection.history, tokens);
-  if (!rows.ok()) return rows.status();
-  torch::Tensor mask = torch::zeros({static_cast<int64_t>(rows->size()), tokens}, torch::kBool);
-  auto a = mask.accessor<bool, 2>();
-  for (size_t r = 0; r < rows->size(); ++r) {
-    for (int64_t t : (*rows)[r]) a[r][t] = true;
-  }
-  return mask;
-}
-
-AttentionPolicy SelectorPolicy(std::shared_ptr<SelectorState> st) {
-  return [st](const AttentionCall& call) -> absl::StatusOr<AttentionResult> {
-    const int64_t s = call.k.size(0), layer = call.layer, step = call.step;
-    if (call.q.size(0) != 1 || step < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(st->spec, ": selectors run on single-token decode steps only"));
-    }
-    torch::Tensor keep;
-    double fraction = 0;
-    auto cached = st->shared.find(step);
-    if (st->name == "global_block_mass" && cached != st->shared.end()) {
-      keep = cached->second.first;
-      fraction = cached->second.second;
-    } else {
-      kernels::SelectorInputs in;
-      in.tokens = s;
-      kernels::QuestMetadata quest;
-      if (st->name == "global_block_mass" || st->name == "layer_block_mass") {
-        if (st->step_probs == nullptr || step >= static_cast<int64_t>(st->step_probs->size())) {
-          return absl::InternalError(absl::StrCat(st->spec, ": no dense probabilities of step ",
-                                                  step));
-        }
-        in.step_probs = (*st->step_probs)[step];
-        in.layer = layer;
-      } else if (st->name == "h2o") {
-        in.accumulated = st->accumulated[layer];
-      } else if (st->name == "tova") {
-        in.last_probs = st->last_probs[layer];
-      } else if (st->name == "snapkv") {
-        const int64_t w = SelectorParam(st->spec, "window", 64);
-        if (w > st->capture_window) {
-          return absl::InvalidArgumentError(absl::StrCat(st->spec, ": window ", w, " > the ",
-                                                         st->capture_window, " captured"));
-        }
-        const torch::Tensor& all = (*st->window_probs)[layer];
-        in.window_probs = all.narrow(1, all.size(1) - w, w);
-      } else if (st->name == "quest") {
-        absl::StatusOr<kernels::QuestMetadata> md =
-            kernels::BuildQuestMetadata(CpuFloat(call.k), SelectorParam(st->spec, "b", 16));
-        if (!md.ok()) return md.status();
-        quest = std::move(*md);
-        in.q = CpuFloat(call.q[0]);
-        in.quest = &quest;
-      }
-      absl::StatusOr<kernels::Selection> selection = kernels::Select(st->spec, in);
-      if (!selection.ok()) return selection.status();
-      absl::StatusOr<torch::Tensor> mask = KeepMask(*selection, s);
-      if (!mask.ok()) return mask.status();
-      keep = mask->to(call.q.device());
-      fraction = selection->active_fraction;
-      if (st->name == "global_block_mass") st->shared[step] = {keep, fraction};
-    }
-    std::pair<double, int64_t>& f = st->fraction[step];
-    f.first += fraction;
-    f.second += 1;
-    const bool stateful = st->name == "h2o" || st->name == "tova";
-    AttentionResult result =
-        runtime::Attend(call.q, call.k, call.v, keep, call.want_probs || stateful);
-    if (stateful) {
-      const torch::Tensor probs = CpuFloat(result.probs[0]);  // [heads, S]
-      if (st->name == "h2o") {
-        torch::Tensor acc = probs.clone();
-        const torch::Tensor& before = st->accumulated[layer];
-        acc.narrow(1, 0, before.size(1)).add_(before);
-        st->accumulated[layer] = acc;
-      } else {
-        st->last_probs[layer] = probs;
-      }
-      if (!call.want_probs) result.probs = torch::Tensor();
-    }
-    return result;
-  };
-}
-
-std::shared_ptr<SelectorState> NewState(const std::string& spec,
-                                        const std::vector<torch::Tensor>& step_probs,
-                                        const PromptCapture& capture) {
-  auto st = std::make_shared<SelectorState>();
-  st->spec = spec;
-  st->name = SelectorName(spec);
-  st->step_probs = &step_probs;
-  st->accumulated = capture.accumulated;
-  st->last_probs = capture.last_probs;
-  st->window_probs = &capture.window_probs;
-  st->capture_window = capture.window;
-  return st;
 }
 
 int64_t Scaled(int64_t value, int64_t context) {
@@ -373,7 +198,7 @@ absl::StatusOr<OracleResult> RunOracle(const runtime::Model& model,
       }
     } else {
       // Driven by the selector: logits.
-      std::shared_ptr<SelectorState> driven = NewState(variant, step_probs, *capture);
+      std::shared_ptr<SelectorState> driven = NewSelectorState(variant, step_probs, *capture);
       runtime::DecodeOptions driven_options;
       driven_options.policy = SelectorPolicy(driven);
       runtime::KvCache cache = CloneCache(base);
@@ -381,7 +206,7 @@ absl::StatusOr<OracleResult> RunOracle(const runtime::Model& model,
           runtime::DecodeForced(model, cache, result.dense_tokens, driven_options);
       if (!run.ok()) return run.status();
       // Layer-local: dense-driven, the selector evaluated on each layer's dense input.
-      std::shared_ptr<SelectorState> local = NewState(variant, step_probs, *capture);
+      std::shared_ptr<SelectorState> local = NewSelectorState(variant, step_probs, *capture);
       runtime::DecodeOptions local_options;
       local_options.local_policy = SelectorPolicy(local);
       local_options.capture_layer_outputs = true;
