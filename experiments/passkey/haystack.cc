@@ -77,7 +77,9 @@ absl::StatusOr<Filler> BuildFiller(const TextIds& text, int64_t count, int64_t f
     const int64_t index = (first + k) % count;
     absl::StatusOr<std::vector<int64_t>> ids = text(index);
     if (!ids.ok()) return ids.status();
-    if (!filler.ids.empty()) filler.ids.insert(filler.ids.end(), separator.begin(), separator.end());
+    if (!filler.ids.empty()) {
+      filler.ids.insert(filler.ids.end(), separator.begin(), separator.end());
+    }
     filler.ids.insert(filler.ids.end(), ids->begin(), ids->end());
     filler.texts.push_back(index);
     total += static_cast<int64_t>(ids->size());

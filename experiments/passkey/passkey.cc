@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -109,7 +110,56 @@ double MeanFraction(const SelectorState& st) {
   return n > 0 ? sum / n : std::numeric_limits<double>::quiet_NaN();
 }
 
+// x through the format and back, as `like`'s dtype and device.
+absl::StatusOr<torch::Tensor> RoundTrip(const kernels::KvFormat& format, const torch::Tensor& x,
+                                        kernels::KvRole role, const torch::Tensor& like) {
+  absl::StatusOr<kernels::EncodedKv> encoded = format.Encode(x.to(torch::kCPU).contiguous(), role);
+  if (!encoded.ok()) return encoded.status();
+  absl::StatusOr<torch::Tensor> decoded = format.Decode(*encoded);
+  if (!decoded.ok()) return decoded.status();
+  if (decoded->sizes() != x.sizes()) {
+    return absl::InternalError(absl::StrCat(format.name(), " decoded a different shape"));
+  }
+  return decoded->to(like.options());
+}
+
 }  // namespace
+
+runtime::AttentionPolicy PromptRoundTripAttention(std::shared_ptr<const kernels::KvFormat> format,
+                                                  int64_t prompt_tokens) {
+  struct Decoded {
+    std::map<int64_t, std::pair<torch::Tensor, torch::Tensor>> by_layer;  // prompt K, V
+  };
+  auto decoded = std::make_shared<Decoded>();
+  return [format, prompt_tokens, decoded](
+             const runtime::AttentionCall& call) -> absl::StatusOr<runtime::AttentionResult> {
+    const int64_t s = call.k.size(0);
+    if (s <= prompt_tokens || call.position < prompt_tokens) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          format->name(), ": a call over ", s, " positions from ", call.position,
+          " does not come after the prompt of ", prompt_tokens));
+    }
+    auto it = decoded->by_layer.find(call.layer);
+    if (it == decoded->by_layer.end()) {
+      absl::StatusOr<torch::Tensor> k = RoundTrip(*format, call.k.narrow(0, 0, prompt_tokens),
+                                                  kernels::KvRole::kKey, call.q);
+      if (!k.ok()) return k.status();
+      absl::StatusOr<torch::Tensor> v = RoundTrip(*format, call.v.narrow(0, 0, prompt_tokens),
+                                                  kernels::KvRole::kValue, call.q);
+      if (!v.ok()) return v.status();
+      it = decoded->by_layer.emplace(call.layer, std::make_pair(*k, *v)).first;
+    }
+    const int64_t rest = s - prompt_tokens;
+    absl::StatusOr<torch::Tensor> k = RoundTrip(*format, call.k.narrow(0, prompt_tokens, rest),
+                                                kernels::KvRole::kKey, call.q);
+    if (!k.ok()) return k.status();
+    absl::StatusOr<torch::Tensor> v = RoundTrip(*format, call.v.narrow(0, prompt_tokens, rest),
+                                                kernels::KvRole::kValue, call.q);
+    if (!v.ok()) return v.status();
+    return runtime::Attend(call.q, torch::cat({it->second.first, *k}),
+                           torch::cat({it->second.second, *v}), /*keep=*/{}, call.want_probs);
+  };
+}
 
 std::string DepthMetric(const std::string& base, double depth) {
   return absl::StrCat(base, "_depth_", std::llround(depth * 100));
@@ -200,7 +250,7 @@ absl::StatusOr<std::vector<ConfigAnswers>> RunPasskey(
       const bool oracle =
           config_answers.selector && SelectorNeedsStepProbs(config_answers.variant);
       if (c >= 1 && c <= formats.size()) {
-        policy = runtime::KvRoundTripAttention(formats[c - 1]);
+        policy = PromptRoundTripAttention(formats[c - 1], p);
       } else if (config_answers.selector) {
         state = NewSelectorState(config_answers.variant, step_probs, *capture);
         policy = SelectorPolicy(state);

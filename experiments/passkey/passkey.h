@@ -9,7 +9,8 @@
 //   2. The tail (the question, the chat template's turn markers, "The pass key is") is
 //      teacher-forced one token a step, then the answer is decoded greedily, at most
 //      `answer_tokens` tokens (stopping once the number is complete or at the stop token), all
-//      under the configuration's policy: dense, KvRoundTripAttention(format) or a selector.
+//      under the configuration's policy: dense, a KV format (PromptRoundTripAttention below) or a
+//      selector.
 // So every attention over the history that can retrieve the key -- from the question tokens and
 // from the answer tokens -- reads the compressed cache or the selection, while the haystack's own
 // keys and values are those of a dense prefill. This is the query-agnostic setting: the cache is
@@ -51,6 +52,7 @@
 
 #include "absl/status/statusor.h"
 #include "experiments/passkey/haystack.h"
+#include "experiments/runtime/attention_policy.h"
 #include "experiments/runtime/model.h"
 #include "gates/record.h"
 #include "kernels/kv_format/kv_format.h"
@@ -86,6 +88,18 @@ struct PasskeyOptions {
   std::function<std::string(const std::vector<int64_t>&)> detokenize;
   std::function<void(const std::string&)> progress;  // one line a trial (may be empty)
 };
+
+// The policy of a KV format here: the prompt's keys and values (positions [0, prompt_tokens),
+// fixed once the dense prefill has written them) are encoded with `format` as one block at the
+// layer's first call and kept decoded on the model's device; the positions after it (question and
+// answer tokens) are encoded as one block of their own at every call; attention then reads both
+// decoded blocks. The document is compressed once, when it has been read, as a deployment would.
+// For formats that work per token (the int4 formats, fp8/int8 with scale=token, TurboQuant) this
+// equals KvRoundTripAttention, which re-encodes the whole history each call; formats that group
+// tokens (KIVI's residual window, scale=head) see the document and the tail as separate blocks.
+// Encoding runs on CPU tensors (the formats' reference code), so this works with a CUDA model too.
+runtime::AttentionPolicy PromptRoundTripAttention(std::shared_ptr<const kernels::KvFormat> format,
+                                                  int64_t prompt_tokens);
 
 // Runs dense (first), each format and each selector (kernels/selectors specs) on every trial.
 // InvalidArgument for no trials, an unknown selector, answer_tokens < 1, no detokenize, a trial

@@ -14,6 +14,7 @@
 
 #include "experiments/common/experiment_io.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
+#include "experiments/runtime/attention_policy.h"
 #include "experiments/runtime/model.h"
 #include "experiments/runtime/model_configs.h"
 #include "experiments/runtime/model_test_util.h"
@@ -122,6 +123,41 @@ TEST(PasskeyTest, LosslessConfigurationsAnswerAsDense) {
   EXPECT_LT((*r)[2].kv_ratio.at(kContext), 1.0);
 }
 
+// A per-token format: encoding the prompt once and the tail per call equals re-encoding the
+// whole history (KvRoundTripAttention), bitwise; a call inside the prompt is refused.
+TEST(PasskeyTest, PromptRoundTripEqualsFullRoundTripForPerTokenFormats) {
+  torch::manual_seed(3);
+  absl::StatusOr<std::vector<std::shared_ptr<const kernels::KvFormat>>> formats =
+      MakeFormats({"symmetric_int4:block=32", "affine_int4:block=32", "int8:scale=token"});
+  ASSERT_TRUE(formats.ok());
+  const int64_t prompt = 40, heads = 4, kv_heads = 2, d = 128;
+  for (const std::shared_ptr<const kernels::KvFormat>& format : *formats) {
+    runtime::AttentionPolicy once = PromptRoundTripAttention(format, prompt);
+    runtime::AttentionPolicy every = runtime::KvRoundTripAttention(format);
+    const torch::Tensor k = torch::randn({prompt + 5, kv_heads, d});
+    const torch::Tensor v = torch::randn({prompt + 5, kv_heads, d});
+    for (int64_t s = prompt + 1; s <= prompt + 5; ++s) {  // successive decode steps
+      runtime::AttentionCall call;
+      call.layer = 1;
+      call.step = s - prompt - 1;
+      call.position = s - 1;
+      call.q = torch::randn({1, heads, d});
+      call.k = k.narrow(0, 0, s);
+      call.v = v.narrow(0, 0, s);
+      absl::StatusOr<runtime::AttentionResult> a = once(call);
+      absl::StatusOr<runtime::AttentionResult> b = every(call);
+      ASSERT_TRUE(a.ok() && b.ok()) << format->name();
+      EXPECT_TRUE(torch::equal(a->out, b->out)) << format->name() << " at " << s;
+    }
+    runtime::AttentionCall inside;
+    inside.position = prompt - 1;
+    inside.q = torch::randn({1, heads, d});
+    inside.k = k.narrow(0, 0, prompt);
+    inside.v = v.narrow(0, 0, prompt);
+    EXPECT_THAT(once(inside).status().message(), HasSubstr("does not come after the prompt"));
+  }
+}
+
 TEST(PasskeyTest, BadInputIsRefused) {
   absl::StatusOr<runtime::Model> model = TinyModel();
   ASSERT_TRUE(model.ok());
@@ -155,7 +191,8 @@ TEST(PasskeyTest, RecordsFromHandAnswers) {
     int4.answers.push_back(c);
   }
   gates::Target target{"tiny-qwen2-head128", "random:seed=7", 0, "float32", "cpu"};
-  absl::StatusOr<std::vector<gates::Record>> rows = PasskeyRecords({dense, int4}, trials, target, 3);
+  absl::StatusOr<std::vector<gates::Record>> rows =
+      PasskeyRecords({dense, int4}, trials, target, 3);
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_EQ(rows->size(), 2u);
   const gates::Record& r = (*rows)[0];
