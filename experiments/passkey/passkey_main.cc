@@ -27,6 +27,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "experiments/common/experiment_flags.h"
@@ -265,6 +266,12 @@ int Run(const CommonFlags& flags) {
     absl::StatusOr<std::vector<ConfigAnswers>> result =
         RunPasskey(*model, trials, *formats, selectors, run_options);
     if (!result.ok()) return Fail(result.status());
+    std::vector<std::string> times;
+    for (const ConfigAnswers& c : *result) {
+      times.push_back(absl::StrFormat("%s %.1f", c.variant, c.seconds));
+    }
+    Say(absl::StrCat("context ", context, ": seconds per configuration over its ", trials.size(),
+                     " trials (the prefills not included): ", absl::StrJoin(times, ", ")));
     absl::StatusOr<std::vector<gates::Record>> records =
         PasskeyRecords(*result, trials, target, static_cast<uint64_t>(flags.seed));
     if (!records.ok()) return Fail(records.status());
