@@ -356,8 +356,12 @@ absl::StatusOr<std::vector<gates::Record>> PasskeyRecords(const std::vector<Conf
       m["accuracy_drop_ci_high"] = drop_ci->high;
       m[kAnswerAgreement] = agree / nn;
       for (const auto& [pct, counts] : by_depth) {
-        m[DepthMetric(kAccuracy, depth_of[pct])] =
-            static_cast<double>(counts.first) / static_cast<double>(counts.second);
+        const std::string name = DepthMetric(kAccuracy, depth_of[pct]);
+        absl::StatusOr<gates::Interval> depth_ci = WilsonInterval(counts.first, counts.second);
+        if (!depth_ci.ok()) return depth_ci.status();
+        m[name] = static_cast<double>(counts.first) / static_cast<double>(counts.second);
+        m[absl::StrCat(name, "_ci_low")] = depth_ci->low;
+        m[absl::StrCat(name, "_ci_high")] = depth_ci->high;
         m[DepthMetric(kDenseAccuracy, depth_of[pct])] =
             static_cast<double>(dense_by_depth[pct]) / static_cast<double>(counts.second);
       }
@@ -389,7 +393,7 @@ std::string PasskeyTable(const std::vector<gates::Record>& records,
     std::vector<std::string> depths;
     const std::string prefix = absl::StrCat(kAccuracy, "_depth_");
     for (const auto& [name, value] : m) {
-      if (name.rfind(prefix, 0) != 0) continue;
+      if (name.rfind(prefix, 0) != 0 || name.find("_ci_") != std::string::npos) continue;
       const std::string pct = name.substr(prefix.size());
       depths.push_back(absl::StrFormat("%s%%: %.2f/%.2f", pct, value,
                                        at(absl::StrCat(kDenseAccuracy, "_depth_", pct))));

@@ -29,7 +29,8 @@
 // PasskeyRecords: one record per configuration and context (dense is each row's reference, not a
 // row): accuracy with its Wilson 95% interval, dense accuracy on the same trials, the paired
 // accuracy drop (dense - configuration) with a seeded bootstrap 95% interval over trials
-// (gates/distribution.h), answer agreement with dense, per-depth accuracies, trials, and kv_ratio
+// (gates/distribution.h), answer agreement with dense, per-depth accuracies (the configuration's
+// with their Wilson intervals, and dense's), trials, and kv_ratio
 // (formats) or active_history_fraction (selectors); judged by gates/specs/passkey_retrieval.json.
 //
 // Usage:

@@ -210,6 +210,9 @@ TEST(PasskeyTest, RecordsFromHandAnswers) {
   EXPECT_NEAR(m.at("accuracy_ci_high"), 0.849961, 1e-5);
   EXPECT_DOUBLE_EQ(m.at("accuracy_depth_25"), 1.0);
   EXPECT_DOUBLE_EQ(m.at("accuracy_depth_75"), 0.0);
+  EXPECT_NEAR(m.at("accuracy_depth_75_ci_high"), 0.657620, 1e-5);  // Wilson 0/2
+  EXPECT_NEAR(m.at("accuracy_depth_75_ci_low"), 0.0, 1e-12);
+  EXPECT_DOUBLE_EQ(m.at("accuracy_depth_25_ci_high"), 1.0);
   EXPECT_DOUBLE_EQ(m.at("dense_accuracy_depth_25"), 1.0);
   EXPECT_DOUBLE_EQ(m.at("dense_accuracy_depth_75"), 0.5);
   // The paired drops are {0, 0, 0, 1}: every bootstrap mean is a multiple of 1/4 in [0, 1].
