@@ -138,10 +138,11 @@ int Run(const CommonFlags& flags) {
       MakeFormats(formats_flag == "all" ? DefaultFormatSpecs() : SpecList(formats_flag));
   if (!formats.ok()) return Fail(FlagError("formats", std::string(formats.status().message())));
   const std::string selectors_flag = absl::GetFlag(FLAGS_selectors);
-  for (const std::string& spec : SpecList(selectors_flag)) {
-    if (selectors_flag == "all") break;
-    if (absl::StatusOr<std::string> c = kernels::CanonicalSelectorName(spec); !c.ok()) {
-      return Fail(FlagError("selectors", std::string(c.status().message())));
+  if (selectors_flag != "all") {
+    for (const std::string& spec : SpecList(selectors_flag)) {
+      if (absl::StatusOr<std::string> c = kernels::CanonicalSelectorName(spec); !c.ok()) {
+        return Fail(FlagError("selectors", std::string(c.status().message())));
+      }
     }
   }
   const int64_t answer_tokens = flags.decode_steps;
