@@ -80,6 +80,11 @@ int64_t SelectorParam(const std::string& canonical, absl::string_view key, int64
   return fallback;
 }
 
+bool SelectorNeedsStepProbs(const std::string& canonical) {
+  const std::string name = SelectorName(canonical);
+  return name == "global_block_mass" || name == "layer_block_mass";
+}
+
 absl::StatusOr<SelectorSpecs> CheckSelectorSpecs(const std::vector<std::string>& specs,
                                                  int64_t prompt_tokens) {
   SelectorSpecs out;
@@ -117,7 +122,9 @@ AttentionPolicy CapturingDense(std::shared_ptr<PromptCapture> capture, int64_t l
     with_probs.want_probs = true;
     absl::StatusOr<AttentionResult> result = dense(with_probs);
     if (!result.ok()) return result;
-    const torch::Tensor probs = CpuFloat(result->probs);  // [Tc, heads, S]
+    // float32 [Tc, heads, S] on the model's device: reduced there, so only [heads, S] rows (and
+    // the SnapKV window's queries) cross to the CPU, not the whole chunk.
+    const torch::Tensor probs = result->probs;
     const int64_t tc = probs.size(0), heads = probs.size(1), s = probs.size(2);
     const int64_t p = capture->prompt, w = capture->window, pos = call.position;
     const int64_t l = call.layer;
@@ -125,16 +132,16 @@ AttentionPolicy CapturingDense(std::shared_ptr<PromptCapture> capture, int64_t l
       capture->accumulated[l] = torch::zeros({heads, p});
       if (w > 0) capture->window_probs[l] = torch::zeros({heads, w, p});
     }
-    capture->accumulated[l].narrow(1, 0, s).add_(probs.sum(0));
+    capture->accumulated[l].narrow(1, 0, s).add_(CpuFloat(probs.sum(0)));
     if (w > 0) {
       const int64_t first = std::max(p - w, pos);
       if (first < pos + tc) {
         const int64_t n = pos + tc - first;
         capture->window_probs[l].narrow(1, first - (p - w), n).narrow(2, 0, s).copy_(
-            probs.narrow(0, first - pos, n).permute({1, 0, 2}));
+            CpuFloat(probs.narrow(0, first - pos, n)).permute({1, 0, 2}));
       }
     }
-    if (pos + tc == p) capture->last_probs[l] = probs[tc - 1].clone();
+    if (pos + tc == p) capture->last_probs[l] = CpuFloat(probs[tc - 1]).clone();
     if (!call.want_probs) result->probs = torch::Tensor();
     return result;
   };

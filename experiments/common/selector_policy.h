@@ -61,6 +61,9 @@ std::string SelectorName(const std::string& canonical);
 // The integer value of parameter `key` of a canonical name, else `fallback`.
 int64_t SelectorParam(const std::string& canonical, absl::string_view key, int64_t fallback);
 
+// Whether the selector reads this step's dense attention probabilities (the oracles).
+bool SelectorNeedsStepProbs(const std::string& canonical);
+
 struct SelectorSpecs {
   std::vector<std::string> canonical;  // in the order given
   bool wants_window = false;           // some snapkv: the prefill must capture its window
