@@ -117,7 +117,8 @@ absl::StatusOr<std::vector<StudyRow>> RunStudySetup(
     const std::vector<std::vector<int64_t>> window = {
         Head(in.texts[0].ids, o.context + o.positions + 1)};
     absl::StatusOr<std::vector<ConfigPositions>> r =
-        RunFormatsOverWindows(*model, window, o.context, o.positions, in.formats, progress);
+        RunOverWindows(*model, window, o.context, o.positions, in.formats,
+                       /*selectors=*/{}, progress);
     if (!r.ok()) return r.status();
     for (const ConfigPositions& c : *r) {
       for (int64_t p = 0; p < o.positions; ++p) {
