@@ -37,8 +37,8 @@ absl::StatusOr<torch::Tensor> KeepMask(const kernels::Selection& selection, int6
 
 int64_t Scaled(int64_t value, int64_t context) {
   if (context >= 8192) return value;
-  return std::max<int64_t>(1, static_cast<int64_t>(std::llround(
-                                  static_cast<double>(value) * context / 8192.0)));
+  return std::max<int64_t>(
+      1, static_cast<int64_t>(std::llround(static_cast<double>(value) * context / 8192.0)));
 }
 
 }  // namespace
@@ -49,9 +49,8 @@ std::vector<std::string> DefaultSelectorSpecs(int64_t context, std::string* note
   if (note != nullptr) {
     *note = context >= 8192
                 ? "budgets: recent_sink recent=3072 (as the study), other selectors B=3072"
-                : absl::StrCat("budgets scaled to the context: recent_sink recent=", b,
-                               " (3072 * ", context, " / 8192), other selectors B=", b,
-                               " (snapkv ", snap, ")");
+                : absl::StrCat("budgets scaled to the context: recent_sink recent=", b, " (3072 * ",
+                               context, " / 8192), other selectors B=", b, " (snapkv ", snap, ")");
   }
   return {
       "global_block_mass:f=0.376:b=16",
@@ -95,8 +94,8 @@ absl::StatusOr<SelectorSpecs> CheckSelectorSpecs(const std::vector<std::string>&
     if (name == "snapkv") {
       out.wants_window = true;
       if (SelectorParam(*canonical, "window", 64) > kSnapKvCaptureWindow) {
-        return absl::InvalidArgumentError(absl::StrCat(*canonical, ": window above ",
-                                                       kSnapKvCaptureWindow, " is not captured"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(*canonical, ": window above ", kSnapKvCaptureWindow, " is not captured"));
       }
     }
     out.wants_prompt = out.wants_prompt || name == "h2o" || name == "tova" || name == "snapkv";
@@ -105,9 +104,9 @@ absl::StatusOr<SelectorSpecs> CheckSelectorSpecs(const std::vector<std::string>&
     out.canonical.push_back(*canonical);
   }
   if (out.wants_window && prompt_tokens >= 0 && prompt_tokens < kSnapKvCaptureWindow) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("prompt of ", prompt_tokens, " tokens is shorter than SnapKV's window ",
-                     kSnapKvCaptureWindow));
+    return absl::InvalidArgumentError(absl::StrCat("prompt of ", prompt_tokens,
+                                                   " tokens is shorter than SnapKV's window ",
+                                                   kSnapKvCaptureWindow));
   }
   return out;
 }
@@ -174,8 +173,8 @@ AttentionPolicy SelectorPolicy(std::shared_ptr<SelectorState> st) {
       kernels::QuestMetadata quest;
       if (st->name == "global_block_mass" || st->name == "layer_block_mass") {
         if (st->step_probs == nullptr || step >= static_cast<int64_t>(st->step_probs->size())) {
-          return absl::InternalError(absl::StrCat(st->spec, ": no dense probabilities of step ",
-                                                  step));
+          return absl::InternalError(
+              absl::StrCat(st->spec, ": no dense probabilities of step ", step));
         }
         in.step_probs = (*st->step_probs)[step];
         in.layer = layer;
@@ -186,8 +185,8 @@ AttentionPolicy SelectorPolicy(std::shared_ptr<SelectorState> st) {
       } else if (st->name == "snapkv") {
         const int64_t w = SelectorParam(st->spec, "window", 64);
         if (w > st->capture_window) {
-          return absl::InvalidArgumentError(absl::StrCat(st->spec, ": window ", w, " > the ",
-                                                         st->capture_window, " captured"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(st->spec, ": window ", w, " > the ", st->capture_window, " captured"));
         }
         const torch::Tensor& all = (*st->window_probs)[layer];
         in.window_probs = all.narrow(1, all.size(1) - w, w);

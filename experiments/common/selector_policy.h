@@ -23,9 +23,9 @@
 //   runtime::ForwardHooks hooks;
 //   hooks.policy = CapturingDense(capture, layers);
 //   runtime::Prefill(model, scratch, prompt, hooks);
-//   std::shared_ptr<SelectorState> st = NewSelectorState(specs->canonical[0], step_probs, *capture);
-//   runtime::DecodeOptions opts;
-//   opts.policy = SelectorPolicy(st);  // then st->fraction[i]: the kept fraction at step i
+//   std::shared_ptr<SelectorState> st = NewSelectorState(specs->canonical[0], step_probs,
+//   *capture); runtime::DecodeOptions opts; opts.policy = SelectorPolicy(st);  // then
+//   st->fraction[i]: the kept fraction at step i
 
 #ifndef KVGATE_EXPERIMENTS_COMMON_SELECTOR_POLICY_H_
 #define KVGATE_EXPERIMENTS_COMMON_SELECTOR_POLICY_H_
@@ -79,8 +79,8 @@ absl::StatusOr<SelectorSpecs> CheckSelectorSpecs(const std::vector<std::string>&
 
 // What the deployable selectors may see of the prompt, per layer (float32, CPU).
 struct PromptCapture {
-  int64_t prompt = 0;  // P
-  int64_t window = 0;  // W: prompt queries kept for SnapKV (0: none)
+  int64_t prompt = 0;                       // P
+  int64_t window = 0;                       // W: prompt queries kept for SnapKV (0: none)
   std::vector<torch::Tensor> accumulated;   // [heads, P]: attention each token received
   std::vector<torch::Tensor> last_probs;    // [heads, P]: the last prompt query's attention
   std::vector<torch::Tensor> window_probs;  // [heads, W, P]: the last W queries' attention

@@ -117,15 +117,13 @@ double NegativeLogLikelihood(const torch::Tensor& logits, int64_t token) {
 }
 
 absl::StatusOr<std::vector<ConfigPositions>> RunOverWindows(
-    const runtime::Model& model, const std::vector<std::vector<int64_t>>& windows,
-    int64_t context, int64_t positions,
-    const std::vector<std::shared_ptr<const kernels::KvFormat>>& formats,
+    const runtime::Model& model, const std::vector<std::vector<int64_t>>& windows, int64_t context,
+    int64_t positions, const std::vector<std::shared_ptr<const kernels::KvFormat>>& formats,
     const std::vector<std::string>& selectors,
     const std::function<void(const std::string&)>& progress) {
   if (context < 1 || positions < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("quality_v2: context ", context, " and positions ", positions,
-                     " must be >= 1"));
+    return absl::InvalidArgumentError(absl::StrCat("quality_v2: context ", context,
+                                                   " and positions ", positions, " must be >= 1"));
   }
   const size_t length = static_cast<size_t>(context + positions + 1);
   for (size_t w = 0; w < windows.size(); ++w) {
@@ -328,12 +326,12 @@ std::string QualityTable(const std::vector<gates::Record>& records,
     absl::StrAppend(&out, "| ", records[i].variant, " | ", interval("decode_logit_mse", 4), " | ",
                     interval("top10_overlap", 3), " | ", one("argmax_agreement_mean", 3), " | ",
                     one("kl_divergence_mean", 5), " | ", one("kl_divergence_p99", 4), " | ",
-                    one("delta_p_mean", 5, true), " | ",
-                    one("layer_median_o_proj_rel_l2_mean", 4), " | ",
+                    one("delta_p_mean", 5, true), " | ", one("layer_median_o_proj_rel_l2_mean", 4),
+                    " | ",
                     selector ? absl::StrCat("kept ", one("active_history_fraction_mean", 4))
                              : one(gates::kKvRatio, 4),
-                    " | ", one("dense_perplexity_mean", 3), " | ", one("perplexity_mean", 3),
-                    " | ", interval(kPerplexityRatio, 4), " |");
+                    " | ", one("dense_perplexity_mean", 3), " | ", one("perplexity_mean", 3), " | ",
+                    interval(kPerplexityRatio, 4), " |");
     if (with_verdicts) absl::StrAppend(&out, " ", verdicts[i], " |");
     absl::StrAppend(&out, "\n");
   }

@@ -68,9 +68,9 @@ inline constexpr int64_t kPrefillChunk = 256;  // prompt tokens a forward of the
 inline constexpr char kWindows[] = "windows";
 inline constexpr char kPositionsPerWindow[] = "positions_per_window";
 // Distributions over windows of per-window values (one value a window).
-inline constexpr char kPerplexity[] = "perplexity";              // under the configuration
-inline constexpr char kDensePerplexity[] = "dense_perplexity";   // the dense reference's
-inline constexpr char kPerplexityRatio[] = "perplexity_ratio";   // perplexity / dense_perplexity
+inline constexpr char kPerplexity[] = "perplexity";             // under the configuration
+inline constexpr char kDensePerplexity[] = "dense_perplexity";  // the dense reference's
+inline constexpr char kPerplexityRatio[] = "perplexity_ratio";  // perplexity / dense_perplexity
 inline constexpr char kLogPerplexityRatio[] = "log_perplexity_ratio";  // log of that ratio
 
 // One configuration's per-position values, [window][position] each.
@@ -80,7 +80,7 @@ struct ConfigPositions {
   bool selector = false;
   gates::Windows kl_divergence, decode_logit_mse, top10_overlap, argmax_agreement, delta_p,
       abs_delta_p, layer_median_o_proj_rel_l2;
-  gates::Windows nll, dense_nll;        // -log p(true next token), configuration and dense
+  gates::Windows nll, dense_nll;           // -log p(true next token), configuration and dense
   gates::Windows active_history_fraction;  // selectors only
   bool reference_finite = true;  // the dense logits and layer outputs, every window and position
   double kv_ratio = 0;           // formats: at the context's length
@@ -96,9 +96,8 @@ double NegativeLogLikelihood(const torch::Tensor& logits, int64_t token);
 // configuration's error fails the call, naming it. Tensors follow the model's device; captures
 // come back to the CPU in float32.
 absl::StatusOr<std::vector<ConfigPositions>> RunOverWindows(
-    const runtime::Model& model, const std::vector<std::vector<int64_t>>& windows,
-    int64_t context, int64_t positions,
-    const std::vector<std::shared_ptr<const kernels::KvFormat>>& formats,
+    const runtime::Model& model, const std::vector<std::vector<int64_t>>& windows, int64_t context,
+    int64_t positions, const std::vector<std::shared_ptr<const kernels::KvFormat>>& formats,
     const std::vector<std::string>& selectors,
     const std::function<void(const std::string&)>& progress = nullptr);
 

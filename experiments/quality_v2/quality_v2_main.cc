@@ -69,15 +69,15 @@ std::vector<std::string> SplitSpecs(const std::string& flag) {
 int Run(const CommonFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
   const std::string formats_flag = absl::GetFlag(FLAGS_formats);
-  const std::vector<std::string> format_specs =
-      formats_flag == "all"    ? DefaultFormatSpecs()
-      : formats_flag == "none" ? std::vector<std::string>()
-                               : SplitSpecs(formats_flag);
+  const std::vector<std::string> format_specs = formats_flag == "all" ? DefaultFormatSpecs()
+                                                : formats_flag == "none"
+                                                    ? std::vector<std::string>()
+                                                    : SplitSpecs(formats_flag);
   absl::StatusOr<std::vector<std::shared_ptr<const kernels::KvFormat>>> formats =
       MakeFormats(format_specs);
   if (!formats.ok()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--formats: ", formats.status().message())));
+    return Fail(
+        absl::InvalidArgumentError(absl::StrCat("--formats: ", formats.status().message())));
   }
   const std::string selectors_flag = absl::GetFlag(FLAGS_selectors);
   std::string budget_note;
@@ -87,8 +87,8 @@ int Run(const CommonFlags& flags) {
                                   : SplitSpecs(selectors_flag);
   absl::StatusOr<SelectorSpecs> selectors = CheckSelectorSpecs(selector_specs, flags.context);
   if (!selectors.ok()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--selectors: ", selectors.status().message())));
+    return Fail(
+        absl::InvalidArgumentError(absl::StrCat("--selectors: ", selectors.status().message())));
   }
   if (formats->empty() && selectors->canonical.empty()) {
     return Fail(absl::InvalidArgumentError(
@@ -96,8 +96,7 @@ int Run(const CommonFlags& flags) {
   }
   const int64_t windows = absl::GetFlag(FLAGS_windows);
   if (windows < 1) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--windows=", windows, ": must be >= 1")));
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--windows=", windows, ": must be >= 1")));
   }
   const int64_t positions = flags.decode_steps;
   absl::StatusOr<ModelChoice> choice = ChooseModel(flags.model, nullptr);
@@ -105,8 +104,10 @@ int Run(const CommonFlags& flags) {
   // The first line: the model and the size of the run.
   Say(absl::StrCat(choice->note, "; ", windows, " windows x ", positions,
                    " teacher-forced positions at context ", flags.context, ", ", formats->size(),
-                   " formats, ", selectors->canonical.size(), " selectors", windows < 32 ? " (a fast size: the gate needs >= 32 windows, so "
-                                              "its verdicts will be invalid)" : ""));
+                   " formats, ", selectors->canonical.size(), " selectors",
+                   windows < 32 ? " (a fast size: the gate needs >= 32 windows, so "
+                                  "its verdicts will be invalid)"
+                                : ""));
   torch::manual_seed(flags.seed);
   absl::StatusOr<runtime::ModelWeights> weights = runtime::LoadModel(choice->path);
   if (!weights.ok()) return Fail(weights.status());
@@ -127,17 +128,18 @@ int Run(const CommonFlags& flags) {
       runtime::LoadPromptSetManifest(absl::GetFlag(FLAGS_prompt_set));
   if (!set.ok()) return Fail(set.status());
   if (windows > static_cast<int64_t>(set->size())) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--windows=", windows, ": the prompt set ", absl::GetFlag(FLAGS_prompt_set), " has ",
-        set->size(), " texts")));
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--windows=", windows, ": the prompt set ",
+                                                        absl::GetFlag(FLAGS_prompt_set), " has ",
+                                                        set->size(), " texts")));
   }
-  absl::StatusOr<runtime::PromptWindows> texts = runtime::LoadPromptWindows(
-      *tokenizer, *set, windows, flags.context + positions + 1);
+  absl::StatusOr<runtime::PromptWindows> texts =
+      runtime::LoadPromptWindows(*tokenizer, *set, windows, flags.context + positions + 1);
   if (!texts.ok()) return Fail(texts.status());
   Say(absl::StrCat("prompt set ", absl::GetFlag(FLAGS_prompt_set), ": ", texts->note));
   if (!budget_note.empty()) Say(absl::StrCat("selectors: ", budget_note));
   std::vector<std::vector<int64_t>> ids;
-  for (const runtime::PromptWindow& w : texts->windows) ids.emplace_back(w.ids.begin(), w.ids.end());
+  for (const runtime::PromptWindow& w : texts->windows)
+    ids.emplace_back(w.ids.begin(), w.ids.end());
 
   absl::StatusOr<std::vector<ConfigPositions>> result =
       RunOverWindows(*model, ids, flags.context, positions, *formats, selectors->canonical, Say);
@@ -178,9 +180,9 @@ int Run(const CommonFlags& flags) {
     if (!judged.ok()) return Fail(judged.status());
     for (size_t j = 0; j < judged->size(); ++j) {
       const gates::Record& r = (*judged)[j];
-      verdicts[at[j]] = absl::StrCat(gates::VerdictName(r.gate.verdict),
-                                     r.gate.failed.empty() ? "" : ": ",
-                                     absl::StrJoin(r.gate.failed, "; "));
+      verdicts[at[j]] =
+          absl::StrCat(gates::VerdictName(r.gate.verdict), r.gate.failed.empty() ? "" : ": ",
+                       absl::StrJoin(r.gate.failed, "; "));
     }
   }
   std::cout << "\n## KV formats and selectors over " << windows << " windows x " << positions

@@ -14,7 +14,6 @@
 #include <map>
 
 #include "absl/strings/str_join.h"
-
 #include "experiments/common/experiment_io.h"
 #include "experiments/common/selector_policy.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
@@ -46,8 +45,8 @@ TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
       MakeFormats({"symmetric_int4:block=32"});
   ASSERT_TRUE(int4.ok());
   const std::vector<std::vector<int64_t>> windows = TwoWindows();
-  absl::StatusOr<std::vector<ConfigPositions>> r = RunOverWindows(
-      *model, windows, kContext, kPositions, {identity, (*int4)[0]}, {});
+  absl::StatusOr<std::vector<ConfigPositions>> r =
+      RunOverWindows(*model, windows, kContext, kPositions, {identity, (*int4)[0]}, {});
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->size(), 2u);
   const ConfigPositions& id = (*r)[0];
@@ -80,9 +79,9 @@ TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
   ASSERT_TRUE(dense.ok() && test.ok());
   const torch::Tensor ref = dense->steps[2].logits.contiguous();
   const torch::Tensor got = test->steps[2].logits.contiguous();
-  absl::StatusOr<gates::PositionQuality> q = gates::MeasurePosition(
-      gates::Values(ref.data_ptr<float>(), ref.numel()),
-      gates::Values(got.data_ptr<float>(), got.numel()), w1[kContext + 3]);
+  absl::StatusOr<gates::PositionQuality> q =
+      gates::MeasurePosition(gates::Values(ref.data_ptr<float>(), ref.numel()),
+                             gates::Values(got.data_ptr<float>(), got.numel()), w1[kContext + 3]);
   ASSERT_TRUE(q.ok());
   const ConfigPositions& c = (*r)[1];
   EXPECT_DOUBLE_EQ(c.decode_logit_mse[1][2], q->decode_logit_mse);
@@ -99,9 +98,9 @@ TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
   EXPECT_FALSE(row.step.has_value());
   EXPECT_EQ(row.metrics.at(kWindows), 2.0);
   EXPECT_EQ(row.metrics.at(kPositionsPerWindow), kPositions);
-  for (const char* m : {"decode_logit_mse_mean_ci_high", "top10_overlap_mean_ci_low",
-                        "argmax_agreement_mean", "delta_p_p99", "kl_divergence_median",
-                        "layer_median_o_proj_rel_l2_p95"}) {
+  for (const char* m :
+       {"decode_logit_mse_mean_ci_high", "top10_overlap_mean_ci_low", "argmax_agreement_mean",
+        "delta_p_p99", "kl_divergence_median", "layer_median_o_proj_rel_l2_p95"}) {
     EXPECT_TRUE(row.metrics.count(m)) << m;
   }
   EXPECT_LE(row.metrics.at("decode_logit_mse_mean_ci_low"),
@@ -136,9 +135,9 @@ TEST(QualityV2Test, SelectorsOverWindows) {
   const std::vector<std::vector<int64_t>> windows = TwoWindows();
   // Everything kept (the recent window covers the whole history); a recent window of 8 tokens;
   // H2O (captured prompt, stateful); the block-mass oracle (the dense run's probabilities).
-  const std::vector<std::string> selectors = {
-      "recent_sink:sink=4:recent=1000", "recent_sink:sink=2:recent=6", "h2o:heavy=4:recent=4",
-      "global_block_mass:f=0.3:b=4"};
+  const std::vector<std::string> selectors = {"recent_sink:sink=4:recent=1000",
+                                              "recent_sink:sink=2:recent=6", "h2o:heavy=4:recent=4",
+                                              "global_block_mass:f=0.3:b=4"};
   absl::StatusOr<std::vector<ConfigPositions>> r =
       RunOverWindows(*model, windows, kContext, kPositions, {}, selectors);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -186,17 +185,16 @@ TEST(QualityV2Test, SelectorsOverWindows) {
   ASSERT_TRUE(runtime::Prefill(*model, cache, prompt).ok());
   const std::vector<torch::Tensor> no_probs;
   const PromptCapture no_capture;
-  std::shared_ptr<SelectorState> st =
-      NewSelectorState((*r)[1].variant, no_probs, no_capture);
+  std::shared_ptr<SelectorState> st = NewSelectorState((*r)[1].variant, no_probs, no_capture);
   runtime::DecodeOptions opts;
   opts.policy = SelectorPolicy(st);
   absl::StatusOr<runtime::DecodeResult> test = runtime::DecodeForced(*model, cache, forced, opts);
   ASSERT_TRUE(dense.ok() && test.ok());
   const torch::Tensor ref = dense->steps[2].logits.contiguous();
   const torch::Tensor got = test->steps[2].logits.contiguous();
-  absl::StatusOr<gates::PositionQuality> q = gates::MeasurePosition(
-      gates::Values(ref.data_ptr<float>(), ref.numel()),
-      gates::Values(got.data_ptr<float>(), got.numel()), w1[kContext + 3]);
+  absl::StatusOr<gates::PositionQuality> q =
+      gates::MeasurePosition(gates::Values(ref.data_ptr<float>(), ref.numel()),
+                             gates::Values(got.data_ptr<float>(), got.numel()), w1[kContext + 3]);
   ASSERT_TRUE(q.ok());
   const ConfigPositions& recent = (*r)[1];
   EXPECT_DOUBLE_EQ(recent.decode_logit_mse[1][2], q->decode_logit_mse);
@@ -225,10 +223,10 @@ TEST(QualityV2Test, SelectorsOverWindows) {
   EXPECT_NEAR(m.at("perplexity_mean"), ppl, 1e-9 * ppl);
   EXPECT_NEAR(m.at("dense_perplexity_mean"), dense_ppl, 1e-9 * dense_ppl);
   EXPECT_NEAR(m.at("perplexity_ratio_mean"), ratio, 1e-9 * ratio);
-  for (const char* name : {"perplexity_mean_ci_low", "perplexity_mean_ci_high",
-                           "dense_perplexity_mean_ci_high", "perplexity_ratio_mean_ci_low",
-                           "log_perplexity_ratio_mean_ci_high", "active_history_fraction_mean",
-                           "layer_median_o_proj_rel_l2_mean_ci_high"}) {
+  for (const char* name :
+       {"perplexity_mean_ci_low", "perplexity_mean_ci_high", "dense_perplexity_mean_ci_high",
+        "perplexity_ratio_mean_ci_low", "log_perplexity_ratio_mean_ci_high",
+        "active_history_fraction_mean", "layer_median_o_proj_rel_l2_mean_ci_high"}) {
     EXPECT_TRUE(m.count(name)) << name;
   }
   EXPECT_FALSE(m.count("kv_ratio"));
