@@ -61,6 +61,18 @@ TEST(CheckRecordsTest, AStoredVerdictThatDisagreesFails) {
                           "(top10_overlap = 0.7 fails >= 0.8)"));
 }
 
+TEST(CheckRecordsTest, ARecordWithoutAGateHasNothingToCheck) {
+  Record data = ExampleRecord();
+  data.gate = GateResult();
+  RecordAt row;
+  row.record = data;
+  row.file = "k0_prep.jsonl";
+  row.line = 1;
+  absl::StatusOr<SpecRegistry> specs = LoadSpecFiles(SpecFiles());
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  EXPECT_THAT(CheckRecords(*specs, {row}), IsEmpty());
+}
+
 TEST(CheckRecordsTest, AnUnknownSpecFails) {
   const Evidence evidence = Load(Fixture("unknown_spec"));
   ASSERT_THAT(evidence.problems, SizeIs(4));

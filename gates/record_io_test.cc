@@ -1,6 +1,5 @@
 #include "gates/record_io.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 namespace kvgate::gates {
 namespace {
 
+using ::kvgate::gates::testing::Temporaries;
 using ::kvgate::gates::testing::ExampleRecord;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -148,18 +148,6 @@ TEST(RecordIoTest, AnInterruptedAppendLeavesThePreviousRows) {
   absl::StatusOr<std::vector<RecordAt>> rows = ReadRecordsFile(path);
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_THAT(*rows, SizeIs(2));
-}
-
-// Hidden temporaries AtomicWriteFile left in `folder`.
-std::vector<std::string> Temporaries(const std::string& folder) {
-  std::vector<std::string> names;
-  DIR* dir = opendir(folder.c_str());
-  EXPECT_NE(dir, nullptr);
-  while (dirent* entry = readdir(dir)) {
-    if (absl::StrContains(entry->d_name, ".tmp.")) names.push_back(entry->d_name);
-  }
-  closedir(dir);
-  return names;
 }
 
 // A full disk, injected through the writer's interface: the first write of the temporary file

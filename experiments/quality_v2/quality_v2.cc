@@ -68,7 +68,7 @@ absl::StatusOr<std::vector<ConfigPositions>> RunFormatsOverWindows(
   for (size_t f = 0; f < formats.size(); ++f) {
     configs[f].variant = formats[f]->name();
     configs[f].kv_ratio =
-        FormatKvRatio(*formats[f], context, config.num_key_value_heads, config.head_dim);
+        kernels::KvBytesVsBf16(*formats[f], context, config.num_key_value_heads, config.head_dim);
   }
   for (size_t w = 0; w < windows.size(); ++w) {
     const Clock::time_point window_start = Clock::now();
