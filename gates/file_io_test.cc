@@ -46,7 +46,7 @@ TEST(AtomicWriteFileTest, WritesARelativePathInTheWorkingFolder) {
   EXPECT_EQ(*ReadFile(folder + "/plain.txt"), "x");
 }
 
-// The acceptance test: the writer is killed between write and rename.
+// The atomic write's point: the writer is killed between write and rename.
 TEST(AtomicWriteFileTest, KilledBetweenWriteAndRenameLeavesThePreviousFile) {
   const std::string folder = NewTestFolder();
   const std::string path = folder + "/r.jsonl";

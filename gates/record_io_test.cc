@@ -126,7 +126,7 @@ TEST(RecordIoTest, AnIoErrorFailsTheWrite) {
   EXPECT_EQ(ReadRecordsFile(path).status().code(), absl::StatusCode::kNotFound);
 }
 
-// The acceptance test at the level of records: a run killed between write and rename.
+// The atomic write at the level of records: a run killed between write and rename.
 TEST(RecordIoTest, AnInterruptedAppendLeavesThePreviousRows) {
   const std::string path = NewPath();
   ASSERT_TRUE(WriteRecordsFile(path, {ExampleRecord(0), ExampleRecord(1)}).ok());
