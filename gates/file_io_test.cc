@@ -52,6 +52,8 @@ TEST(AtomicWriteFileTest, KilledBetweenWriteAndRenameLeavesThePreviousFile) {
   const std::string path = folder + "/r.jsonl";
   ASSERT_TRUE(AtomicWriteFile(path, "previous\n").ok());
 
+  // In a child (as in WriteErrorFailsAndKeepsThePreviousFile below): what happens to the writer
+  // must not happen to the test.
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
