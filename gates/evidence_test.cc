@@ -61,6 +61,18 @@ TEST(CheckRecordsTest, AStoredVerdictThatDisagreesFails) {
                           "(top10_overlap = 0.7 fails >= 0.8)"));
 }
 
+TEST(CheckRecordsTest, ARecordWithoutAGateHasNothingToCheck) {
+  Record data = ExampleRecord();
+  data.gate = GateResult();
+  RecordAt row;
+  row.record = data;
+  row.file = "k0_prep.jsonl";
+  row.line = 1;
+  absl::StatusOr<SpecRegistry> specs = LoadSpecFiles(SpecFiles());
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  EXPECT_THAT(CheckRecords(*specs, {row}), IsEmpty());
+}
+
 TEST(CheckRecordsTest, AnUnknownSpecFails) {
   const Evidence evidence = Load(Fixture("unknown_spec"));
   ASSERT_THAT(evidence.problems, SizeIs(4));
@@ -74,7 +86,7 @@ TEST(CheckRecordsTest, ATornFileFailsWithItsLine) {
               ElementsAre(HasSubstr("torn/work_reduction_oracle.jsonl:4: torn line")));
 }
 
-// The acceptance test: a spec edited after records pinned it is detected, even when the
+// Pinning's point: a spec edited after records pinned it is detected, even when the
 // edit happens to leave every verdict unchanged.
 TEST(CheckRecordsTest, ATamperedSpecIsDetected) {
   const std::string dir = CopyOfFolder("gates/specs", ".json");
@@ -97,7 +109,7 @@ TEST(CheckRecordsTest, ATamperedSpecIsDetected) {
             HasSubstr("as a new version, work_reduction_oracle.v2.json")));
 }
 
-// The acceptance test: a record written, re-read and re-judged.
+// The whole path of a record: written, re-read and re-judged.
 TEST(CheckRecordsTest, ARecordWrittenRereadAndRejudged) {
   const Evidence specs_only = Load({});
   const RegisteredSpec* spec = FindSpec(specs_only.specs, "work_reduction_oracle", 1);

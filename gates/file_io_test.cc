@@ -1,6 +1,5 @@
 #include "gates/file_io.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -20,22 +19,12 @@
 namespace kvgate::gates {
 namespace {
 
+using ::kvgate::gates::testing::Temporaries;
 using ::kvgate::gates::testing::NewTestFolder;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-
-std::vector<std::string> Temporaries(const std::string& folder) {
-  std::vector<std::string> names;
-  DIR* dir = opendir(folder.c_str());
-  EXPECT_NE(dir, nullptr);
-  while (dirent* entry = readdir(dir)) {
-    if (absl::StrContains(entry->d_name, ".tmp.")) names.push_back(entry->d_name);
-  }
-  closedir(dir);
-  return names;
-}
 
 TEST(AtomicWriteFileTest, CreatesAndReplaces) {
   const std::string folder = NewTestFolder();
@@ -57,12 +46,14 @@ TEST(AtomicWriteFileTest, WritesARelativePathInTheWorkingFolder) {
   EXPECT_EQ(*ReadFile(folder + "/plain.txt"), "x");
 }
 
-// The acceptance test: the writer is killed between write and rename.
+// The atomic write's point: the writer is killed between write and rename.
 TEST(AtomicWriteFileTest, KilledBetweenWriteAndRenameLeavesThePreviousFile) {
   const std::string folder = NewTestFolder();
   const std::string path = folder + "/r.jsonl";
   ASSERT_TRUE(AtomicWriteFile(path, "previous\n").ok());
 
+  // In a child (as in WriteErrorFailsAndKeepsThePreviousFile below): what happens to the writer
+  // must not happen to the test.
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {

@@ -25,6 +25,8 @@ TEST(JudgeTest, HelpExplainsEveryFlag) {
   EXPECT_THAT(r.output, HasSubstr("--h (Speed-ceiling table: comma-separated selector overheads"));
 }
 
+// The same table as judge_tables_test's SpeedCeilingTableTest, on purpose: that test checks the
+// function, this one that the binary prints exactly it from the registered spec.
 TEST(JudgeTest, SpeedCeilingTableFromTheRegisteredSpec) {
   const CommandResult r = RunCommand(std::string(kJudge) + "--p_attn=0.334 --f=0.337,0.350,0.376");
   EXPECT_EQ(r.exit_code, 0) << r.output;

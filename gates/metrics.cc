@@ -167,15 +167,6 @@ absl::StatusOr<double> LayerMedianRelativeL2(const std::vector<Values>& ref_laye
   return n % 2 == 1 ? per_layer[n / 2] : (per_layer[n / 2 - 1] + per_layer[n / 2]) / 2.0;
 }
 
-absl::StatusOr<double> KvRatio(int64_t compressed_bytes, int64_t dense_bytes) {
-  if (dense_bytes <= 0 || compressed_bytes < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("byte counts must be compressed >= 0 and dense > 0, got %d and %d",
-                        compressed_bytes, dense_bytes));
-  }
-  return static_cast<double>(compressed_bytes) / dense_bytes;
-}
-
 absl::StatusOr<double> ActiveHistoryFraction(absl::Span<const int64_t> active_per_head,
                                              int64_t history_length) {
   if (active_per_head.empty()) return absl::InvalidArgumentError("no heads");

@@ -12,7 +12,8 @@
 //      mean Δp, same top p; here Δp is absolute and t is the reference's argmax)
 //   relative_l2                  ||test - ref|| / ||ref||
 //   layer_median_o_proj_rel_l2   median over layers of relative_l2 of the post-o_proj output
-//   kv_ratio                     compressed KV bytes / dense KV bytes (0.28125 = 28% of dense)
+//   kv_ratio                     bytes_vs_bf16: compressed KV bytes / the same K, V in bf16
+//                                (0.28125 = 28% of bf16; RECORDS.md, "KV size")
 //   active_history_fraction      mean over heads of attended tokens / history length (f)
 //   reference_finite             1 if every value of the dense reference is finite, else 0
 //                                (AllFinite over the reference logits and o_proj outputs)
@@ -89,9 +90,6 @@ absl::StatusOr<double> RelativeL2(Values ref, Values test);
 // the mean of the two middle values.
 absl::StatusOr<double> LayerMedianRelativeL2(const std::vector<Values>& ref_layers,
                                              const std::vector<Values>& test_layers);
-
-// compressed_bytes / dense_bytes.
-absl::StatusOr<double> KvRatio(int64_t compressed_bytes, int64_t dense_bytes);
 
 // mean(active_per_head) / history_length; each head attends 0..history_length tokens.
 absl::StatusOr<double> ActiveHistoryFraction(absl::Span<const int64_t> active_per_head,

@@ -93,14 +93,6 @@ TEST(LayerMedianRelativeL2Test, OddAndEvenLayerCounts) {
               HasSubstr("layer 1"));
 }
 
-TEST(KvRatioTest, SymmetricInt4WithBlock32) {
-  // head_dim 128: 128 int4 values (64 bytes) + 4 fp16 scales (8 bytes) vs 128 fp16 (256 bytes).
-  EXPECT_DOUBLE_EQ(*KvRatio(72, 256), 0.28125);
-  EXPECT_DOUBLE_EQ(*KvRatio(256, 256), 1.0);
-  EXPECT_FALSE(KvRatio(1, 0).ok());
-  EXPECT_FALSE(KvRatio(-1, 10).ok());
-}
-
 TEST(ActiveHistoryFractionTest, ByHand) {
   EXPECT_DOUBLE_EQ(*ActiveHistoryFraction({100, 300}, 400), 0.5);
   EXPECT_DOUBLE_EQ(*ActiveHistoryFraction({376}, 1000), 0.376);

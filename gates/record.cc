@@ -139,7 +139,6 @@ absl::Status ValidateRecord(const Record& r) {
       {"target.weights_sha256", &r.target.weights_sha256},
       {"target.dtype", &r.target.dtype},
       {"target.device", &r.target.device},
-      {"gate.id", &r.gate.id},
       {"provenance.git_commit", &r.provenance.git_commit},
       {"provenance.build_config", &r.provenance.build_config},
       {"provenance.host", &r.provenance.host},
@@ -155,6 +154,15 @@ absl::Status ValidateRecord(const Record& r) {
     if (!IsSnakeCaseName(name)) {
       return Invalid(absl::StrCat("metric name \"", name, "\" must be [a-z0-9_]+"));
     }
+  }
+  if (!HasGate(r)) {
+    const GateResult none;
+    if (r.gate.version != none.version || !r.gate.spec_sha256.empty() ||
+        r.gate.verdict != none.verdict || !r.gate.failed.empty()) {
+      return Invalid("gate.id is empty but the gate has other fields set (a record without a gate "
+                     "has gate null)");
+    }
+    return absl::OkStatus();
   }
   if (r.gate.version < 1) return Invalid("gate.version must be >= 1");
   if (!IsSha256(r.gate.spec_sha256)) {
@@ -184,12 +192,12 @@ absl::StatusOr<std::string> RecordToJsonLine(const Record& r) {
         {"device", r.target.device}}},
       {"step", r.step.has_value() ? OrderedJson(*r.step) : OrderedJson(nullptr)},
       {"metrics", metrics},
-      {"gate",
-       {{"id", r.gate.id},
-        {"version", r.gate.version},
-        {"spec_sha256", r.gate.spec_sha256},
-        {"verdict", VerdictName(r.gate.verdict).data()},
-        {"failed", r.gate.failed}}},
+      {"gate", HasGate(r) ? OrderedJson{{"id", r.gate.id},
+                                        {"version", r.gate.version},
+                                        {"spec_sha256", r.gate.spec_sha256},
+                                        {"verdict", VerdictName(r.gate.verdict).data()},
+                                        {"failed", r.gate.failed}}
+                          : OrderedJson(nullptr)},
       {"provenance",
        {{"git_commit", r.provenance.git_commit},
         {"dirty", r.provenance.dirty},
@@ -238,9 +246,11 @@ absl::StatusOr<Record> RecordFromJsonLine(absl::string_view line) {
     r.metrics[name] = *v;
   }
 
-  absl::StatusOr<GateResult> gate = ParseGate(f.Field("gate"));
-  if (!gate.ok()) return gate.status();
-  r.gate = *std::move(gate);
+  if (!f.Field("gate").is_null()) {  // null: a record no gate judges (GateResult's default)
+    absl::StatusOr<GateResult> gate = ParseGate(f.Field("gate"));
+    if (!gate.ok()) return gate.status();
+    r.gate = *std::move(gate);
+  }
 
   absl::StatusOr<Provenance> provenance = ParseProvenance(f.Field("provenance"));
   if (!provenance.ok()) return provenance.status();

@@ -44,8 +44,12 @@ struct Target {
   }
 };
 
+// A record's gate. A record without a gate (a measurement no gate judges, e.g. the synthetic
+// K0-prep suite) has the default GateResult: id "", version 0, no sha256, verdict kInvalid, no
+// failed conditions; it is written as `"gate": null` and never counted as a verdict (JudgeRuns and
+// CheckRecords skip it).
 struct GateResult {
-  std::string id;           // a spec id, e.g. "work_reduction_oracle"
+  std::string id;           // a spec id, e.g. "work_reduction_oracle"; "" for no gate
   int version = 0;          // the spec version
   std::string spec_sha256;  // of the spec file's bytes
   Verdict verdict = Verdict::kInvalid;
@@ -69,9 +73,12 @@ struct Record {
   Target target;
   std::optional<int64_t> step;  // decode step, or nullopt for one measurement of a run
   std::map<std::string, double> metrics;
-  GateResult gate;
+  GateResult gate;  // default (id "") for a record no gate judges
   Provenance provenance;
 };
+
+// Whether a gate judges the record (gate.id non-empty); a record without one carries data only.
+inline bool HasGate(const Record& record) { return !record.gate.id.empty(); }
 
 // Whether every field holds what the schema allows.
 absl::Status ValidateRecord(const Record& record);

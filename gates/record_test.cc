@@ -67,6 +67,31 @@ TEST(RecordTest, RoundTripsExactlyWithNullStepAndFailedConditions) {
   EXPECT_EQ(*RecordToJsonLine(*back), *RecordToJsonLine(r));
 }
 
+TEST(RecordTest, ARecordWithoutAGateRoundTripsAsGateNull) {
+  Record r = ExampleRecord();
+  r.experiment = "k0_prep";
+  r.gate = GateResult();  // no gate judges it
+  ASSERT_FALSE(HasGate(r));
+  absl::StatusOr<std::string> line = RecordToJsonLine(r);
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_THAT(*line, HasSubstr(R"("gate":null,"provenance")"));
+  absl::StatusOr<Record> back = RecordFromJsonLine(*line);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(HasGate(*back));
+  EXPECT_EQ(back->gate.version, 0);
+  EXPECT_EQ(back->metrics, r.metrics);
+  EXPECT_EQ(*RecordToJsonLine(*back), *line);
+
+  // Half a gate is refused: an empty id with a verdict, or a gate object with an empty id.
+  r.gate.verdict = Verdict::kPass;
+  EXPECT_THAT(std::string(RecordToJsonLine(r).status().message()),
+              HasSubstr("gate.id is empty but the gate has other fields set"));
+  const std::string empty_id =
+      absl::StrReplaceAll(kExampleLine, {{R"("id":"work_reduction_oracle")", R"("id":"")"}});
+  EXPECT_THAT(std::string(RecordFromJsonLine(empty_id).status().message()),
+              HasSubstr("gate.id: expected a non-empty string"));
+}
+
 TEST(RecordTest, NonFiniteMetricsAreStringsNeverNull) {
   Record r = ExampleRecord();
   r.metrics["decode_logit_mse"] = std::numeric_limits<double>::quiet_NaN();

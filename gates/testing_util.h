@@ -3,6 +3,7 @@
 #ifndef KVGATE_GATES_TESTING_UTIL_H_
 #define KVGATE_GATES_TESTING_UTIL_H_
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -20,6 +21,18 @@ inline std::string NewTestFolder() {
   std::string folder = std::string(getenv("TEST_TMPDIR")) + "/gates.XXXXXX";
   EXPECT_NE(mkdtemp(folder.data()), nullptr);
   return folder;
+}
+
+// The hidden temporaries (".<name>.tmp.XXXXXX") an atomic write left in `folder`.
+inline std::vector<std::string> Temporaries(const std::string& folder) {
+  std::vector<std::string> names;
+  DIR* dir = opendir(folder.c_str());
+  EXPECT_NE(dir, nullptr);
+  while (dirent* entry = readdir(dir)) {
+    if (std::string(entry->d_name).find(".tmp.") != std::string::npos) names.push_back(entry->d_name);
+  }
+  closedir(dir);
+  return names;
 }
 
 // ListFiles(dir, suffix), failing the test (and returning nothing) when it fails.

@@ -178,6 +178,7 @@ std::vector<RunJudgement> JudgeRuns(const SpecRegistry& specs, const std::vector
   std::map<decltype(RunKey(Record())), RunJudgement> runs;
   for (const RecordAt& row : rows) {
     const Record& r = row.record;
+    if (!HasGate(r)) continue;  // a record no gate judges is never a verdict
     RunJudgement& run = runs[RunKey(r)];
     if (run.rows.empty()) {
       run.gate_id = r.gate.id;

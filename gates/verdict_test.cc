@@ -265,6 +265,21 @@ TEST(JudgeRunsTest, AnUnknownSpecIsInvalid) {
               ElementsAre("2 rows for one measurement"));
 }
 
+TEST(JudgeRunsTest, ARecordWithoutAGateIsNeverAVerdict) {
+  Record data = ExampleRecord();
+  data.experiment = "k0_prep";
+  data.gate = GateResult();
+  std::vector<Record> records = OracleRun();
+  records.push_back(data);
+  std::vector<RecordAt> rows = Rows(records);
+  std::vector<RunJudgement> runs = JudgeRuns(Specs(), rows);
+  ASSERT_THAT(runs, SizeIs(1));
+  EXPECT_EQ(runs[0].experiment, "qwen_oracle");
+  EXPECT_THAT(JudgeConfigurations(runs), SizeIs(1));
+  rows = Rows({data});
+  EXPECT_THAT(JudgeRuns(Specs(), rows), IsEmpty());
+}
+
 TEST(JudgeConfigurationsTest, AFailingRunIsNotErasedByAPassingRerun) {
   std::vector<Record> records = OracleRun("2026-11-27T18:20:00Z");
   std::vector<Record> rerun = OracleRun("2026-11-28T09:00:00Z");

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -172,18 +173,12 @@ std::string DescribeThresholds(const gates::GateSpec& spec) {
   });
 }
 
-absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
-    const std::string& path, const std::string& gate_id, std::vector<gates::Record> rows,
-    const gates::Provenance& provenance, const gates::AtomicWriteOptions& write_options) {
-  absl::StatusOr<gates::RegisteredSpec> spec = LatestGateSpec(gate_id);
-  if (!spec.ok()) return spec.status();
-  for (gates::Record& row : rows) {
-    row.provenance = provenance;
-    row.gate = {spec->spec.id, spec->spec.version, spec->sha256};
-    const gates::Judgement judgement = gates::JudgeRow(spec->spec, row);
-    row.gate.verdict = judgement.verdict;
-    row.gate.failed = judgement.failed;
-  }
+namespace {
+
+// Appends rows that are complete (gate and provenance set) to path: see JudgeAndAppend.
+absl::StatusOr<std::vector<gates::Record>> AppendFinished(
+    const std::string& path, std::vector<gates::Record> rows,
+    const gates::AtomicWriteOptions& write_options) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path().empty()
                                           ? std::filesystem::path(".")
                                           : std::filesystem::path(path).parent_path());
@@ -201,6 +196,33 @@ absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
     SayReportsLagAtExit(path.substr(workspace.size() + 1));
   }
   return rows;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
+    const std::string& path, const std::string& gate_id, std::vector<gates::Record> rows,
+    const gates::Provenance& provenance, const gates::AtomicWriteOptions& write_options) {
+  absl::StatusOr<gates::RegisteredSpec> spec = LatestGateSpec(gate_id);
+  if (!spec.ok()) return spec.status();
+  for (gates::Record& row : rows) {
+    row.provenance = provenance;
+    row.gate = {spec->spec.id, spec->spec.version, spec->sha256};
+    const gates::Judgement judgement = gates::JudgeRow(spec->spec, row);
+    row.gate.verdict = judgement.verdict;
+    row.gate.failed = judgement.failed;
+  }
+  return AppendFinished(path, std::move(rows), write_options);
+}
+
+absl::StatusOr<std::vector<gates::Record>> AppendWithoutGate(const std::string& path,
+                                                             std::vector<gates::Record> rows,
+                                                             const gates::Provenance& provenance) {
+  for (gates::Record& row : rows) {
+    row.provenance = provenance;
+    row.gate = gates::GateResult();
+  }
+  return AppendFinished(path, std::move(rows), {});
 }
 
 }  // namespace kvgate::experiments

@@ -75,6 +75,13 @@ absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
     const std::string& path, const std::string& gate_id, std::vector<gates::Record> rows,
     const gates::Provenance& provenance, const gates::AtomicWriteOptions& write_options = {});
 
+// For measurements no gate judges (the synthetic K0-prep suite): sets each row's provenance and
+// no gate (`"gate": null`, never counted as a verdict, RECORDS.md), and appends the rows as
+// JudgeAndAppend does. Returns the rows as written.
+absl::StatusOr<std::vector<gates::Record>> AppendWithoutGate(const std::string& path,
+                                                             std::vector<gates::Record> rows,
+                                                             const gates::Provenance& provenance);
+
 }  // namespace kvgate::experiments
 
 #endif  // KVGATE_EXPERIMENTS_COMMON_EXPERIMENT_IO_H_

@@ -44,7 +44,7 @@ std::string NewFolder(const std::string& name) {
 
 std::vector<std::string> Args(const std::string& out) {
   return {"--context=32", "--decode_steps=1",
-          "--formats=symmetric_int4:block=32,affine_int4:block=32", "--k0_prep=false",
+          "--formats=symmetric_int4:block=32,affine_int4:block=32",
           "--seed=3", absl::StrCat("--out=", out)};
 }
 

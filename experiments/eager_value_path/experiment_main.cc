@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
+#include "experiments/runtime/host_info.h"
 #include "experiments/runtime/model.h"
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/prompt_corpus.h"
@@ -23,13 +23,6 @@
 
 namespace kvgate::experiments {
 namespace {
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five;
-  in >> one >> five;
-  return one.empty() ? "unknown" : one + " (1 min), " + five + " (5 min)";
-}
 
 }  // namespace
 
@@ -80,7 +73,7 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
                                      : "fused codebook attention (+ exact cleanup)",
               context_note->c_str(), static_cast<long long>(steps), dtype.c_str(),
               device.c_str(), static_cast<long long>(seed), at::get_num_threads(),
-              LoadAverage().c_str(),
+              runtime::LoadAverage().c_str(),
               std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)");
   std::fflush(stdout);
   absl::StatusOr<runtime::Tokenizer> tokenizer = runtime::LoadTokenizer(choice->path);

@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <limits>
 #include <set>
 #include <utility>
 
@@ -64,14 +63,6 @@ absl::StatusOr<std::vector<std::shared_ptr<const kernels::KvFormat>>> MakeFormat
   return formats;
 }
 
-double FormatKvRatio(const kernels::KvFormat& format, int64_t tokens, int64_t kv_heads,
-                     int64_t head_dim) {
-  const int64_t compressed = format.Bytes(tokens, kv_heads, head_dim, kernels::KvRole::kKey) +
-                             format.Bytes(tokens, kv_heads, head_dim, kernels::KvRole::kValue);
-  const int64_t dense_bf16 = 2 * 2 * tokens * kv_heads * head_dim;
-  absl::StatusOr<double> ratio = gates::KvRatio(compressed, dense_bf16);
-  return ratio.ok() ? *ratio : std::numeric_limits<double>::quiet_NaN();
-}
 
 absl::StatusOr<HfkvResult> RunHfkvQuality(
     const runtime::Model& model, const std::vector<int64_t>& prompt,
@@ -133,7 +124,7 @@ absl::StatusOr<HfkvResult> RunHfkvQuality(
       if (progress) progress(absl::StrCat(format->name(), ": FAILED ", test.status().ToString()));
       continue;
     }
-    const double kv_ratio = FormatKvRatio(*format, static_cast<int64_t>(prompt.size()),
+    const double kv_ratio = kernels::KvBytesVsBf16(*format, static_cast<int64_t>(prompt.size()),
                                           config.num_key_value_heads, config.head_dim);
     for (int64_t i = 0; i < decode_steps; ++i) {
       const torch::Tensor ref = dense->steps[i].logits.to(torch::kFloat32).contiguous();

@@ -42,9 +42,6 @@ std::vector<std::string> DefaultFormatSpecs();
 absl::StatusOr<std::vector<std::shared_ptr<const kernels::KvFormat>>> MakeFormats(
     const std::vector<std::string>& specs);
 
-// Compressed K + V bytes over the same K + V in bf16 (gates::KvRatio), one layer, `tokens` tokens.
-double FormatKvRatio(const kernels::KvFormat& format, int64_t tokens, int64_t kv_heads,
-                     int64_t head_dim);
 
 struct HfkvRow {
   std::string format;  // canonical spec: the record's variant

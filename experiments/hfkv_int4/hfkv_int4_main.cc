@@ -5,8 +5,8 @@
 // Prefill the license corpus (exactly --context tokens) densely, quantize the whole cache (every
 // layer, K and V) in each format, decode with it and compare the logits with the dense run's at
 // every step; rows of the steps the `hfkv_real_kv_quality` gate reads (step 0) are judged and
-// appended to reports/records/hfkv_int4.jsonl (or --out). The synthetic K0-prep numbers of the
-// same formats are printed beside them (K0-prep has no gate, so no records).
+// appended to reports/records/hfkv_int4.jsonl (or --out). The synthetic K0-prep suite of the same
+// formats is its own run (//experiments:k0_prep); the hfkv summary shows both side by side.
 
 #include <torch/torch.h>
 
@@ -23,13 +23,11 @@
 #include "experiments/common/experiment_io.h"
 #include "experiments/common/experiment_setup.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
-#include "gates/record_io.h"
-#include "kernels/k0_prep/k0_prep.h"
+#include "gates/record.h"
 
 ABSL_FLAG(std::string, formats, "",
           "Comma-separated KV format specs; empty: symmetric/affine int4 (block 32), every format "
           "of kernels/, TurboQuant mse/prod at 2-4 bits.");
-ABSL_FLAG(bool, k0_prep, true, "Print the synthetic K0-prep table of the same formats.");
 
 namespace kvgate::experiments {
 namespace {
@@ -107,18 +105,6 @@ int Run(const CommonFlags& flags) {
   std::cout << HfkvTable(result->rows, verdicts);
   Say(absl::StrCat("\nhfkv_int4: ", records.size(), " rows judged by ", kHfkvGate, " -> ", path));
 
-  if (absl::GetFlag(FLAGS_k0_prep)) {
-    kernels::K0PrepConfig k0;
-    k0.formats = specs;
-    k0.seed = static_cast<uint64_t>(20261127);
-    absl::StatusOr<std::vector<kernels::K0PrepRow>> k0_rows = kernels::RunK0Prep(k0);
-    if (!k0_rows.ok()) {
-      std::cerr << "hfkv_int4: K0-prep: " << k0_rows.status() << "\n";
-      return 1;
-    }
-    Say("\n## Synthetic K0-prep (seeded Gaussian K/V; no gate, no records)\n");
-    std::cout << kernels::K0PrepTable(*k0_rows);
-  }
   Say(absl::StrCat("\nhfkv_int4: prefill ", result->prefill_seconds, " s, dense decode ",
                    result->dense_decode_seconds, " s, load ", setup->load_seconds, " s"));
   if (!result->reference_nonfinite.empty()) {

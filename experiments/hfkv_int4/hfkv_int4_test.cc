@@ -54,8 +54,8 @@ TEST(HfkvInt4Test, KvRatioIsCompressedOverBf16) {
       MakeFormats({"symmetric_int4:block=32"});
   ASSERT_TRUE(f.ok());
   // 4 bits a value + a 16-bit scale a block of 32: (0.5 + 2/32) / 2 bytes.
-  EXPECT_DOUBLE_EQ(FormatKvRatio(*(*f)[0], 2048, 3, 64), 0.28125);
-  EXPECT_DOUBLE_EQ(FormatKvRatio(runtime::IdentityKvFormat("test_identity_fp32"), 100, 2, 32), 2.0);
+  EXPECT_DOUBLE_EQ(kernels::KvBytesVsBf16(*(*f)[0], 2048, 3, 64), 0.28125);
+  EXPECT_DOUBLE_EQ(kernels::KvBytesVsBf16(runtime::IdentityKvFormat("test_identity_fp32"), 100, 2, 32), 2.0);
 }
 
 TEST(HfkvInt4Test, LosslessFormatMatchesDenseAndPasses) {

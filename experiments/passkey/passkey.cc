@@ -185,7 +185,7 @@ absl::StatusOr<std::vector<ConfigAnswers>> RunPasskey(
     configs[1 + f].variant = formats[f]->name();
     for (const PasskeyTrial& t : trials) {
       configs[1 + f].kv_ratio[t.context] =
-          FormatKvRatio(*formats[f], t.context, config.num_key_value_heads, config.head_dim);
+          kernels::KvBytesVsBf16(*formats[f], t.context, config.num_key_value_heads, config.head_dim);
     }
   }
   bool wants_capture = false, wants_window = false;

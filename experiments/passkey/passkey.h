@@ -76,7 +76,7 @@ struct TrialAnswer {
 struct ConfigAnswers {
   std::string variant;  // "dense", a format's name or a selector's canonical spec
   bool selector = false;
-  std::map<int64_t, double> kv_ratio;  // formats: by context (FormatKvRatio)
+  std::map<int64_t, double> kv_ratio;  // formats: by context (kernels::KvBytesVsBf16)
   std::vector<TrialAnswer> answers;  // in the trials' order
   double seconds = 0;
 };

@@ -143,7 +143,7 @@ absl::StatusOr<std::vector<ConfigPositions>> RunOverWindows(
     configs[f].variant = formats[f]->name();
     configs[f].gate = kFormatWindowsGate;
     configs[f].kv_ratio =
-        FormatKvRatio(*formats[f], context, config.num_key_value_heads, config.head_dim);
+        kernels::KvBytesVsBf16(*formats[f], context, config.num_key_value_heads, config.head_dim);
   }
   for (size_t s = 0; s < specs->canonical.size(); ++s) {
     ConfigPositions& c = configs[formats.size() + s];

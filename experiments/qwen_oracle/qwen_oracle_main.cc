@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -205,5 +206,12 @@ int main(int argc, char** argv) {
           "//experiments:qwen_oracle -- --context=2048",
           defaults);
   if (!flags.ok()) return kvgate::experiments::Fail(std::string(flags.status().message()));
-  return kvgate::experiments::Main(*flags);
+  // The whole run's wall time (load, prefill, reference, selectors, judging, writing), printed
+  // whatever Main returns, so a run's log says what it cost.
+  const auto start = std::chrono::steady_clock::now();
+  const int status = kvgate::experiments::Main(*flags);
+  std::printf("qwen_oracle: total %.1f s (exit status %d)\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              status);
+  return status;
 }

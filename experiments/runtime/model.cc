@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "experiments/runtime/model_loader_common.h"
 
 namespace kvgate::runtime {
 namespace {
@@ -38,31 +39,8 @@ torch::Tensor Rope(const torch::Tensor& x, const torch::Tensor& cos, const torch
 
 absl::StatusOr<Model> Model::Create(const ModelWeights& weights, const ModelOptions& options) {
   const ModelConfig& c = weights.config;
-  if (c.architecture != "llama" && c.architecture != "qwen2") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config: architecture '", c.architecture, "' is neither 'llama' nor 'qwen2'"));
-  }
-  for (const auto& [name, value] :
-       std::vector<std::pair<const char*, int64_t>>{{"vocab_size", c.vocab_size},
-                                                    {"hidden_size", c.hidden_size},
-                                                    {"intermediate_size", c.intermediate_size},
-                                                    {"num_hidden_layers", c.num_hidden_layers},
-                                                    {"num_attention_heads", c.num_attention_heads},
-                                                    {"num_key_value_heads", c.num_key_value_heads},
-                                                    {"head_dim", c.head_dim}}) {
-    if (value <= 0) return absl::InvalidArgumentError(absl::StrCat("config: ", name, " = ", value));
-  }
-  if (c.num_attention_heads % c.num_key_value_heads != 0 || c.head_dim % 2 != 0 ||
-      !(c.rms_norm_eps > 0) || !(c.rope_theta > 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config: num_attention_heads ", c.num_attention_heads,
-                     " must be a multiple of "
-                     "num_key_value_heads ",
-                     c.num_key_value_heads, ", head_dim ", c.head_dim,
-                     " even, "
-                     "rms_norm_eps ",
-                     c.rms_norm_eps, " and rope_theta ", c.rope_theta, " positive"));
-  }
+  // The same config checks as the loaders (architecture, positive sizes, heads, rotary pairs).
+  if (absl::Status s = CheckModelConfig(c, "config"); !s.ok()) return s;
   if (options.dtype != torch::kFloat32 && options.dtype != torch::kBFloat16 &&
       options.dtype != torch::kFloat16) {
     return absl::InvalidArgumentError(

@@ -9,6 +9,9 @@
 namespace kvgate::runtime {
 namespace {
 
+// One function a shape, every field set in config.json's order: the functions look alike because
+// they are rows of one table (duplicates lists them as a pair), not repeated logic.
+
 // SmolLM2-135M(-Instruct), the embedded default model's config.
 ModelConfig SmolLM2_135M() {
   ModelConfig c;

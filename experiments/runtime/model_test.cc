@@ -245,7 +245,7 @@ TEST(ModelCreateTest, BadConfigs) {
   EXPECT_THAT(Model::Create(weights).status().message(), HasSubstr("num_key_value_heads 3"));
   weights = LlamaWeights();
   weights.config.head_dim = 0;
-  EXPECT_THAT(Model::Create(weights).status().message(), HasSubstr("head_dim = 0"));
+  EXPECT_THAT(Model::Create(weights).status().message(), HasSubstr("head_dim is 0"));
   weights = LlamaWeights();
   weights.tensors["model.norm.weight"] = torch::zeros({64}, torch::kInt);
   EXPECT_THAT(Model::Create(weights).status().message(), HasSubstr("not floating point"));

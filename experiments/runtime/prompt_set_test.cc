@@ -22,6 +22,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// The embedded model's tokenizer; the same helper as prompt_corpus_test.cc's, kept local so that
+// loader_test_util (every loader test's helper) does not build the tokenizer.
 Tokenizer SmolLM2() {
   absl::StatusOr<Tokenizer> tok = LoadTokenizer(testing::SmolLM2GgufPath());
   EXPECT_TRUE(tok.ok()) << tok.status();

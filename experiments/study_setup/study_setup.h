@@ -9,7 +9,7 @@
 //   one_step        RunHfkvQuality (//experiments:hfkv_int4): prefill the first `context` tokens
 //                   of a text densely, round-trip the whole cache through the format, decode one
 //                   step fed the dense run's next token; the study's "one prompt, one step".
-//   teacher_forced  RunFormatsOverWindows (//experiments:quality_v2) on one window: decode
+//   teacher_forced  RunOverWindows (//experiments:quality_v2) on one window: decode
 //                   positions 0..P-1 fed the text's true next tokens; one row a position.
 // The settings (StudySettings), from the setup S = (study dtype, the corpus, context C, step 0):
 //   dtype x context  every dtype of the run at every context of the run, the corpus, one step

@@ -125,7 +125,8 @@ TEST(StudySetupTest, EachRowIsTheNumberOfTheCodeItCalls) {
 
   // Positions: quality_v2's teacher-forced values on the corpus window.
   absl::StatusOr<std::vector<ConfigPositions>> tf =
-      RunFormatsOverWindows(m.by_dtype.at("bfloat16"), {corpus}, kContext, kPositions, in.formats);
+      RunOverWindows(m.by_dtype.at("bfloat16"), {corpus}, kContext, kPositions, in.formats,
+                     /*selectors=*/{});
   ASSERT_TRUE(tf.ok());
   for (int64_t p = 0; p < kPositions; ++p) {
     EXPECT_EQ((*rows)[5 + p].setting.position, p);

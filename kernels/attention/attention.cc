@@ -475,7 +475,9 @@ inline __attribute__((always_inline)) void RunTaskImpl(
     partial->m[j] = m;
     partial->l[j] = l;
   }
-  // Values, summed a chunk of tokens at a time into chunk_acc, then into acc.
+  // Values, summed a chunk of tokens at a time into chunk_acc, then into acc. The token and unit
+  // loops are the logits loop's above, on purpose: the weights need every logit of the span (its
+  // max) first, so V is a second pass over the same tokens, with its own prefetch.
   float* acc = partial->acc.data();
   for (int64_t e = 0; e < n * head_dim; ++e) acc[e] = 0.0f;
   for (int64_t c = 0; c < span; c += kChunk) {

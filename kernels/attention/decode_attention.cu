@@ -190,6 +190,11 @@ __device__ __forceinline__ void LoadQuery(const std::uint16_t* q, int kv_head, f
 
 // kernel1: rows read straight from global memory, four a lane in flight.
 // Grid (splits, kv_heads); shared memory [kGroup][chunk] + [kWarps][kGroup][kHeadDim] floats.
+// ChunkLogits and ChunkValues walk the rows the same way (load a tile, then use it), and the
+// cross-warp merge at the end of each kernel is decode_attention_stream.h's; kept inline in each
+// kernel (not a shared device function): its loop bounds are the kernel's own compile-time tile
+// constants, and a shared version changes register use; merging them is a kernel change to measure
+// on an H100 first (CUDA_NOTES.md).
 template <int kHeadDim, int kGroup>
 __global__ void __launch_bounds__(kThreads)
     decode_attention_kernel1(const std::uint16_t* __restrict__ q, const uint4* __restrict__ k,

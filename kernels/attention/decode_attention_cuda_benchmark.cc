@@ -288,7 +288,7 @@ int main(int argc, char** argv) {
         row.metrics["dense_attention_ms"] = dense.ms;
         row.metrics["compressed_attention_ms"] = t.ms;
         row.metrics["speedup_over_dense"] = dense.ms / t.ms;
-        row.metrics["kv_ratio"] = dense_bytes / t.bytes;
+        row.metrics["kv_ratio"] = t.bytes / dense_bytes;  // bytes_vs_bf16 (RECORDS.md)
       }
       const gates::RegisteredSpec* spec = is_dense ? dense_spec : int4_spec;
       row.provenance = provenance;

@@ -227,6 +227,10 @@ __global__ void __launch_bounds__(kStreamThreads)
       if (slice == 0) warp_ml[warp * kGroup + g] = make_float2(m[g], l[g]);
     }
   }
+  // The cross-warp merge of decode_attention.cu's kernels, over this kernel's kStreamWarps: kept
+  // inline in each kernel (not a shared device function): its loop bounds are the kernel's own
+  // compile-time tile constants, and a shared version changes register use; merging them is a
+  // kernel change to measure on an H100 first (CUDA_NOTES.md).
   __syncthreads();
   for (int idx = threadIdx.x; idx < kGroup * kHeadDim; idx += kStreamThreads) {
     const int g = idx / kHeadDim, d = idx % kHeadDim;

@@ -68,7 +68,11 @@ Split Plan(int64_t selected, int kv_heads, int multiprocessors, int ctas_per_sm)
 }
 
 // A CTA takes a span of the selected tokens in sub-chunks of up to 512, with an online softmax
-// across them; two tiles of loads in flight a warp.
+// across them; two tiles of loads in flight a warp. The online softmax and the P*V MMA phases below
+// follow codebook_attention.cu's fused kernel (same phases, bf16 K/V here, codes there); kept
+// inline in each kernel (not a shared device function): its loop bounds are the kernel's own
+// compile-time tile constants, and a shared version changes register use; merging them is a kernel
+// change to measure on an H100 first (CUDA_NOTES.md).
 __global__ void __launch_bounds__(kWarps * 32)
     selected_attention_kernel2(const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                const int32_t* block_ids, SelectedAttentionShape s, int64_t span,

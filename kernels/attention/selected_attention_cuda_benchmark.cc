@@ -87,6 +87,8 @@ torch::Tensor Reference(const torch::Tensor& q, const torch::Tensor& k, const to
 
 }  // namespace
 
+// The device setup below (seed, bf16 options, device properties, L2 flush, copy bandwidth) is
+// turboquant/codebook_attention_cuda_benchmark.cc's too: each benchmark prints its own header and keeps its setup in view.
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Times CUDA selected-blocks attention against dense attention.");
   absl::ParseCommandLine(argc, argv);

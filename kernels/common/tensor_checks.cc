@@ -1,5 +1,6 @@
 #include "kernels/common/tensor_checks.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
@@ -33,6 +34,19 @@ absl::Status CheckCpuTensor(absl::string_view name, const torch::Tensor& t, torc
     return absl::InvalidArgumentError(absl::StrFormat("%s must be %s [%s] on cpu, got %s", name,
                                                       DtypeName(dtype), absl::StrJoin(shape, ", "),
                                                       DescribeTensor(t)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCpuFloatInput(const torch::Tensor& x, absl::string_view where) {
+  if (!x.defined()) return absl::InvalidArgumentError(absl::StrCat(where, "x is undefined"));
+  if (!x.device().is_cpu()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, "x must be a CPU tensor"));
+  }
+  const torch::ScalarType dtype = x.scalar_type();
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "dtype must be float32, bfloat16 or float16"));
   }
   return absl::OkStatus();
 }

@@ -31,6 +31,11 @@ std::string DescribeTensor(const torch::Tensor& t);
 absl::Status CheckCpuTensor(absl::string_view name, const torch::Tensor& t, torch::ScalarType dtype,
                             const std::vector<int64_t>& shape);
 
+// InvalidArgument ("<where>x is undefined", "<where>x must be a CPU tensor", "<where>dtype must
+// be float32, bfloat16 or float16") unless x is a defined CPU float tensor: the input check every
+// KV format's quantizer starts with; `where` names the call and the tensor.
+absl::Status CheckCpuFloatInput(const torch::Tensor& x, absl::string_view where);
+
 }  // namespace kvgate::kernels
 
 #endif  // KVGATE_KERNELS_COMMON_TENSOR_CHECKS_H_

@@ -46,15 +46,7 @@ absl::StatusOr<Fp8Int8Tensor> QuantizeFp8Int8(const torch::Tensor& x, Fp8Int8Cod
   const std::string where =
       absl::StrFormat("QuantizeFp8Int8(%s, scale=%s) of %s: ", Fp8Int8CodeName(code),
                       ScaleGranularityName(granularity), DescribeTensor(x));
-  if (!x.defined()) return absl::InvalidArgumentError(absl::StrCat(where, "x is undefined"));
-  if (!x.device().is_cpu()) {
-    return absl::InvalidArgumentError(absl::StrCat(where, "x must be a CPU tensor"));
-  }
-  const torch::ScalarType dtype = x.scalar_type();
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, "dtype must be float32, bfloat16 or float16"));
-  }
+  if (absl::Status s = CheckCpuFloatInput(x, where); !s.ok()) return s;
   if (x.dim() != 3 || x.size(2) == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, "expected [tokens, kv_heads, head_dim] with head_dim >= 1"));

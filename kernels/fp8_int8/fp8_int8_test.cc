@@ -291,8 +291,8 @@ TEST(Fp8Int8BytesTest, HandCountsAndRatios) {
     auto format = MakeFp8Int8KvFormat(
         *parsed, parsed->name == "int8" ? Fp8Int8Code::kInt8 : Fp8Int8Code::kFp8E4m3);
     ASSERT_TRUE(format.ok()) << format.status();
-    EXPECT_NEAR(KvRatioVsBf16(**format, 4096, 4, 128), 256.0 / 132.0, 1e-12);
-    EXPECT_NEAR(KvRatioVsBf16(**format, 4096, 2, 64), 128.0 / 68.0, 1e-12);
+    EXPECT_NEAR(KvBytesVsBf16(**format, 4096, 4, 128), 132.0 / 256.0, 1e-12);
+    EXPECT_NEAR(KvBytesVsBf16(**format, 4096, 2, 64), 68.0 / 128.0, 1e-12);
   }
 }
 

@@ -54,15 +54,7 @@ int64_t Int4Tensor::bytes() const {
 absl::StatusOr<Int4Tensor> QuantizeInt4(const torch::Tensor& x, Int4Scheme scheme) {
   const std::string where =
       absl::StrFormat("QuantizeInt4(%s) of %s: ", Int4SchemeName(scheme), DescribeTensor(x));
-  if (!x.defined()) return absl::InvalidArgumentError(absl::StrCat(where, "x is undefined"));
-  if (!x.device().is_cpu()) {
-    return absl::InvalidArgumentError(absl::StrCat(where, "x must be a CPU tensor"));
-  }
-  const torch::ScalarType dtype = x.scalar_type();
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, "dtype must be float32, bfloat16 or float16"));
-  }
+  if (absl::Status s = CheckCpuFloatInput(x, where); !s.ok()) return s;
   if (x.dim() == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, "rank must be >= 1, with head_dim the last dimension"));
@@ -130,10 +122,10 @@ int64_t Int4BytesPerVector(int64_t head_dim, Int4Scheme scheme) {
   return head_dim / 2 + blocks * fp16_per_block * 2;
 }
 
-double Int4KvRatioVsBf16(int64_t head_dim, Int4Scheme scheme) {
+double Int4BytesVsBf16(int64_t head_dim, Int4Scheme scheme) {
   const int64_t bytes = Int4BytesPerVector(head_dim, scheme);
   if (bytes == 0) return std::numeric_limits<double>::quiet_NaN();
-  return 2.0 * static_cast<double>(head_dim) / static_cast<double>(bytes);
+  return static_cast<double>(bytes) / (2.0 * static_cast<double>(head_dim));
 }
 
 }  // namespace kvgate::kernels

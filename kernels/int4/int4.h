@@ -102,9 +102,10 @@ absl::StatusOr<torch::Tensor> DequantizeInt4(const Int4Tensor& q);
 // Returns 0 unless head_dim is a positive multiple of 32.
 int64_t Int4BytesPerVector(int64_t head_dim, Int4Scheme scheme);
 
-// 2 * head_dim / Int4BytesPerVector: 64/18 = 3.56 (symmetric), 64/20 = 3.20 (affine).
+// bytes_vs_bf16 (kv_format.h's KvBytesVsBf16) of one vector: Int4BytesPerVector / (2 * head_dim),
+// 18/64 = 0.28125 (symmetric, 3.56x compression), 20/64 = 0.3125 (affine, 3.20x).
 // NaN unless head_dim is a positive multiple of 32.
-double Int4KvRatioVsBf16(int64_t head_dim, Int4Scheme scheme);
+double Int4BytesVsBf16(int64_t head_dim, Int4Scheme scheme);
 
 // The plain scalar reference, over raw contiguous buffers of num_blocks whole blocks (so a tensor
 // [..., D] is num_blocks = numel / 32 blocks in a row): reads x[num_blocks * 32], writes

@@ -120,6 +120,7 @@ struct Tile2 {
                        kVZeros = 2 * kCodes + 3 * kParams;
 };
 
+// MmaBf16 and MmaF16 differ only in the PTX type of the operands (one instruction string each).
 __device__ __forceinline__ void MmaBf16(float (&c)[4], unsigned a0, unsigned a2, unsigned b0,
                                         unsigned b1) {
   asm volatile(
@@ -148,6 +149,10 @@ __device__ __forceinline__ unsigned PackBf16(std::uint16_t lo, std::uint16_t hi)
   return static_cast<unsigned>(lo) | (static_cast<unsigned>(hi) << 16);
 }
 
+// The online-softmax update inside is the one of attention/decode_attention.cu's MMA kernel; kept
+// inline in each kernel (not a shared device function): its loop bounds are the kernel's own
+// compile-time tile constants, and a shared version changes register use; merging them is a kernel
+// change to measure on an H100 first (CUDA_NOTES.md).
 template <int kGroup, bool kAffine>
 __global__ void __launch_bounds__(kThreads2)
     int4_decode_attention_kernel2(const std::uint16_t* __restrict__ q,

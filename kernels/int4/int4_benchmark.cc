@@ -22,7 +22,8 @@ namespace {
 
 constexpr int64_t kTokens = 4096, kHeads = 4, kHeadDim = 128;
 
-// Gaussian K/V-like values with a per-block magnitude, from a fixed seed.
+// Gaussian K/V-like values with a per-block magnitude, from a fixed seed (turboquant_benchmark.cc
+// draws plain Gaussians the same way: each benchmark keeps its inputs beside its timings).
 torch::Tensor RandomKv() {
   std::mt19937_64 rng(2024);
   std::normal_distribution<float> normal(0.0f, 1.0f);

@@ -605,8 +605,8 @@ TEST(Int4BytesTest, BytesOfATensorMatchAHandCount) {
   EXPECT_EQ(sym->codes.nbytes() + sym->scales.nbytes(), 1440u);
   EXPECT_EQ(aff->codes.nbytes() + aff->scales.nbytes() + aff->zeros.nbytes(), 1600u);
   // And 1/3.56 (1/3.20) of bf16's 5 * 4 * 128 * 2 = 5120 bytes.
-  EXPECT_DOUBLE_EQ(5120.0 / sym->bytes(), Int4KvRatioVsBf16(128, Int4Scheme::kSymmetric));
-  EXPECT_DOUBLE_EQ(5120.0 / aff->bytes(), Int4KvRatioVsBf16(128, Int4Scheme::kAffine));
+  EXPECT_DOUBLE_EQ(sym->bytes() / 5120.0, Int4BytesVsBf16(128, Int4Scheme::kSymmetric));
+  EXPECT_DOUBLE_EQ(aff->bytes() / 5120.0, Int4BytesVsBf16(128, Int4Scheme::kAffine));
 }
 
 TEST(Int4BytesTest, BytesPerVectorAndKvRatios) {
@@ -616,15 +616,15 @@ TEST(Int4BytesTest, BytesPerVectorAndKvRatios) {
   EXPECT_EQ(Int4BytesPerVector(128, Int4Scheme::kAffine), 80);
   for (int64_t head_dim : {32, 64, 96, 128, 256}) {
     SCOPED_TRACE(head_dim);
-    EXPECT_DOUBLE_EQ(Int4KvRatioVsBf16(head_dim, Int4Scheme::kSymmetric), 64.0 / 18.0);
-    EXPECT_DOUBLE_EQ(Int4KvRatioVsBf16(head_dim, Int4Scheme::kAffine), 64.0 / 20.0);
-    EXPECT_EQ(absl::StrFormat("%.2f", Int4KvRatioVsBf16(head_dim, Int4Scheme::kSymmetric)), "3.56");
-    EXPECT_EQ(absl::StrFormat("%.2f", Int4KvRatioVsBf16(head_dim, Int4Scheme::kAffine)), "3.20");
+    EXPECT_DOUBLE_EQ(Int4BytesVsBf16(head_dim, Int4Scheme::kSymmetric), 18.0 / 64.0);
+    EXPECT_DOUBLE_EQ(Int4BytesVsBf16(head_dim, Int4Scheme::kAffine), 20.0 / 64.0);
+    EXPECT_EQ(absl::StrFormat("%.2f", 1.0 / Int4BytesVsBf16(head_dim, Int4Scheme::kSymmetric)), "3.56");
+    EXPECT_EQ(absl::StrFormat("%.2f", 1.0 / Int4BytesVsBf16(head_dim, Int4Scheme::kAffine)), "3.20");
   }
   for (int64_t bad : {0, -32, 16, 48, 130}) {
     SCOPED_TRACE(bad);
     EXPECT_EQ(Int4BytesPerVector(bad, Int4Scheme::kSymmetric), 0);
-    EXPECT_TRUE(std::isnan(Int4KvRatioVsBf16(bad, Int4Scheme::kAffine)));
+    EXPECT_TRUE(std::isnan(Int4BytesVsBf16(bad, Int4Scheme::kAffine)));
   }
 }
 

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -32,7 +34,7 @@ void Measure(const KvFormat& format, const torch::Tensor& k, const torch::Tensor
   const auto fail = [&](const absl::Status& s) {
     row->error = std::string(s.message());
     row->k_rel_mse = row->v_rel_mse = row->ip_rel_rmse = row->ip_bias = kNaN;
-    row->bytes_per_token = row->kv_ratio_vs_bf16 = kNaN;
+    row->bytes_per_token = row->bytes_vs_bf16 = kNaN;
   };
   absl::StatusOr<EncodedKv> k_enc = format.Encode(k, KvRole::kKey);
   if (!k_enc.ok()) return fail(k_enc.status());
@@ -60,8 +62,7 @@ void Measure(const KvFormat& format, const torch::Tensor& k, const torch::Tensor
   row->ip_rel_rmse = (diff.pow(2).sum() / exact.pow(2).sum()).sqrt().item<double>();
   row->ip_bias = diff.mean().item<double>() / rms;
   row->bytes_per_token = static_cast<double>(bytes) / static_cast<double>(row->tokens);
-  row->kv_ratio_vs_bf16 =
-      4.0 * static_cast<double>(row->tokens * row->kv_heads * row->head_dim) / bytes;
+  row->bytes_vs_bf16 = KvBytesVsBf16(format, row->tokens, row->kv_heads, row->head_dim);
 }
 
 }  // namespace
@@ -121,7 +122,7 @@ absl::StatusOr<std::vector<K0PrepRow>> RunK0Prep(const K0PrepConfig& config) {
 std::string K0PrepTable(const std::vector<K0PrepRow>& rows) {
   std::string out =
       "| format | T | H | D | K rel MSE | V rel MSE | <q,k> rel RMSE | <q,k> bias | bytes/token "
-      "| KV ratio vs bf16 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      "| bytes vs bf16 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const K0PrepRow& r : rows) {
     if (!r.error.empty()) {
       absl::StrAppendFormat(&out, "| %s | %d | %d | %d | error: %s | | | | | |\n", r.format,
@@ -129,17 +130,40 @@ std::string K0PrepTable(const std::vector<K0PrepRow>& rows) {
       continue;
     }
     absl::StrAppendFormat(&out,
-                          "| %s | %d | %d | %d | %.3e | %.3e | %.3e | %+.1e | %.1f | %.2f |\n",
+                          "| %s | %d | %d | %d | %.3e | %.3e | %.3e | %+.1e | %.1f | %.4f |\n",
                           r.format, r.tokens, r.kv_heads, r.head_dim, r.k_rel_mse, r.v_rel_mse,
-                          r.ip_rel_rmse, r.ip_bias, r.bytes_per_token, r.kv_ratio_vs_bf16);
+                          r.ip_rel_rmse, r.ip_bias, r.bytes_per_token, r.bytes_vs_bf16);
   }
   return out;
+}
+
+std::vector<gates::Record> K0PrepRecords(const std::vector<K0PrepRow>& rows) {
+  std::vector<gates::Record> records;
+  for (const K0PrepRow& r : rows) {
+    if (!r.error.empty()) continue;
+    gates::Record record;
+    record.experiment = "k0_prep";
+    record.variant = r.format;
+    record.target = {absl::StrFormat("synthetic_gaussian_kv:kv_heads=%d:head_dim=%d", r.kv_heads,
+                                     r.head_dim),
+                     absl::StrCat("random:seed=", r.seed), r.tokens, "float32", "cpu"};
+    record.step = std::nullopt;
+    record.metrics = {{"k_rel_mse", r.k_rel_mse},
+                      {"v_rel_mse", r.v_rel_mse},
+                      {"ip_rel_rmse", r.ip_rel_rmse},
+                      {"ip_bias", r.ip_bias},
+                      {"bytes_per_token", r.bytes_per_token},
+                      {"kv_ratio", r.bytes_vs_bf16},
+                      {"queries", static_cast<double>(r.queries)}};
+    records.push_back(std::move(record));
+  }
+  return records;
 }
 
 std::string K0PrepCsv(const std::vector<K0PrepRow>& rows) {
   std::string out =
       "format,tokens,kv_heads,head_dim,queries,seed,k_rel_mse,v_rel_mse,ip_rel_rmse,ip_bias,"
-      "bytes_per_token,kv_ratio_vs_bf16,error\n";
+      "bytes_per_token,bytes_vs_bf16,error\n";
   for (const K0PrepRow& r : rows) {
     std::string error = r.error;  // quoted, with quotes doubled
     for (size_t i = error.find('"'); i != std::string::npos; i = error.find('"', i + 2)) {
@@ -148,7 +172,7 @@ std::string K0PrepCsv(const std::vector<K0PrepRow>& rows) {
     absl::StrAppendFormat(&out, "%s,%d,%d,%d,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,\"%s\"\n",
                           r.format, r.tokens, r.kv_heads, r.head_dim, r.queries, r.seed,
                           r.k_rel_mse, r.v_rel_mse, r.ip_rel_rmse, r.ip_bias, r.bytes_per_token,
-                          r.kv_ratio_vs_bf16, error);
+                          r.bytes_vs_bf16, error);
   }
   return out;
 }

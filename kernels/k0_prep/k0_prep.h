@@ -9,8 +9,9 @@
 //   ip_bias          mean (q.k_hat - q.k) / rms(q.k): signed; ~0 for an unbiased estimator
 //   bytes_per_token  exact encoded bytes of K plus V (one layer, all kv heads) / tokens; checked
 //                    equal to the format's own Bytes()
-//   kv_ratio_vs_bf16 2 * 2 * T * H * D / (K bytes + V bytes) at this T (a window of bf16
-//                    tokens makes it depend on T)
+//   bytes_vs_bf16    (K bytes + V bytes) / (2 * 2 * T * H * D), the encoded size over bf16 at
+//                    this T (kv_format.h's KvBytesVsBf16; a window of bf16 tokens makes it
+//                    depend on T)
 //
 // Inputs: K, V ~ N(0, 1) float32 [T, H, D]; queries ~ N(0, 1) float32 [H, Q, D]; drawn in that
 // order from torch's default generator after torch::manual_seed(seed + i) for the i-th shape, so a
@@ -18,11 +19,15 @@
 // shape (e.g. head_dim not a multiple of its block) gives a row with NaN metrics and `error` set,
 // not a failed run.
 //
+// Each row without an error becomes one record (K0PrepRecords) that no gate judges: the suite
+// has no pass bar, its records are data shown beside the real-K/V quality gate in the hfkv summary.
+//
 // Usage:
 //   absl::StatusOr<std::vector<K0PrepRow>> rows = RunK0Prep(K0PrepConfig{});
 //   std::cout << K0PrepTable(*rows);  // markdown
 //   std::cout << K0PrepCsv(*rows);    // header + one line a row
-// Binary: tools/bazel run //kernels/k0_prep:k0_prep -- --tokens=4096 --csv_out=-
+//   std::vector<gates::Record> records = K0PrepRecords(*rows);  // provenance and gate unset
+// Binary (writes reports/records/k0_prep.jsonl): tools/bazel run //experiments:k0_prep
 // Tests: tools/bazel test //kernels/k0_prep:k0_prep_test
 
 #ifndef KVGATE_KERNELS_K0_PREP_K0_PREP_H_
@@ -33,6 +38,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gates/record.h"
 
 namespace kvgate::kernels {
 
@@ -59,7 +65,7 @@ struct K0PrepRow {
   double k_rel_mse = 0, v_rel_mse = 0;
   double ip_rel_rmse = 0, ip_bias = 0;
   double bytes_per_token = 0;
-  double kv_ratio_vs_bf16 = 0;
+  double bytes_vs_bf16 = 0;
   std::string error;  // empty unless the format rejected the shape (then metrics are NaN)
 };
 
@@ -72,6 +78,13 @@ std::string K0PrepTable(const std::vector<K0PrepRow>& rows);
 
 // CSV with a header line; the columns are K0PrepRow's fields in order.
 std::string K0PrepCsv(const std::vector<K0PrepRow>& rows);
+
+// One record a row without an error (a format that rejects a shape has no record; the table and
+// CSV show its error): experiment "k0_prep", variant the format, target model
+// "synthetic_gaussian_kv:kv_heads=H:head_dim=D", weights "random:seed=<seed>", context T, float32
+// on cpu, step null, metrics k_rel_mse, v_rel_mse, ip_rel_rmse, ip_bias, bytes_per_token, kv_ratio
+// (bytes_vs_bf16) and queries. Provenance and gate are left for the writer (no gate judges them).
+std::vector<gates::Record> K0PrepRecords(const std::vector<K0PrepRow>& rows);
 
 }  // namespace kvgate::kernels
 

@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "gates/record.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/kv_format/kv_format_registry.h"
@@ -48,13 +50,13 @@ TEST(K0PrepTest, EveryKnownFormatAndShapeHasAFaithfulRow) {
         EXPECT_LT(m, 0.5);
       }
       EXPECT_LT(std::fabs(r->ip_bias), 0.05);
-      EXPECT_GT(r->kv_ratio_vs_bf16, 1.0);
-      EXPECT_DOUBLE_EQ(r->kv_ratio_vs_bf16, 4.0 * r->kv_heads * r->head_dim / r->bytes_per_token);
+      EXPECT_LT(r->bytes_vs_bf16, 1.0);
+      EXPECT_DOUBLE_EQ(r->bytes_vs_bf16, r->bytes_per_token / (4.0 * r->kv_heads * r->head_dim));
     }
   }
   // What the formats promise.
-  EXPECT_NEAR(Find(*rows, "symmetric_int4:block=32", 128)->kv_ratio_vs_bf16, 64.0 / 18, 1e-12);
-  EXPECT_NEAR(Find(*rows, "affine_int4:block=32", 64)->kv_ratio_vs_bf16, 64.0 / 20, 1e-12);
+  EXPECT_NEAR(Find(*rows, "symmetric_int4:block=32", 128)->bytes_vs_bf16, 18.0 / 64, 1e-12);
+  EXPECT_NEAR(Find(*rows, "affine_int4:block=32", 64)->bytes_vs_bf16, 20.0 / 64, 1e-12);
   EXPECT_NEAR(Find(*rows, "fp8_e4m3:scale=token", 128)->bytes_per_token, 2 * 4 * 132,
               1e-12);  // K+V
   EXPECT_LT(Find(*rows, "fp8_e4m3:scale=token", 128)->k_rel_mse, 3e-3);
@@ -65,7 +67,7 @@ TEST(K0PrepTest, EveryKnownFormatAndShapeHasAFaithfulRow) {
   // KIVI-2 at T = 512, window 128: 384 tokens quantized at 2 bits, the rest bf16.
   const K0PrepRow* kivi = Find(*rows, "kivi:bits=2:group=32:residual=128", 128);
   EXPECT_GT(kivi->k_rel_mse, 0.01);
-  EXPECT_GT(kivi->kv_ratio_vs_bf16, 2.5);
+  EXPECT_LT(kivi->bytes_vs_bf16, 1 / 2.5);
   EXPECT_LT(Find(*rows, "kivi:bits=4:group=32:residual=128", 128)->k_rel_mse, kivi->k_rel_mse);
 }
 
@@ -92,8 +94,35 @@ TEST(K0PrepTest, ReproducibleAndShapeErrorsAreRows) {
   ASSERT_EQ(lines.size(), 5u);
   EXPECT_EQ(lines[0],
             "format,tokens,kv_heads,head_dim,queries,seed,k_rel_mse,v_rel_mse,ip_rel_rmse,"
-            "ip_bias,bytes_per_token,kv_ratio_vs_bf16,error");
+            "ip_bias,bytes_per_token,bytes_vs_bf16,error");
   EXPECT_THAT(lines[1], HasSubstr("symmetric_int4:block=32,64,2,64,4,"));
+}
+
+TEST(K0PrepTest, RecordsHaveNoGateAndRoundTrip) {
+  K0PrepConfig config;
+  config.shapes = {{64, 2, 64}, {64, 1, 48}};
+  config.queries = 4;
+  config.formats = {"symmetric_int4"};
+  absl::StatusOr<std::vector<K0PrepRow>> rows = RunK0Prep(config);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  std::vector<gates::Record> records = K0PrepRecords(*rows);
+  ASSERT_EQ(records.size(), 1u);  // the head_dim 48 row is an error: no record
+  gates::Record& r = records[0];
+  EXPECT_FALSE(gates::HasGate(r));
+  EXPECT_EQ(r.experiment, "k0_prep");
+  EXPECT_EQ(r.variant, "symmetric_int4:block=32");
+  EXPECT_EQ(r.target.model, "synthetic_gaussian_kv:kv_heads=2:head_dim=64");
+  EXPECT_EQ(r.target.weights_sha256, absl::StrCat("random:seed=", config.seed));
+  EXPECT_EQ(r.target.context, 64);
+  EXPECT_EQ(r.metrics.at("kv_ratio"), (*rows)[0].bytes_vs_bf16);
+  EXPECT_EQ(r.metrics.at("k_rel_mse"), (*rows)[0].k_rel_mse);
+  r.provenance = {"abc", false, "opt", "2.11.0", "", "host", "2026-12-07T00:00:00Z", 1};
+  absl::StatusOr<std::string> line = gates::RecordToJsonLine(r);
+  ASSERT_TRUE(line.ok()) << line.status();
+  absl::StatusOr<gates::Record> back = gates::RecordFromJsonLine(*line);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(gates::HasGate(*back));
+  EXPECT_EQ(back->metrics, r.metrics);
 }
 
 TEST(K0PrepTest, BadConfigs) {

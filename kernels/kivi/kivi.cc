@@ -85,15 +85,7 @@ absl::StatusOr<KiviTensor> QuantizeKivi(const torch::Tensor& x, KvRole role,
   if (absl::Status s = params.Check(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
   }
-  if (!x.defined()) return absl::InvalidArgumentError(absl::StrCat(where, "x is undefined"));
-  if (!x.device().is_cpu()) {
-    return absl::InvalidArgumentError(absl::StrCat(where, "x must be a CPU tensor"));
-  }
-  const torch::ScalarType dtype = x.scalar_type();
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, "dtype must be float32, bfloat16 or float16"));
-  }
+  if (absl::Status s = CheckCpuFloatInput(x, where); !s.ok()) return s;
   if (x.dim() != 3) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, "expected [tokens, kv_heads, head_dim], got rank ", x.dim()));

@@ -276,8 +276,8 @@ TEST(KiviBytesTest, HandCountAndRatio) {
   EXPECT_EQ(KiviBytes(4096, 4, 128, KvRole::kKey, p), 892928);
   absl::StatusOr<std::unique_ptr<KvFormat>> format = MakeKiviKvFormat({"kivi", {}});
   ASSERT_TRUE(format.ok());
-  EXPECT_EQ(absl::StrFormat("%.2f", KvRatioVsBf16(**format, 4096, 4, 128)), "4.70");
-  EXPECT_NEAR(KvRatioVsBf16(**format, 100, 4, 128), 1.0, 1e-12);  // all in the window
+  EXPECT_EQ(absl::StrFormat("%.2f", 1.0 / KvBytesVsBf16(**format, 4096, 4, 128)), "4.70");
+  EXPECT_NEAR(KvBytesVsBf16(**format, 100, 4, 128), 1.0, 1e-12);  // all in the window
   // Unencodable shapes count 0.
   EXPECT_EQ(KiviBytes(10, 4, 48, KvRole::kValue, p), 0);  // 48 % 32
   EXPECT_EQ(KiviBytes(10, 4, 6, KvRole::kKey, p), 0);     // 6 % 4

@@ -1,6 +1,7 @@
 #include "kernels/kv_format/kv_format.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -63,12 +64,13 @@ absl::StatusOr<int64_t> IntParam(const KvFormatSpec& spec, const std::string& ke
   return value;
 }
 
-double KvRatioVsBf16(const KvFormat& format, int64_t tokens, int64_t kv_heads, int64_t head_dim) {
+double KvBytesVsBf16(const KvFormat& format, int64_t tokens, int64_t kv_heads, int64_t head_dim) {
+  if (tokens <= 0 || kv_heads <= 0 || head_dim <= 0) return std::numeric_limits<double>::quiet_NaN();
   const double bf16 = 2.0 * 2.0 * static_cast<double>(tokens * kv_heads * head_dim);
   const double encoded =
       static_cast<double>(format.Bytes(tokens, kv_heads, head_dim, KvRole::kKey) +
                           format.Bytes(tokens, kv_heads, head_dim, KvRole::kValue));
-  return bf16 / encoded;
+  return encoded / bf16;
 }
 
 }  // namespace kvgate::kernels

@@ -10,7 +10,7 @@
 //   absl::StatusOr<std::unique_ptr<KvFormat>> format = MakeKvFormat("symmetric_int4:block=32");
 //   absl::StatusOr<EncodedKv> k = (*format)->Encode(keys, KvRole::kKey);  // keys [T, H, D]
 //   absl::StatusOr<torch::Tensor> k_hat = (*format)->Decode(*k);        // float32 [T, H, D]
-//   double ratio = KvRatioVsBf16(**format, /*tokens=*/2048, /*kv_heads=*/4, /*head_dim=*/128);
+//   double bytes = KvBytesVsBf16(**format, /*tokens=*/2048, /*kv_heads=*/4, /*head_dim=*/128);
 //
 // A spec is `name` or `name:key=value:key=value`; a format's name() returns its canonical spec
 // (every parameter, in a fixed order), which records use as the variant. New formats register in
@@ -83,9 +83,12 @@ absl::Status CheckParamsKnown(const KvFormatSpec& spec, const std::vector<std::s
 absl::StatusOr<int64_t> IntParam(const KvFormatSpec& spec, const std::string& key, int64_t fallback,
                                  int64_t min, int64_t max);
 
-// Bytes of keys plus values in bf16 over their bytes in the format, at a given history length
-// (formats with a full-precision window of recent tokens depend on it).
-double KvRatioVsBf16(const KvFormat& format, int64_t tokens, int64_t kv_heads, int64_t head_dim);
+// bytes_vs_bf16, the one KV-size convention of kvgate (a record's `kv_ratio` metric): the bytes
+// of keys plus values in the format over the same keys plus values in bf16, one layer, at a given
+// history length (formats with a full-precision window of recent tokens depend on it). Smaller is
+// smaller: 0.28125 for symmetric int4 with blocks of 32 (28% of bf16, 3.56x compression). NaN for
+// a non-positive size.
+double KvBytesVsBf16(const KvFormat& format, int64_t tokens, int64_t kv_heads, int64_t head_dim);
 
 }  // namespace kvgate::kernels
 

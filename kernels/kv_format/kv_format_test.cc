@@ -54,8 +54,8 @@ TEST(KvFormatRegistryTest, EveryKnownFormatRoundTripsThroughItsSpec) {
 }
 
 TEST(KvFormatRegistryTest, Int4RatiosAgainstBf16) {
-  EXPECT_NEAR(KvRatioVsBf16(**MakeKvFormat("symmetric_int4"), 2048, 4, 128), 64.0 / 18.0, 1e-12);
-  EXPECT_NEAR(KvRatioVsBf16(**MakeKvFormat("affine_int4:block=32"), 2048, 4, 128), 64.0 / 20.0,
+  EXPECT_NEAR(KvBytesVsBf16(**MakeKvFormat("symmetric_int4"), 2048, 4, 128), 18.0 / 64.0, 1e-12);
+  EXPECT_NEAR(KvBytesVsBf16(**MakeKvFormat("affine_int4:block=32"), 2048, 4, 128), 20.0 / 64.0,
               1e-12);
 }
 

@@ -323,6 +323,10 @@ __device__ __forceinline__ void LoadTable(const uint32_t* table, uint32_t* s_tab
 
 constexpr int kTiles = 4;
 
+// The phases of the kernels below (logits, online softmax, rescale, P*V by MMA) follow
+// attention/selected_attention.cu's; kept inline in each kernel (not a shared device function): its
+// loop bounds are the kernel's own compile-time tile constants, and a shared version changes
+// register use; merging them is a kernel change to measure on an H100 first (CUDA_NOTES.md).
 template <int KB, bool kProd, bool kBf16Out>
 __global__ void __launch_bounds__(kWarps * 32)
     codebook_logits_kernel2(const uint16_t* q, CodebookFormatDevice f, CodebookRows k, int heads,

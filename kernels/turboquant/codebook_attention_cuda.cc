@@ -263,6 +263,7 @@ absl::Status CodebookLogitsCudaInto(const torch::Tensor& q, const CodebookCudaFo
   if (absl::Status s = CheckFormat(where, "k", k_format, device); !s.ok()) return s;
   absl::StatusOr<cuda::CodebookRows> rows = RowsOf(where, "k", k_format, k, device);
   if (!rows.ok()) return rows.status();
+  // The same shape checks in both entry points (logits, and attention below), each naming its call.
   absl::StatusOr<int64_t> t = TokensOf(where, k, tokens);
   if (!t.ok()) return t.status();
   const cuda::CodebookShape shape{static_cast<int>(q.size(0)), static_cast<int>(k.shape[1]), *t};

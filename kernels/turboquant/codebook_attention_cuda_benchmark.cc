@@ -78,6 +78,8 @@ void Check(const absl::Status& s) {
 
 }  // namespace
 
+// The device setup below (seed, bf16 options, device properties, L2 flush, copy bandwidth) is
+// attention/selected_attention_cuda_benchmark.cc's too: each benchmark prints its own header and keeps its setup in view.
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Times the CUDA codebook kernels against dense bf16 baselines.");
   absl::ParseCommandLine(argc, argv);

@@ -28,6 +28,8 @@ using ::testing::HasSubstr;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
+// $KVGATE_SEED or a fresh seed (the failure message prints it); the same few lines as
+// attention/selected_attention_cuda_test.cc's: gpu-only tests with no shared test library to hold them.
 uint64_t Seed() {
   if (const char* env = std::getenv("KVGATE_SEED")) return std::strtoull(env, nullptr, 10);
   return std::random_device{}();

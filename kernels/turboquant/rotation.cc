@@ -24,25 +24,29 @@ uint64_t SplitMix64(uint64_t z) {
 
 bool IsPowerOfTwo(int64_t d) { return d > 0 && (d & (d - 1)) == 0; }
 
+// The unnormalized fast Walsh-Hadamard transform in place, d a power of two: in float for the
+// rotation itself (FastWalshHadamard), in double for materializing it.
+template <typename T>
+void Fwht(T* x, int64_t d) {
+  for (int64_t len = 1; len < d; len <<= 1) {
+    for (int64_t i = 0; i < d; i += 2 * len) {
+      for (int64_t j = i; j < i + len; ++j) {
+        const T a = x[j], b = x[j + len];
+        x[j] = a + b;
+        x[j + len] = a - b;
+      }
+    }
+  }
+}
+
 // x <- (H D2 H D1) x / d in double: for materializing the Hadamard rotation.
 void HadamardRotationDouble(const std::vector<float>& s1, const std::vector<float>& s2,
                             std::vector<double>& x) {
   const int64_t d = static_cast<int64_t>(x.size());
-  auto fwht = [d](std::vector<double>& v) {
-    for (int64_t len = 1; len < d; len <<= 1) {
-      for (int64_t i = 0; i < d; i += 2 * len) {
-        for (int64_t j = i; j < i + len; ++j) {
-          const double a = v[j], b = v[j + len];
-          v[j] = a + b;
-          v[j + len] = a - b;
-        }
-      }
-    }
-  };
   for (int64_t i = 0; i < d; ++i) x[i] *= s1[i];
-  fwht(x);
+  Fwht(x.data(), d);
   for (int64_t i = 0; i < d; ++i) x[i] *= s2[i];
-  fwht(x);
+  Fwht(x.data(), d);
   for (int64_t i = 0; i < d; ++i) x[i] /= static_cast<double>(d);
 }
 
@@ -74,17 +78,7 @@ std::string_view RotationKindName(RotationKind kind) {
   return kind == RotationKind::kHadamard ? "hadamard" : "dense";
 }
 
-void FastWalshHadamard(float* x, int64_t d) {
-  for (int64_t len = 1; len < d; len <<= 1) {
-    for (int64_t i = 0; i < d; i += 2 * len) {
-      for (int64_t j = i; j < i + len; ++j) {
-        const float a = x[j], b = x[j + len];
-        x[j] = a + b;
-        x[j + len] = a - b;
-      }
-    }
-  }
-}
+void FastWalshHadamard(float* x, int64_t d) { Fwht(x, d); }
 
 absl::StatusOr<Rotation> Rotation::Make(RotationKind kind, int64_t dim, uint64_t seed) {
   if (dim < 1 || dim > kMaxRotationDim) {

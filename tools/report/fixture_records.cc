@@ -60,6 +60,20 @@ class Maker {
     files_[file].push_back(std::move(r));
   }
 
+  // Adds a row no gate judges (`"gate": null`), as the K0-prep suite writes them.
+  void AddWithoutGate(const std::string& file, const std::string& experiment,
+                      const std::string& variant, const gates::Target& target,
+                      std::map<std::string, double> metrics, const std::string& start_time) {
+    Record r;
+    r.experiment = experiment;
+    r.variant = variant;
+    r.target = target;
+    r.step = std::nullopt;
+    r.metrics = std::move(metrics);
+    r.provenance = Provenance(start_time, false);
+    files_[file].push_back(std::move(r));
+  }
+
   absl::StatusOr<std::map<std::string, std::vector<Record>>> Done() {
     if (!status_.ok()) return status_;
     return files_;
@@ -184,6 +198,30 @@ absl::StatusOr<std::map<std::string, std::vector<Record>>> FixtureRecords(
   over_windows("affine_int4:block=32", 0.12, 0.09, 0.16, 0.85, 0.97, "2026-11-27T16:30:01Z");
   over_windows("kivi:bits=2:group=32:residual=128", 0.4, 0.3, 0.5, 0.81, 0.96,
                "2026-11-27T16:30:02Z");
+
+  // The synthetic K0-prep suite (no gate): small errors for both int4 formats, which fail on real
+  // K/V above, at two shapes each; int8 has no real-K/V run.
+  const std::string k0 = "k0_prep.jsonl";
+  const auto k0_row = [&](const std::string& format, int64_t head_dim, double k_mse, double v_mse,
+                          double ip, double bytes, const std::string& start_time) {
+    const gates::Target synthetic = {
+        absl::StrCat("synthetic_gaussian_kv:kv_heads=4:head_dim=", head_dim), "random:seed=20261127",
+        4096, "float32", "cpu"};
+    m.AddWithoutGate(k0, "k0_prep", format, synthetic,
+                     {{"k_rel_mse", k_mse},
+                      {"v_rel_mse", v_mse},
+                      {"ip_rel_rmse", ip},
+                      {"ip_bias", 0.001},
+                      {"bytes_per_token", bytes * 4 * 4 * head_dim},
+                      {"kv_ratio", bytes},
+                      {"queries", 64}},
+                     start_time);
+  };
+  k0_row("symmetric_int4:block=32", 128, 0.0133, 0.0134, 0.116, 0.28125, "2026-11-27T15:00:00Z");
+  k0_row("symmetric_int4:block=32", 64, 0.0131, 0.0132, 0.115, 0.28125, "2026-11-27T15:00:00Z");
+  k0_row("affine_int4:block=32", 128, 0.0098, 0.0099, 0.099, 0.3125, "2026-11-27T15:00:00Z");
+  k0_row("affine_int4:block=32", 64, 0.0097, 0.0097, 0.098, 0.3125, "2026-11-27T15:00:00Z");
+  k0_row("int8:scale=token", 128, 0.00005, 0.00005, 0.007, 0.53125, "2026-11-27T15:00:00Z");
 
   // Eager value path: latency against dense, and quality on real K/V (one row non-finite).
   const std::string ev = "eager_value_path.jsonl";

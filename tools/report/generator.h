@@ -39,6 +39,9 @@ constexpr char kHfkvGate[] = "hfkv_real_kv_quality";
 constexpr char kEagerGate[] = "eager_value_path_latency";
 constexpr char kFusedGate[] = "fused_codebook_latency";
 
+// The synthetic K0-prep suite's records (no gate), shown beside the real-K/V quality gate.
+constexpr char kK0PrepExperiment[] = "k0_prep";
+
 // Study columns and metrics the summaries read beyond metrics.h's names.
 constexpr char kDenseStepMs[] = "dense_decode_step_ms";
 constexpr char kCompressedStepMs[] = "compressed_decode_step_ms";
@@ -151,6 +154,7 @@ class Generator {
   absl::StatusOr<std::map<std::string, std::string>> SpeedCeilingBlocks() const;
   std::map<std::string, std::string> OracleBlocks() const;
   std::map<std::string, std::string> HfkvBlocks() const;
+  std::string K0PrepBeside(const std::vector<const RunJudgement*>& real) const;
   std::map<std::string, std::string> EagerBlocks() const;
   std::map<std::string, std::string> FusedBlocks() const;
 

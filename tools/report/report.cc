@@ -131,13 +131,14 @@ std::string Generator::PublishedBlock(const std::string& gate_id) const {
 std::string Generator::QualityTable(const std::vector<const RunJudgement*>& runs) const {
   std::string out =
       MdHeader({"format", "experiment", "target", "top-10 overlap (min)", "argmax agreement (min)",
-                "decode-logit MSE (max)", "required MSE", "KV ratio (compressed / dense)", "gate",
+                "decode-logit MSE (max)", "required MSE", "KV bytes vs bf16", "gate",
                 "other metrics", "provenance", "records"});
   for (const RunJudgement* run : runs) {
     const std::optional<double> kv = Extreme(run->rows, gates::kKvRatio, true);
     std::string kv_text = MaybeFixed(kv, 4);
-    if (kv.has_value() && *kv > 0 && std::isfinite(*kv)) {
-      absl::StrAppend(&kv_text, " (", Fixed(1.0 / *kv, 2), "x smaller)");
+    if (kv.has_value() && *kv > 0 && std::isfinite(*kv) && *kv != 1) {  // bytes_vs_bf16
+      absl::StrAppend(&kv_text, *kv < 1 ? absl::StrCat(" (", Fixed(1.0 / *kv, 2), "x smaller)")
+                                        : absl::StrCat(" (", Fixed(*kv, 2), "x larger)"));
     }
     std::string gate =
         absl::StrCat(VerdictText(run->judgement.verdict), " (v", run->gate_version, ")");
@@ -353,7 +354,62 @@ std::map<std::string, std::string> Generator::HfkvBlocks() const {
                             in_.out_dir, kKvQualityPlot);
   const std::vector<const RunJudgement*> runs = RunsOfGate(kHfkvGate);
   blocks["ours"] = runs.empty() ? NoRecords(kHfkvGate) : QualityTable(runs);
+  blocks["k0_prep"] = K0PrepBeside(runs);
   return blocks;
+}
+
+// The synthetic K0-prep records (no gate) of each format, worst over their shapes, beside the
+// verdicts the real-K/V quality gate gave the same format.
+std::string Generator::K0PrepBeside(const std::vector<const RunJudgement*>& real) const {
+  std::map<std::string, std::vector<const RecordAt*>> synthetic;  // by format
+  for (const RecordAt& row : in_.rows) {
+    if (row.record.experiment == kK0PrepExperiment && !gates::HasGate(row.record)) {
+      synthetic[row.record.variant].push_back(&row);
+    }
+  }
+  if (synthetic.empty()) {
+    return absl::StrCat("No K0-prep records yet: no row of experiment `", kK0PrepExperiment,
+                        "` in `", in_.records_dir, "/`.\n");
+  }
+  std::string out = MdHeader({"format", "synthetic shapes", "K rel MSE (worst)",
+                              "V rel MSE (worst)", "q.k rel RMSE (worst)", "bytes vs bf16",
+                              "real-K/V verdicts", "real decode-logit MSE (max)", "records"});
+  // Errors span orders of magnitude between formats: three significant digits.
+  const auto sig = [](std::optional<double> v) {
+    return v.has_value() ? absl::StrFormat("%.3g", *v) : std::string("not recorded");
+  };
+  int both = 0, real_fail = 0;
+  for (const auto& [format, rows] : synthetic) {
+    std::set<std::string> shapes;
+    for (const RecordAt* row : rows) shapes.insert(row->record.target.model);
+    std::vector<std::string> verdicts;
+    std::vector<const RecordAt*> real_rows;
+    bool failed = false;
+    for (const RunJudgement* run : real) {
+      if (run->variant != format) continue;
+      verdicts.push_back(absl::StrCat(VerdictText(run->judgement.verdict), " (",
+                                      Code(run->experiment), ")"));
+      failed = failed || run->judgement.verdict == Verdict::kFail;
+      real_rows.insert(real_rows.end(), run->rows.begin(), run->rows.end());
+    }
+    if (!verdicts.empty()) ++both;
+    if (failed) ++real_fail;
+    std::vector<const RecordAt*> linked = rows;
+    linked.insert(linked.end(), real_rows.begin(), real_rows.end());
+    out += MdRow({Code(format), absl::StrCat(shapes.size()),
+                  sig(Extreme(rows, "k_rel_mse", true)), sig(Extreme(rows, "v_rel_mse", true)),
+                  sig(Extreme(rows, "ip_rel_rmse", true)),
+                  MaybeFixed(Extreme(rows, gates::kKvRatio, true), 4),
+                  verdicts.empty() ? "no real-K/V run" : absl::StrJoin(verdicts, ", "),
+                  real_rows.empty()
+                      ? "-"
+                      : MaybeFixed(Extreme(real_rows, gates::kDecodeLogitMse, true), 4),
+                  RecordLinks(linked, SummaryDir())});
+  }
+  absl::StrAppend(&out, "\n", synthetic.size(), " formats have K0-prep records; ", both,
+                  " of them also have real-K/V runs judged by `", kHfkvGate, "`, and ", real_fail,
+                  " of those fail it on at least one run.\n");
+  return out;
 }
 
 // ---- Eager value path, fused codebook ----------------------------------------------------------

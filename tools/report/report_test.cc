@@ -128,23 +128,37 @@ TEST(ReportTest, SameRecordsInAnyOrderGiveTheSameBytes) {
   EXPECT_EQ(Generate(in), first);
 }
 
-// Every record's file:line is linked from the ledger's appendix: no row is dropped.
-TEST(ReportTest, TheLedgerLinksEveryRecord) {
-  const ReportInputs in = Load(FixturePaths());
-  const std::string ledger = Generate(in).at("ledger-appendix.md");
+// The records' file:line links of a report (`../records/` or `../../records/`).
+std::set<std::string> LinkedRecords(const std::string& report) {
   std::set<std::string> linked;
-  const std::regex link(R"(\(\.\./records/([a-z0-9_]+\.jsonl)#L(\d+)(?:-L(\d+))?\))");
-  for (std::sregex_iterator it(ledger.begin(), ledger.end(), link), end; it != end; ++it) {
+  const std::regex link(R"(\((?:\.\./)+records/([a-z0-9_]+\.jsonl)#L(\d+)(?:-L(\d+))?\))");
+  for (std::sregex_iterator it(report.begin(), report.end(), link), end; it != end; ++it) {
     const int from = std::stoi((*it)[2]);
     const int to = (*it)[3].matched ? std::stoi((*it)[3]) : from;
     for (int line = from; line <= to; ++line)
       linked.insert(absl::StrCat((*it)[1].str(), ":", line));
   }
-  ASSERT_EQ(in.rows.size(), 36u);
+  return linked;
+}
+
+// Every judged record's file:line is linked from the ledger's appendix, and every record without a
+// gate (K0-prep) from the hfkv summary: no row is dropped.
+TEST(ReportTest, TheLedgerLinksEveryRecord) {
+  const ReportInputs in = Load(FixturePaths());
+  const std::map<std::string, std::string> files = Generate(in);
+  const std::set<std::string> appendix = LinkedRecords(files.at("ledger-appendix.md"));
+  const std::set<std::string> hfkv =
+      LinkedRecords(files.at("summaries/hfkv-quality-k0-prep-summary.md"));
+  ASSERT_EQ(in.rows.size(), 41u);
+  int ungated = 0;
   for (const gates::RecordAt& row : in.rows) {
     const std::string name = row.file.substr(row.file.rfind('/') + 1);
-    EXPECT_THAT(linked, Contains(absl::StrCat(name, ":", row.line))) << row.Where();
+    const bool gated = gates::HasGate(row.record);
+    ungated += gated ? 0 : 1;
+    EXPECT_THAT(gated ? appendix : hfkv, Contains(absl::StrCat(name, ":", row.line)))
+        << row.Where();
   }
+  EXPECT_EQ(ungated, 5);
 }
 
 TEST(ReportTest, TablesOfTheFixtureRecords) {
@@ -196,6 +210,14 @@ TEST(ReportTest, TablesOfTheFixtureRecords) {
                         "projected_speedup at h = 0.05 1.1882 fails >= 1.2 |"));
   EXPECT_THAT(files.at("summaries/hfkv-quality-k0-prep-summary.md"),
               HasSubstr("| 0.2812 (3.56x smaller) |"));
+  // K0-prep beside real K/V: int4's small synthetic error, its real-K/V failure; int8 has none.
+  EXPECT_THAT(files.at("summaries/hfkv-quality-k0-prep-summary.md"),
+              AllOf(HasSubstr("| `symmetric_int4:block=32` | 2 | 0.0133 | 0.0134 | 0.116 | "
+                              "0.2812 | fail (`hfkv_int4`) | 1.7400 |"),
+                    HasSubstr("| `int8:scale=token` | 1 | 5e-05 | 5e-05 | 0.007 | 0.5312 | "
+                              "no real-K/V run | - |"),
+                    HasSubstr("3 formats have K0-prep records; 2 of them also have real-K/V runs "
+                              "judged by `hfkv_real_kv_quality`, and 2 of those fail it")));
   EXPECT_THAT(files.at("summaries/eager-value-path-summary.md"),
               HasSubstr("| 41.900 | 55.200 | 0.759 | >= 1.1 | fail (v1)"));
   EXPECT_THAT(files.at("summaries/fused-codebook-summary.md"),
