@@ -309,7 +309,7 @@ TEST(CompareWithDiskTest, NamesChangedMissingAndStaleFiles) {
       CompareWithDisk(files, out),
       ElementsAre(
           AllOf(HasSubstr(ledger + ": differs from what the records produce, first difference on "
-                                   "line 70, column "),
+                                   "line 74, column "),
                 HasSubstr("decode_logit_mse 0.1700 fails"), HasSubstr("decode_logit_mse 1.7400")),
           out + "/plots/speed-ceiling.svg: missing; the records produce it",
           out + "/summaries/old-summary.md: stale; the records no longer produce it"));
