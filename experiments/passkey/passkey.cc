@@ -33,14 +33,6 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-runtime::KvCache CloneCache(const runtime::KvCache& cache) {
-  runtime::KvCache out;
-  for (const torch::Tensor& k : cache.k) out.k.push_back(k.clone());
-  for (const torch::Tensor& v : cache.v) out.v.push_back(v.clone());
-  out.length = cache.length;
-  return out;
-}
-
 // The policy with AttentionCall::step set to `step`: each step here is its own one-token
 // DecodeForced call (whose step is 0), while selectors key their state by the step.
 runtime::AttentionPolicy AtStep(const runtime::AttentionPolicy& inner, int64_t step) {
@@ -243,7 +235,7 @@ absl::StatusOr<std::vector<ConfigAnswers>> RunPasskey(
     for (size_t c = 0; c < configs.size(); ++c) {
       ConfigAnswers& config_answers = configs[c];
       const Clock::time_point start = Clock::now();
-      runtime::KvCache cache = CloneCache(base);
+      runtime::KvCache cache = base.Clone();
       runtime::AttentionPolicy policy;
       std::vector<torch::Tensor> step_probs;
       std::shared_ptr<SelectorState> state;

@@ -4,8 +4,9 @@
 // context (passkey.h says what runs under which policy, haystack.h how a trial is built).
 //
 //   tools/bazel run //experiments:passkey       # fast: context 512, depths 10/50/90%, dense + int4
-//   tools/bazel run //experiments:passkey -- --contexts=2048,4096,8192 --depths=all --trials=3 \
-//       --formats=all --selectors=all --device=cuda --dtype=bfloat16
+//   # the full run, one command line:
+//   #   --contexts=2048,4096,8192 --depths=all --trials=3 --formats=all --selectors=all
+//   #   --device=cuda --dtype=bfloat16
 //
 // The prompt is framed by the model's chat template when it has one (--chat_template=auto): the
 // embedded SmolLM2-135M-Instruct and Qwen2.5-Instruct are instruction-tuned to answer a user's

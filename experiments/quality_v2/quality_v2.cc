@@ -27,14 +27,6 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-runtime::KvCache CloneCache(const runtime::KvCache& cache) {
-  runtime::KvCache out;
-  for (const torch::Tensor& k : cache.k) out.k.push_back(k.clone());
-  for (const torch::Tensor& v : cache.v) out.v.push_back(v.clone());
-  out.length = cache.length;
-  return out;
-}
-
 torch::Tensor CpuFloat(const torch::Tensor& t) {
   return t.to(torch::kCPU, torch::kFloat32).contiguous();
 }
@@ -162,7 +154,7 @@ absl::StatusOr<std::vector<ConfigPositions>> RunOverWindows(
 
     // The dense reference; with the oracles' per-step attention probabilities when asked for
     // (decode steps attend by explicit matmuls either way, so the logits are the same).
-    runtime::KvCache cache = CloneCache(base);
+    runtime::KvCache cache = base.Clone();
     runtime::DecodeOptions dense_options;
     dense_options.capture_attention_probs = specs->wants_step_probs;
     absl::StatusOr<runtime::DecodeResult> dense =
@@ -218,11 +210,11 @@ absl::StatusOr<std::vector<ConfigPositions>> RunOverWindows(
       }
       local.capture_layer_outputs = true;
       local.capture_logits = false;
-      cache = CloneCache(base);
+      cache = base.Clone();
       absl::StatusOr<runtime::DecodeResult> test =
           runtime::DecodeForced(model, cache, forced, driven);
       if (!test.ok()) return Named(c.variant, test.status());
-      cache = CloneCache(base);
+      cache = base.Clone();
       absl::StatusOr<runtime::DecodeResult> layer_local =
           runtime::DecodeForced(model, cache, forced, local);
       if (!layer_local.ok()) return Named(c.variant, layer_local.status());

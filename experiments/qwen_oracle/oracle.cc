@@ -27,14 +27,6 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-runtime::KvCache CloneCache(const runtime::KvCache& cache) {
-  runtime::KvCache out;
-  for (const torch::Tensor& k : cache.k) out.k.push_back(k.clone());
-  for (const torch::Tensor& v : cache.v) out.v.push_back(v.clone());
-  out.length = cache.length;
-  return out;
-}
-
 bool Finite(const torch::Tensor& t) { return !t.defined() || torch::isfinite(t).all().item<bool>(); }
 
 gates::Values Span(const torch::Tensor& t) {
@@ -96,7 +88,7 @@ absl::StatusOr<OracleResult> RunOracle(const runtime::Model& model,
   runtime::DecodeOptions dense_options;
   dense_options.capture_attention_probs = true;
   dense_options.capture_layer_outputs = true;
-  runtime::KvCache dense_cache = CloneCache(base);
+  runtime::KvCache dense_cache = base.Clone();
   const int64_t first = prefill_logits.argmax().item<int64_t>();
   absl::StatusOr<runtime::DecodeResult> dense =
       runtime::DecodeN(model, dense_cache, first, n, dense_options);
@@ -155,7 +147,7 @@ absl::StatusOr<OracleResult> RunOracle(const runtime::Model& model,
       std::shared_ptr<SelectorState> driven = NewSelectorState(variant, step_probs, *capture);
       runtime::DecodeOptions driven_options;
       driven_options.policy = SelectorPolicy(driven);
-      runtime::KvCache cache = CloneCache(base);
+      runtime::KvCache cache = base.Clone();
       absl::StatusOr<runtime::DecodeResult> run =
           runtime::DecodeForced(model, cache, result.dense_tokens, driven_options);
       if (!run.ok()) return run.status();
@@ -164,7 +156,7 @@ absl::StatusOr<OracleResult> RunOracle(const runtime::Model& model,
       runtime::DecodeOptions local_options;
       local_options.local_policy = SelectorPolicy(local);
       local_options.capture_layer_outputs = true;
-      cache = CloneCache(base);
+      cache = base.Clone();
       absl::StatusOr<runtime::DecodeResult> local_run =
           runtime::DecodeForced(model, cache, result.dense_tokens, local_options);
       if (!local_run.ok()) return local_run.status();

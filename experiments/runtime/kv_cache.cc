@@ -22,6 +22,14 @@ std::pair<torch::Tensor, torch::Tensor> KvCache::Update(int64_t layer, int64_t p
   return {k_buf.narrow(0, 0, pos + t), v_buf.narrow(0, 0, pos + t)};
 }
 
+KvCache KvCache::Clone() const {
+  KvCache out;
+  for (const torch::Tensor& layer_k : k) out.k.push_back(layer_k.clone());
+  for (const torch::Tensor& layer_v : v) out.v.push_back(layer_v.clone());
+  out.length = length;
+  return out;
+}
+
 KvCache MakeKvCache(int64_t layers, int64_t capacity, int64_t kv_heads, int64_t head_dim,
                     const torch::TensorOptions& options) {
   KvCache cache;

@@ -37,6 +37,10 @@ struct KvCache {
                                                  const torch::Tensor& k_new,
                                                  const torch::Tensor& v_new);
 
+  // A deep copy (same capacity, dtype and device): a run that must start again from the same
+  // history (each configuration of an experiment after one shared prefill) decodes on a clone.
+  KvCache Clone() const;
+
   // Views [length, kv_heads, head_dim] of one layer's keys / values.
   torch::Tensor Keys(int64_t layer) const { return k[layer].narrow(0, 0, length); }
   torch::Tensor Values(int64_t layer) const { return v[layer].narrow(0, 0, length); }

@@ -51,5 +51,19 @@ TEST(KvCacheTest, UpdateChecksShapesAndCapacity) {
   EXPECT_THROW(cache.Update(1, 0, torch::zeros({1, 2, 4}), torch::zeros({1, 2, 4})), c10::Error);
 }
 
+// A clone owns its tensors: writing the original after cloning leaves the clone as it was.
+TEST(KvCacheTest, CloneIsDeep) {
+  KvCache cache = MakeKvCache(2, 8, 2, 4, torch::dtype(torch::kFloat32));
+  cache.Update(1, 0, torch::ones({3, 2, 4}), torch::full({3, 2, 4}, 2.0f));
+  cache.length = 3;
+  const KvCache clone = cache.Clone();
+  EXPECT_EQ(clone.length, 3);
+  EXPECT_EQ(clone.layers(), 2);
+  EXPECT_EQ(clone.capacity(), 8);
+  cache.Update(1, 0, torch::zeros({3, 2, 4}), torch::zeros({3, 2, 4}));
+  EXPECT_TRUE(torch::equal(clone.Keys(1), torch::ones({3, 2, 4})));
+  EXPECT_TRUE(torch::equal(clone.Values(1), torch::full({3, 2, 4}, 2.0f)));
+}
+
 }  // namespace
 }  // namespace kvgate::runtime
