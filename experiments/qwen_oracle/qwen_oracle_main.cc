@@ -191,6 +191,9 @@ int Main(CommonFlags flags) {
 }  // namespace
 }  // namespace kvgate::experiments
 
+// Every experiment's main has this shape (its defaults and usage text, the shared parser of
+// experiments/common, then Run, whose last lines print the table and the time): the lines repeat
+// across the experiments' mains on purpose, since what differs is the data they pass.
 int main(int argc, char** argv) {
   kvgate::experiments::ExperimentDefaults defaults;  // the target: 8192 tokens, 4 steps, bf16
   defaults.context = 8192;

@@ -175,6 +175,9 @@ int Run(const CommonFlags& flags) {
 }  // namespace
 }  // namespace kvgate::experiments
 
+// Every experiment's main has this shape (its defaults and usage text, the shared parser of
+// experiments/common, then Run, whose last lines print the table and the time): the lines repeat
+// across the experiments' mains on purpose, since what differs is the data they pass.
 int main(int argc, char** argv) {
   kvgate::experiments::ExperimentDefaults defaults;
   defaults.context = 2048;
