@@ -37,6 +37,13 @@ std::vector<std::vector<int64_t>> TwoWindows() {
           std::vector<int64_t>(a.begin() + kContext + kPositions + 1, a.end())};
 }
 
+// The position measures of one step's logits (float32, contiguous) against the dense ones.
+absl::StatusOr<gates::PositionQuality> MeasureLogits(const torch::Tensor& ref,
+                                                     const torch::Tensor& got, int64_t token) {
+  return gates::MeasurePosition(gates::Values(ref.data_ptr<float>(), ref.numel()),
+                                gates::Values(got.data_ptr<float>(), got.numel()), token);
+}
+
 TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
   absl::StatusOr<runtime::Model> model = runtime::LoadFixtureModel("tiny_llama");
   ASSERT_TRUE(model.ok()) << model.status();
@@ -79,9 +86,7 @@ TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
   ASSERT_TRUE(dense.ok() && test.ok());
   const torch::Tensor ref = dense->steps[2].logits.contiguous();
   const torch::Tensor got = test->steps[2].logits.contiguous();
-  absl::StatusOr<gates::PositionQuality> q =
-      gates::MeasurePosition(gates::Values(ref.data_ptr<float>(), ref.numel()),
-                             gates::Values(got.data_ptr<float>(), got.numel()), w1[kContext + 3]);
+  absl::StatusOr<gates::PositionQuality> q = MeasureLogits(ref, got, w1[kContext + 3]);
   ASSERT_TRUE(q.ok());
   const ConfigPositions& c = (*r)[1];
   EXPECT_DOUBLE_EQ(c.decode_logit_mse[1][2], q->decode_logit_mse);
@@ -192,9 +197,7 @@ TEST(QualityV2Test, SelectorsOverWindows) {
   ASSERT_TRUE(dense.ok() && test.ok());
   const torch::Tensor ref = dense->steps[2].logits.contiguous();
   const torch::Tensor got = test->steps[2].logits.contiguous();
-  absl::StatusOr<gates::PositionQuality> q =
-      gates::MeasurePosition(gates::Values(ref.data_ptr<float>(), ref.numel()),
-                             gates::Values(got.data_ptr<float>(), got.numel()), w1[kContext + 3]);
+  absl::StatusOr<gates::PositionQuality> q = MeasureLogits(ref, got, w1[kContext + 3]);
   ASSERT_TRUE(q.ok());
   const ConfigPositions& recent = (*r)[1];
   EXPECT_DOUBLE_EQ(recent.decode_logit_mse[1][2], q->decode_logit_mse);
