@@ -1,11 +1,10 @@
 #include "experiments/common/experiment_setup.h"
 
-#include <torch/cuda.h>
-
 #include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "experiments/common/device_label.h"
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/prompt_corpus.h"
 #include "experiments/runtime/tokenizer.h"
@@ -51,8 +50,7 @@ absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& command_line,
   setup.target.weights_sha256 = weights->weights_sha256;
   setup.target.context = flags.context;
   setup.target.dtype = flags.dtype;
-  setup.target.device = flags.device == "cpu" ? "cpu" : torch::cuda::is_available() ? flags.device
-                                                                                     : "cpu";
+  setup.target.device = DeviceLabel(*options.device);
   setup.load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   progress(absl::StrCat("loaded ", weights->model_name, " (", weights->config.num_hidden_layers,

@@ -31,6 +31,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "experiments/common/device_label.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
@@ -219,7 +220,7 @@ int Run(const CommonFlags& flags) {
   target.model = weights->model_name;
   target.weights_sha256 = weights->weights_sha256;
   target.dtype = flags.dtype;
-  target.device = flags.device;
+  target.device = DeviceLabel(*options.device);
   const std::string path = RecordsPath(flags.out, kPasskeyExperiment);
   std::vector<gates::Record> all_rows;
   std::vector<std::string> verdicts;

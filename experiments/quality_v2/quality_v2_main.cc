@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "experiments/common/device_label.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
 #include "experiments/common/selector_policy.h"
@@ -157,7 +158,7 @@ int Run(const CommonFlags& flags) {
   target.weights_sha256 = weights->weights_sha256;
   target.context = flags.context;
   target.dtype = flags.dtype;
-  target.device = flags.device;
+  target.device = DeviceLabel(*options.device);
   absl::StatusOr<std::vector<gates::Record>> records =
       QualityRecords(*result, target, static_cast<uint64_t>(flags.seed));
   if (!records.ok()) return Fail(records.status());

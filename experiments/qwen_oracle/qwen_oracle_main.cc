@@ -24,6 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "experiments/common/device_label.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
 #include "experiments/qwen_oracle/oracle.h"
@@ -107,7 +108,7 @@ int Main(CommonFlags flags) {
   target.weights_sha256 = weights->weights_sha256.empty() ? "unknown" : weights->weights_sha256;
   target.context = context;
   target.dtype = dtype_name;
-  target.device = device->str();
+  target.device = DeviceLabel(*device);
   weights = absl::UnknownError("released");  // the model holds its own copy
 
   std::printf("target: %s, weights sha256 %s, context %lld, %s, %s; %lld decode steps%s\n",

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -86,26 +88,76 @@ AttentionPolicy DenseAttention() {
   };
 }
 
+namespace {
+
+// x ([tokens, kv_heads, D], any device) through the format on the CPU and back, as like's dtype
+// and device.
+absl::StatusOr<torch::Tensor> RoundTrip(const kernels::KvFormat& format, const torch::Tensor& x,
+                                        kernels::KvRole role, const torch::Tensor& like) {
+  absl::StatusOr<kernels::EncodedKv> encoded =
+      format.Encode(x.device().is_cpu() ? x : x.to(torch::kCPU), role);
+  if (!encoded.ok()) return encoded.status();
+  absl::StatusOr<torch::Tensor> decoded = format.Decode(*encoded);  // float32 [tokens, kv_heads, D]
+  if (!decoded.ok()) return decoded.status();
+  if (decoded->sizes() != x.sizes()) {
+    return absl::InternalError(absl::StrCat(format.name(), " decoded a different shape"));
+  }
+  return decoded->to(like.options());
+}
+
+// What a layer's history was at its last call, raw and round-tripped, for formats that encode
+// tokens independently.
+struct LayerHistory {
+  torch::Tensor raw[2];      // K, V as the cache held them [len, kv_heads, D]
+  torch::Tensor decoded[2];  // their round trip, q's dtype and device
+};
+
+}  // namespace
+
 AttentionPolicy KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat> format) {
   TORCH_CHECK(format != nullptr, "KvRoundTripAttention: no format");
-  return [format](const AttentionCall& call) -> absl::StatusOr<AttentionResult> {
+  struct State {
+    std::mutex mutex;
+    std::map<int64_t, LayerHistory> by_layer;
+  };
+  auto state = std::make_shared<State>();
+  const bool incremental = format->EncodesTokensIndependently();
+  return [format, state, incremental](const AttentionCall& call) -> absl::StatusOr<AttentionResult> {
+    const torch::Tensor* inputs[2] = {&call.k, &call.v};
+    const kernels::KvRole roles[2] = {kernels::KvRole::kKey, kernels::KvRole::kValue};
     torch::Tensor decoded[2];
-    const std::pair<const torch::Tensor*, kernels::KvRole> inputs[2] = {
-        {&call.k, kernels::KvRole::kKey}, {&call.v, kernels::KvRole::kValue}};
-    for (int i = 0; i < 2; ++i) {
-      // The formats of kernels/ encode CPU tensors; a device model's K and V go there and back.
-      const torch::Tensor& x_in = *inputs[i].first;
-      absl::StatusOr<kernels::EncodedKv> encoded = format->Encode(
-          x_in.device().is_cpu() ? x_in : x_in.to(torch::kCPU), inputs[i].second);
-      if (!encoded.ok()) return encoded.status();
-      absl::StatusOr<torch::Tensor> x = format->Decode(*encoded);  // float32 [S, kv_heads, D]
-      if (!x.ok()) return x.status();
-      if (x->sizes() != inputs[i].first->sizes()) {
-        return absl::InternalError(absl::StrCat(format->name(), " decoded a different shape"));
+    if (!incremental) {
+      for (int i = 0; i < 2; ++i) {
+        absl::StatusOr<torch::Tensor> x = RoundTrip(*format, *inputs[i], roles[i], call.q);
+        if (!x.ok()) return x.status();
+        decoded[i] = *std::move(x);
       }
-      decoded[i] = x->to(call.q.options());
+      return Attend(call.q, decoded[0], decoded[1], /*keep=*/{}, call.want_probs);
     }
-    return Attend(call.q, decoded[0], decoded[1], /*keep=*/{}, call.want_probs);
+    // Per-token formats: encode only the rows after the ones this layer has already encoded, as a
+    // cache that encodes each token when it is written would. That equals re-encoding the whole
+    // history (EncodesTokensIndependently's promise) as long as those rows are unchanged, which
+    // is checked: a different history (another window, a rewound cache) is encoded from scratch.
+    std::lock_guard<std::mutex> lock(state->mutex);
+    LayerHistory& seen = state->by_layer[call.layer];
+    const int64_t s = call.k.size(0);
+    int64_t len = seen.raw[0].defined() ? seen.raw[0].size(0) : 0;
+    for (int i = 0; i < 2 && len > 0; ++i) {
+      if (len > s || !torch::equal(inputs[i]->narrow(0, 0, len), seen.raw[i])) len = 0;
+    }
+    for (int i = 0; i < 2; ++i) {
+      const torch::Tensor fresh = inputs[i]->narrow(0, len, s - len);
+      absl::StatusOr<torch::Tensor> x = RoundTrip(*format, fresh.contiguous(), roles[i], call.q);
+      if (!x.ok()) return x.status();
+      if (len == 0) {
+        seen.raw[i] = fresh.clone();
+        seen.decoded[i] = *std::move(x);
+      } else {
+        seen.raw[i] = torch::cat({seen.raw[i], fresh});
+        seen.decoded[i] = torch::cat({seen.decoded[i], *x});
+      }
+    }
+    return Attend(call.q, seen.decoded[0], seen.decoded[1], /*keep=*/{}, call.want_probs);
   };
 }
 

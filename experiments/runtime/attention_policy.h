@@ -19,9 +19,10 @@
 //   DenseAttention         causal softmax attention over the whole history (the reference).
 //   KvRoundTripAttention   encodes the history's K and V with a KvFormat of kernels/, decodes them
 //                          and attends densely: the quality of a compressed cache, not its speed.
-//                          Re-encodes the whole history each call, which equals encoding each token
-//                          once for formats that work per token (the int4 formats: blocks along
-//                          head_dim); a format that groups tokens sees the full history each time.
+//                          A format whose tokens encode independently (EncodesTokensIndependently:
+//                          int4, fp8/int8 per token, TurboQuant without the split) encodes each
+//                          layer's new rows only, which equals re-encoding the whole history; a
+//                          format that shares across tokens re-encodes the full history each call.
 //                          The formats encode CPU tensors: on another device K and V are copied to
 //                          the CPU for the round trip and the decoded ones back to q's device.
 //   SelectedHistoryAttention  attends only to the history positions a selector keeps (token
@@ -75,7 +76,10 @@ AttentionResult Attend(const torch::Tensor& q, const torch::Tensor& k, const tor
 AttentionPolicy DenseAttention();
 
 // Encode call.k (KvRole::kKey) and call.v (KvRole::kValue) with `format` (on the CPU), decode,
-// cast back to q's dtype and device and Attend. Errors of the format come back as they are.
+// cast back to q's dtype and device and Attend. Errors of the format come back as they are. The
+// policy keeps each layer's decoded history between calls when the format encodes tokens
+// independently (see above), so make one policy a decode; it checks that the rows it kept are
+// still the cache's and starts over when not. Calls are serialized by a mutex.
 AttentionPolicy KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat> format);
 
 // A selector returns the keep mask for a call: bool [R, S] as Attend takes it (see KeepTokens,

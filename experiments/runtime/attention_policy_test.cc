@@ -198,5 +198,48 @@ TEST(PolicyTest, KvRoundTrip) {
   EXPECT_LT(diff, 0.5);
 }
 
+// CoarseFormat that promises per-token encoding and counts the tokens it encodes.
+class CountingTokenFormat : public CoarseFormat {
+ public:
+  explicit CountingTokenFormat(std::shared_ptr<int64_t> tokens) : tokens_(std::move(tokens)) {}
+  bool EncodesTokensIndependently() const override { return true; }
+  absl::StatusOr<kernels::EncodedKv> Encode(const torch::Tensor& x,
+                                            kernels::KvRole role) const override {
+    *tokens_ += x.size(0);
+    return CoarseFormat::Encode(x, role);
+  }
+
+ private:
+  std::shared_ptr<int64_t> tokens_;
+};
+
+// One policy over a growing history encodes each new row once (K and V), and gives what a fresh
+// round trip of the whole history gives; a history whose kept rows changed is encoded anew.
+TEST(PolicyTest, KvRoundTripEncodesNewRowsOnlyWhileTheHistoryHolds) {
+  const Qkv x = Random(1, 20, 4, 2, 16, 18);
+  auto tokens = std::make_shared<int64_t>(0);
+  AttentionPolicy incremental = KvRoundTripAttention(std::make_shared<CountingTokenFormat>(tokens));
+  auto check = [&](const Qkv& now, int64_t expected_tokens) {
+    absl::StatusOr<AttentionResult> got = incremental(Call(now));
+    ASSERT_TRUE(got.ok()) << got.status();
+    absl::StatusOr<AttentionResult> fresh =
+        KvRoundTripAttention(std::make_shared<CoarseFormat>())(Call(now));
+    ASSERT_TRUE(fresh.ok()) << fresh.status();
+    EXPECT_TRUE(torch::equal(got->out, fresh->out));
+    EXPECT_TRUE(torch::equal(got->probs, fresh->probs));
+    EXPECT_EQ(*tokens, expected_tokens);
+    *tokens = 0;
+  };
+  auto first = [&](int64_t s) { return Qkv{x.q, x.k.narrow(0, 0, s), x.v.narrow(0, 0, s)}; };
+  check(first(17), 2 * 17);
+  check(first(18), 2 * 1);
+  check(first(20), 2 * 2);
+  Qkv changed = first(20);
+  changed.v = changed.v.clone();
+  changed.v[3] += 1;  // a different history of the same length
+  check(changed, 2 * 20);
+  check(first(19), 2 * 19);  // shorter than what was kept: start over
+}
+
 }  // namespace
 }  // namespace kvgate::runtime

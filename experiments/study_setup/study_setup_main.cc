@@ -34,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "experiments/common/device_label.h"
 #include "experiments/common/experiment_flags.h"
 #include "experiments/common/experiment_io.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
@@ -165,7 +166,7 @@ int Run(const CommonFlags& flags) {
   gates::Target target;
   target.model = weights->model_name;
   target.weights_sha256 = weights->weights_sha256;
-  target.device = flags.device;
+  target.device = DeviceLabel(*ParseDevice(flags.device));
   const std::string path = RecordsPath(flags.out, kStudySetupExperiment);
   absl::StatusOr<std::vector<gates::Record>> judged = JudgeAndAppend(
       path, kStudySetupGate, StudyRecords(*rows, target), CurrentProvenance(flags.seed));

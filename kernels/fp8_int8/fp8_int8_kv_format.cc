@@ -49,6 +49,11 @@ class Fp8Int8KvFormat : public KvFormat {
     return Fp8Int8Bytes(tokens, kv_heads, head_dim, granularity_);
   }
 
+  // scale=token: one scale per token and head; scale=head shares one over all tokens.
+  bool EncodesTokensIndependently() const override {
+    return granularity_ == ScaleGranularity::kToken;
+  }
+
  private:
   Fp8Int8Code code_;
   ScaleGranularity granularity_;

@@ -50,6 +50,9 @@ class Int4KvFormat : public KvFormat {
     return tokens * kv_heads * Int4BytesPerVector(head_dim, scheme_);
   }
 
+  // Scales (and zeros) per block of 32 along head_dim, within one token.
+  bool EncodesTokensIndependently() const override { return true; }
+
  private:
   Int4Scheme scheme_;
 };

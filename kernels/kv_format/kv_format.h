@@ -64,6 +64,14 @@ class KvFormat {
 
   // Exact bytes `tokens` tokens of one layer's keys (or values) take, metadata included.
   virtual int64_t Bytes(int64_t tokens, int64_t kv_heads, int64_t head_dim, KvRole role) const = 0;
+
+  // True when a token's encoding depends on that token alone (per-token scales, a fixed rotation
+  // and codebook), so encoding [T0 + T1] tokens equals encoding the first T0 and the last T1 apart,
+  // bit for bit (kv_format_test checks it for every format that says so). A cache may then encode
+  // each token once, when it is written. False (the default) for formats that share something
+  // across tokens: a per-head scale, KIVI's per-channel key groups and recent window, an outlier
+  // set chosen from the tensor.
+  virtual bool EncodesTokensIndependently() const { return false; }
 };
 
 // A parsed spec: "kivi:bits=2:group=32" -> {"kivi", {{"bits", "2"}, {"group", "32"}}}.

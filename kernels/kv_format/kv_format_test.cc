@@ -53,6 +53,49 @@ TEST(KvFormatRegistryTest, EveryKnownFormatRoundTripsThroughItsSpec) {
   }
 }
 
+// EncodesTokensIndependently is a promise a cache relies on (it encodes each token once): for the
+// formats that make it, encoding 200 tokens equals encoding 120 and then 80, bit for bit; for the
+// others the split visibly changes the result, so the promise is not simply missing (200 tokens:
+// more than KIVI's full-precision window of 128).
+TEST(KvFormatRegistryTest, TokenIndependenceIsExactWhereClaimed) {
+  torch::manual_seed(20261207);
+  const torch::Tensor x = torch::randn({200, 4, 128});
+  std::vector<std::string> specs = KnownKvFormats();
+  for (const char* more : {"turboquant_mse:bits=2", "turboquant_mse:bits=4", "turboquant_prod:bits=2",
+                           "turboquant_prod:bits=4", "turboquant_mse:rotation=dense",
+                           "turboquant_prod:rotation=dense"}) {
+    specs.push_back(more);
+  }
+  std::vector<std::string> independent;
+  for (const std::string& spec : specs) {
+    SCOPED_TRACE(spec);
+    absl::StatusOr<std::unique_ptr<KvFormat>> format = MakeKvFormat(spec);
+    ASSERT_TRUE(format.ok()) << format.status();
+    const bool claimed = (*format)->EncodesTokensIndependently();
+    if (claimed) independent.push_back(spec);
+    for (KvRole role : {KvRole::kKey, KvRole::kValue}) {
+      torch::Tensor pieces[3];
+      const torch::Tensor inputs[3] = {x, x.narrow(0, 0, 120), x.narrow(0, 120, 80)};
+      for (int i = 0; i < 3; ++i) {
+        absl::StatusOr<EncodedKv> encoded = (*format)->Encode(inputs[i].contiguous(), role);
+        ASSERT_TRUE(encoded.ok()) << encoded.status();
+        absl::StatusOr<torch::Tensor> decoded = (*format)->Decode(*encoded);
+        ASSERT_TRUE(decoded.ok()) << decoded.status();
+        pieces[i] = *decoded;
+      }
+      EXPECT_EQ(torch::equal(pieces[0], torch::cat({pieces[1], pieces[2]})), claimed);
+    }
+  }
+  EXPECT_THAT(independent, ::testing::UnorderedElementsAre(
+                               "symmetric_int4:block=32", "affine_int4:block=32",
+                               "fp8_e4m3:scale=token", "int8:scale=token",
+                               "turboquant_mse:bits=3:rotation=hadamard:seed=0",
+                               "turboquant_prod:bits=3:rotation=hadamard:seed=0",
+                               "turboquant_mse:bits=2", "turboquant_mse:bits=4",
+                               "turboquant_prod:bits=2", "turboquant_prod:bits=4",
+                               "turboquant_mse:rotation=dense", "turboquant_prod:rotation=dense"));
+}
+
 TEST(KvFormatRegistryTest, Int4RatiosAgainstBf16) {
   EXPECT_NEAR(KvBytesVsBf16(**MakeKvFormat("symmetric_int4"), 2048, 4, 128), 18.0 / 64.0, 1e-12);
   EXPECT_NEAR(KvBytesVsBf16(**MakeKvFormat("affine_int4:block=32"), 2048, 4, 128), 20.0 / 64.0,

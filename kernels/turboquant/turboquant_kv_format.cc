@@ -65,6 +65,10 @@ class TurboQuantKvFormat : public KvFormat {
     return tq.ok() ? (*tq)->Bytes(tokens, kv_heads) : 0;
   }
 
+  // A seeded rotation, codebook and sketch, a norm per vector; the split chooses its outlier
+  // channels from all the tokens it encodes.
+  bool EncodesTokensIndependently() const override { return !options_.split; }
+
  private:
   // The TurboQuant of one head_dim, made once (its rotations, codebooks and sketch) and kept.
   absl::StatusOr<std::shared_ptr<const TurboQuant>> For(int64_t head_dim) const {
