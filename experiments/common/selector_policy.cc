@@ -1,6 +1,6 @@
 #include "experiments/common/selector_policy.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <cmath>

@@ -5,7 +5,8 @@
 
 #include "experiments/common/selector_policy.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 

@@ -1,6 +1,6 @@
 #include "experiments/eager_value_path/compressed_decode.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <chrono>

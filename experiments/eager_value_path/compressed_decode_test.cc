@@ -3,7 +3,7 @@
 // gate, one quality and one latency row a variant, positive timings, judged rows written.
 #include "experiments/eager_value_path/compressed_decode.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdlib>
 #include <limits>

@@ -1,7 +1,7 @@
 #include "experiments/eager_value_path/experiment_main.h"
 
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <chrono>
 #include <cstdio>

@@ -23,7 +23,7 @@
 #define KVGATE_EXPERIMENTS_GPU_DECODE_DECODE_STEP_H_
 
 #include <ATen/cuda/CUDAGraph.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <functional>

@@ -5,7 +5,9 @@
 #include "experiments/gpu_decode/decode_step.h"
 
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/cuda.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "experiments/gpu_decode/step_attention.h"
 #include "experiments/runtime/kv_cache.h"

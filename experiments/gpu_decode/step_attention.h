@@ -34,7 +34,7 @@
 #ifndef KVGATE_EXPERIMENTS_GPU_DECODE_STEP_ATTENTION_H_
 #define KVGATE_EXPERIMENTS_GPU_DECODE_STEP_ATTENTION_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <memory>

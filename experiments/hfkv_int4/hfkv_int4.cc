@@ -1,6 +1,7 @@
 #include "experiments/hfkv_int4/hfkv_int4.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <chrono>
 #include <set>

@@ -8,7 +8,8 @@
 // appended to reports/records/hfkv_int4.jsonl (or --out). The synthetic K0-prep suite of the same
 // formats is its own run (//experiments:k0_prep); the hfkv summary shows both side by side.
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdio>
 #include <iostream>

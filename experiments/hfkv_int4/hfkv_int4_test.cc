@@ -4,7 +4,8 @@
 
 #include "experiments/hfkv_int4/hfkv_int4.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
 #include <filesystem>

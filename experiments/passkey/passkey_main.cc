@@ -15,7 +15,8 @@
 // Records are appended to reports/records/passkey.jsonl (or --out) after each context, judged by
 // passkey_retrieval; a context with fewer than 27 trials (9 depths x 3) is judged invalid.
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>

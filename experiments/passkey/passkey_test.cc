@@ -8,7 +8,8 @@
 
 #include "experiments/passkey/passkey.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdio>
 

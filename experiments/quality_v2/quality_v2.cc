@@ -1,6 +1,7 @@
 #include "experiments/quality_v2/quality_v2.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>

@@ -14,7 +14,8 @@
 // recorded and judged invalid by those gates, never pass or fail. Perplexity (dense and per
 // configuration, and their per-window ratio, with intervals) is in every record and the table.
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <chrono>
 #include <iostream>

@@ -1,6 +1,6 @@
 #include "experiments/qwen_oracle/oracle.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <chrono>

@@ -3,7 +3,7 @@
 #include "experiments/qwen_oracle/oracle.h"
 
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdlib>
 #include <limits>

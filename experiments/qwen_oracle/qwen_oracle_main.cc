@@ -9,7 +9,7 @@
 // (and every record's target names that model). Rows are judged by `work_reduction_oracle` and
 // appended to --out (default: reports/records/qwen_oracle.jsonl of the workspace under bazel run).
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <chrono>
 #include <cstdio>

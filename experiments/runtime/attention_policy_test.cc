@@ -6,7 +6,8 @@
 
 #include "experiments/runtime/attention_policy.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <limits>

@@ -7,7 +7,7 @@
 
 #include "experiments/runtime/decode.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <iostream>

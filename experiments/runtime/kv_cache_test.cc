@@ -4,7 +4,7 @@
 
 #include "experiments/runtime/kv_cache.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "gtest/gtest.h"
 

@@ -7,7 +7,7 @@
 
 #include "experiments/runtime/model.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <iostream>
 #include <limits>

@@ -10,7 +10,7 @@
 //
 // Run: tools/bazel test //experiments/runtime:smollm2_reference_test
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cctype>
 #include <cstdint>

@@ -1,6 +1,7 @@
 #include "experiments/speed_ceiling/speed_ceiling_exp.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>

@@ -19,7 +19,8 @@
 // two agree (0.291 vs 0.332). Both runs are in reports/records/speed_ceiling.jsonl.
 
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
 #include <fstream>

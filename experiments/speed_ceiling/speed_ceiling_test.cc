@@ -5,7 +5,7 @@
 
 #include "gates/speed_ceiling/speed_ceiling.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <cstdlib>

@@ -20,7 +20,8 @@
 // factors here; the study's int4 and attention code are not ours (kvgate's formats: block 32 on
 // head_dim, round trip of the whole cache).
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>

@@ -5,7 +5,7 @@
 
 #include "experiments/study_setup/study_setup.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdlib>
 #include <filesystem>

@@ -23,7 +23,8 @@
 
 #include <ATen/Parallel.h>
 #include <time.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <chrono>
 #include <memory>

@@ -7,7 +7,8 @@
 
 #include "kernels/attention/attention.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <cstdint>

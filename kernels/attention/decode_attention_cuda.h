@@ -11,7 +11,7 @@
 #ifndef KVGATE_KERNELS_ATTENTION_DECODE_ATTENTION_CUDA_H_
 #define KVGATE_KERNELS_ATTENTION_DECODE_ATTENTION_CUDA_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

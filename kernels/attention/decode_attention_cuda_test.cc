@@ -4,7 +4,9 @@
 
 #include "kernels/attention/decode_attention_cuda.h"
 
-#include <torch/torch.h>
+#include <torch/cuda.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
 #include <random>

@@ -21,7 +21,7 @@
 #ifndef KVGATE_KERNELS_ATTENTION_SELECTED_ATTENTION_CUDA_H_
 #define KVGATE_KERNELS_ATTENTION_SELECTED_ATTENTION_CUDA_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 

@@ -17,7 +17,10 @@
 
 #include <ATen/cuda/CUDAContext.h>
 #include <cuda_runtime_api.h>
-#include <torch/torch.h>
+#include <torch/cuda.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>

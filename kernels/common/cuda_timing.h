@@ -9,7 +9,7 @@
 #ifndef KVGATE_KERNELS_COMMON_CUDA_TIMING_H_
 #define KVGATE_KERNELS_COMMON_CUDA_TIMING_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <functional>
 #include <string>

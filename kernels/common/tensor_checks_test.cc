@@ -1,6 +1,6 @@
 #include "kernels/common/tensor_checks.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

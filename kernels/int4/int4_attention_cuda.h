@@ -14,7 +14,7 @@
 #ifndef KVGATE_KERNELS_INT4_INT4_ATTENTION_CUDA_H_
 #define KVGATE_KERNELS_INT4_INT4_ATTENTION_CUDA_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 

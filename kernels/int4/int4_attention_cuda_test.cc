@@ -6,7 +6,9 @@
 
 #include "kernels/int4/int4_attention_cuda.h"
 
-#include <torch/torch.h>
+#include <torch/cuda.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
 #include <limits>

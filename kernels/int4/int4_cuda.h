@@ -9,7 +9,7 @@
 #ifndef KVGATE_KERNELS_INT4_INT4_CUDA_H_
 #define KVGATE_KERNELS_INT4_INT4_CUDA_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

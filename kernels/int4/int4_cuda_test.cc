@@ -7,7 +7,9 @@
 #include "kernels/int4/int4_cuda.h"
 
 #include <cuda_runtime_api.h>
-#include <torch/torch.h>
+#include <torch/cuda.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <random>
 

@@ -2,7 +2,8 @@
 
 #include "kernels/k0_prep/k0_prep.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <limits>

@@ -1,6 +1,7 @@
 #include "kernels/kv_format/kv_format.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 

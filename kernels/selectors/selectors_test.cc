@@ -7,7 +7,8 @@
 
 #include "kernels/selectors/selectors.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdint>
 #include <string>

@@ -21,7 +21,7 @@
 //      --benchmark_min_time=0.1
 
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <cstdint>

@@ -26,7 +26,7 @@
 #ifndef KVGATE_KERNELS_TURBOQUANT_CODEBOOK_ATTENTION_CUDA_H_
 #define KVGATE_KERNELS_TURBOQUANT_CODEBOOK_ATTENTION_CUDA_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <string>
