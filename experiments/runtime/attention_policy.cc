@@ -108,7 +108,7 @@ absl::StatusOr<torch::Tensor> RoundTrip(const kernels::KvFormat& format, const t
 // What a layer's history was at its last call, raw and round-tripped, for formats that encode
 // tokens independently.
 struct LayerHistory {
-  torch::Tensor raw[2];      // K, V as the cache held them [len, kv_heads, D]
+  torch::Tensor raw[2];      // K, V as the cache held them [len, kv_heads, D], on the CPU
   torch::Tensor decoded[2];  // their round trip, q's dtype and device
 };
 
@@ -138,15 +138,18 @@ AttentionPolicy KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat> fo
     // cache that encodes each token when it is written would. That equals re-encoding the whole
     // history (EncodesTokensIndependently's promise) as long as those rows are unchanged, which
     // is checked: a different history (another window, a rewound cache) is encoded from scratch.
+    // The comparison runs on the CPU, where the rows go anyway, so a GPU model pays the two
+    // copies a layer the full round trip pays and no extra synchronization.
     std::lock_guard<std::mutex> lock(state->mutex);
     LayerHistory& seen = state->by_layer[call.layer];
     const int64_t s = call.k.size(0);
+    const torch::Tensor history[2] = {call.k.to(torch::kCPU), call.v.to(torch::kCPU)};
     int64_t len = seen.raw[0].defined() ? seen.raw[0].size(0) : 0;
     for (int i = 0; i < 2 && len > 0; ++i) {
-      if (len > s || !torch::equal(inputs[i]->narrow(0, 0, len), seen.raw[i])) len = 0;
+      if (len > s || !torch::equal(history[i].narrow(0, 0, len), seen.raw[i])) len = 0;
     }
     for (int i = 0; i < 2; ++i) {
-      const torch::Tensor fresh = inputs[i]->narrow(0, len, s - len);
+      const torch::Tensor fresh = history[i].narrow(0, len, s - len);
       absl::StatusOr<torch::Tensor> x = RoundTrip(*format, fresh.contiguous(), roles[i], call.q);
       if (!x.ok()) return x.status();
       if (len == 0) {
