@@ -103,6 +103,48 @@ absl::Status Named(const std::string& variant, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat(variant, ": ", s.message()));
 }
 
+// `done` (RunOverWindows's) is a run of these configurations over its first W windows, W the same
+// for every measure and at most `windows`, each row `positions` values.
+absl::Status CheckDone(const std::vector<ConfigPositions>& done,
+                       const std::vector<ConfigPositions>& configs, size_t windows,
+                       int64_t positions) {
+  auto refuse = [](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("quality_v2: the windows done: ", why));
+  };
+  if (done.size() != configs.size()) {
+    return refuse(absl::StrCat(done.size(), " configurations, this run has ", configs.size()));
+  }
+  const size_t w = done[0].kl_divergence.size();
+  if (w > windows) return refuse(absl::StrCat(w, " windows, this run has ", windows));
+  for (size_t k = 0; k < done.size(); ++k) {
+    const ConfigPositions& d = done[k];
+    if (d.variant != configs[k].variant || d.gate != configs[k].gate ||
+        d.selector != configs[k].selector) {
+      return refuse(absl::StrCat("configuration ", k, " is ", d.variant, ", this run's ",
+                                 configs[k].variant));
+    }
+    for (const gates::Windows* m :
+         {&d.kl_divergence, &d.decode_logit_mse, &d.top10_overlap, &d.argmax_agreement, &d.delta_p,
+          &d.abs_delta_p, &d.layer_median_o_proj_rel_l2, &d.nll, &d.dense_nll,
+          &d.active_history_fraction}) {
+      if (m == &d.active_history_fraction && !d.selector) {
+        if (!m->empty()) return refuse(absl::StrCat(d.variant, ": a kept fraction for a format"));
+        continue;
+      }
+      if (m->size() != w) {
+        return refuse(absl::StrCat(d.variant, ": measures of ", m->size(), " and ", w, " windows"));
+      }
+      for (const std::vector<double>& row : *m) {
+        if (static_cast<int64_t>(row.size()) != positions) {
+          return refuse(
+              absl::StrCat(d.variant, ": a row of ", row.size(), " values, not ", positions));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 double NegativeLogLikelihood(const torch::Tensor& logits, int64_t token) {
@@ -113,7 +155,8 @@ absl::StatusOr<std::vector<ConfigPositions>> RunOverWindows(
     const runtime::Model& model, const std::vector<std::vector<int64_t>>& windows, int64_t context,
     int64_t positions, const std::vector<std::shared_ptr<const kernels::KvFormat>>& formats,
     const std::vector<std::string>& selectors,
-    const std::function<void(const std::string&)>& progress) {
+    const std::function<void(const std::string&)>& progress, std::vector<ConfigPositions> done,
+    const WindowDone& window_done) {
   if (context < 1 || positions < 1) {
     return absl::InvalidArgumentError(absl::StrCat("quality_v2: context ", context,
                                                    " and positions ", positions, " must be >= 1"));
@@ -144,7 +187,13 @@ absl::StatusOr<std::vector<ConfigPositions>> RunOverWindows(
     c.gate = kSelectorWindowsGate;
     c.selector = true;
   }
-  for (size_t w = 0; w < windows.size(); ++w) {
+  size_t first_window = 0;
+  if (!done.empty()) {
+    if (absl::Status s = CheckDone(done, configs, windows.size(), positions); !s.ok()) return s;
+    first_window = done[0].kl_divergence.size();
+    configs = std::move(done);
+  }
+  for (size_t w = first_window; w < windows.size(); ++w) {
     const Clock::time_point window_start = Clock::now();
     const std::vector<int64_t> prompt(windows[w].begin(), windows[w].begin() + context);
     const std::vector<int64_t> forced(windows[w].begin() + context,
@@ -232,6 +281,9 @@ absl::StatusOr<std::vector<ConfigPositions>> RunOverWindows(
           "%.1f s",
           w + 1, windows.size(), context, positions, formats.size(), specs->canonical.size(),
           std::exp(gates::Mean(dense_nll)), SecondsSince(window_start)));
+    }
+    if (window_done) {
+      if (absl::Status s = window_done(w + 1, configs); !s.ok()) return s;
     }
   }
   return configs;

@@ -39,6 +39,7 @@
 //       model, windows, /*context=*/512, /*positions=*/64, formats,
 //       {"h2o:heavy=96:recent=96"}, progress);
 //   absl::StatusOr<std::vector<gates::Record>> rows = QualityRecords(*r, target, /*seed=*/0);
+//   // Resuming a killed run: RunOverWindows(..., progress, done, window_done), checkpoint.h.
 
 #ifndef KVGATE_EXPERIMENTS_QUALITY_V2_QUALITY_V2_H_
 #define KVGATE_EXPERIMENTS_QUALITY_V2_QUALITY_V2_H_
@@ -51,6 +52,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "experiments/runtime/model.h"
 #include "gates/distribution.h"
@@ -90,16 +92,29 @@ struct ConfigPositions {
 // -log softmax(logits)[token], in float64; logits float32 on the CPU, contiguous.
 double NegativeLogLikelihood(const torch::Tensor& logits, int64_t token);
 
+// Called after each window with the number of windows done and every configuration's values so
+// far (a checkpoint's contents); an error stops the run and is returned.
+using WindowDone =
+    std::function<absl::Status(size_t windows_done, const std::vector<ConfigPositions>& configs)>;
+
 // windows: each exactly context + positions + 1 token ids; formats first, then selectors
 // (specs, canonicalized), in the order given. InvalidArgument for a window of another length,
 // context < 1, positions < 1, a bad selector spec (or a snapkv with context < its window); a
 // configuration's error fails the call, naming it. Tensors follow the model's device; captures
 // come back to the CPU in float32.
+//
+// Resuming: `done` empty starts at window 0; otherwise it is an earlier call's configurations
+// after its first W windows (e.g. from a checkpoint, checkpoint.h), which this call continues at
+// window W, giving what one uninterrupted call gives (seconds add up). InvalidArgument when `done`
+// is not that: other configurations or order, more windows than `windows`, rows of other than
+// `positions` values, measures of unequal window counts. Windows before W are not read again:
+// the caller keys `done` to them.
 absl::StatusOr<std::vector<ConfigPositions>> RunOverWindows(
     const runtime::Model& model, const std::vector<std::vector<int64_t>>& windows, int64_t context,
     int64_t positions, const std::vector<std::shared_ptr<const kernels::KvFormat>>& formats,
     const std::vector<std::string>& selectors,
-    const std::function<void(const std::string&)>& progress = nullptr);
+    const std::function<void(const std::string&)>& progress = nullptr,
+    std::vector<ConfigPositions> done = {}, const WindowDone& window_done = nullptr);
 
 // One record a configuration (experiment quality_v2, variant, target, step null, metrics);
 // gate and provenance are JudgeAndAppend's (with ConfigPositions::gate). `seed` seeds the

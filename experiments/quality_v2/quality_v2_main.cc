@@ -13,6 +13,8 @@
 // reports/records/quality_v2.jsonl (or --out); a run of fewer than 32 windows or 64 positions is
 // recorded and judged invalid by those gates, never pass or fail. Perplexity (dense and per
 // configuration, and their per-window ratio, with intervals) is in every record and the table.
+// After every window the run's values so far go to --checkpoint (checkpoint.h); started again
+// after a kill, the same run continues at the first window not done.
 
 #include <torch/types.h>
 #include <torch/utils.h>
@@ -20,6 +22,7 @@
 #include <chrono>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -32,6 +35,7 @@
 #include "experiments/common/experiment_io.h"
 #include "experiments/common/selector_policy.h"
 #include "experiments/hfkv_int4/hfkv_int4.h"
+#include "experiments/quality_v2/checkpoint.h"
 #include "experiments/quality_v2/quality_v2.h"
 #include "experiments/runtime/model.h"
 #include "experiments/runtime/model_loader.h"
@@ -52,6 +56,15 @@ ABSL_FLAG(std::string, selectors, "none",
           "0.337, recent_sink, layer_block_mass, streaming_llm, h2o, tova, snapkv, quest, budgets "
           "scaled by context / 8192) or 'none'. 'none' by default: each configuration adds two "
           "decodes a window, and the default run stays a fast check.");
+
+ABSL_FLAG(std::string, checkpoint, "",
+          "Where the run keeps its progress: after every window, all configurations' values so "
+          "far and the run's key (model, weights, context, positions, dtype, device, seed, prompt "
+          "set, windows, configurations), written atomically. Empty (the default): "
+          "'<records file>.checkpoint.json' beside the records file (--out). A run that finds a "
+          "checkpoint of the same run continues at its first window not done; one of another run "
+          "or a corrupt one is refused, naming the file (delete it to start over). Deleted once "
+          "the run's records are written.");
 
 namespace kvgate::experiments {
 namespace {
@@ -143,8 +156,45 @@ int Run(const CommonFlags& flags) {
   for (const runtime::PromptWindow& w : texts->windows)
     ids.emplace_back(w.ids.begin(), w.ids.end());
 
+  gates::Target target;
+  target.model = weights->model_name;
+  target.weights_sha256 = weights->weights_sha256;
+  target.context = flags.context;
+  target.dtype = flags.dtype;
+  target.device = DeviceLabel(*options.device);
+  const std::string path = RecordsPath(flags.out, kQualityV2Experiment);
+
+  // A run killed by a time limit loses nothing: each window's values go to the checkpoint, and
+  // the same run started again continues after the last window written there.
+  RunKey key;
+  key.model = target.model;
+  key.weights_sha256 = target.weights_sha256;
+  key.context = flags.context;
+  key.positions = positions;
+  key.dtype = flags.dtype;
+  key.device = target.device;
+  key.seed = flags.seed;
+  key.prompt_set_sha256 = texts->set_sha256;
+  key.windows = windows;
+  key.window_ids_sha256 = WindowIdsSha256(ids);
+  for (const auto& f : *formats) key.variants.push_back(f->name());
+  for (const std::string& s : selectors->canonical) key.variants.push_back(s);
+  const std::string checkpoint = CheckpointPath(absl::GetFlag(FLAGS_checkpoint), path);
+  absl::StatusOr<std::vector<ConfigPositions>> done = LoadCheckpoint(checkpoint, key);
+  if (!done.ok()) return Fail(done.status());
+  if (done->empty()) {
+    Say(absl::StrCat("checkpoint: ", checkpoint,
+                     " after every window (deleted once the records are written)"));
+  } else {
+    Say(absl::StrCat("resuming from ", checkpoint, ": ", (*done)[0].kl_divergence.size(), " of ",
+                     windows, " windows done"));
+  }
+
   absl::StatusOr<std::vector<ConfigPositions>> result =
-      RunOverWindows(*model, ids, flags.context, positions, *formats, selectors->canonical, Say);
+      RunOverWindows(*model, ids, flags.context, positions, *formats, selectors->canonical, Say,
+                     *std::move(done), [&](size_t, const std::vector<ConfigPositions>& configs) {
+                       return WriteCheckpoint(checkpoint, key, configs);
+                     });
   if (!result.ok()) return Fail(result.status());
   // Where the time went, for sizing a larger run.
   std::vector<std::string> costs;
@@ -154,16 +204,9 @@ int Run(const CommonFlags& flags) {
   Say(absl::StrCat("wall time a configuration, all windows (driven + layer-local): ",
                    absl::StrJoin(costs, ", ")));
 
-  gates::Target target;
-  target.model = weights->model_name;
-  target.weights_sha256 = weights->weights_sha256;
-  target.context = flags.context;
-  target.dtype = flags.dtype;
-  target.device = DeviceLabel(*options.device);
   absl::StatusOr<std::vector<gates::Record>> records =
       QualityRecords(*result, target, static_cast<uint64_t>(flags.seed));
   if (!records.ok()) return Fail(records.status());
-  const std::string path = RecordsPath(flags.out, kQualityV2Experiment);
   // Formats and selectors go to their own gates, in one file; the table keeps the run's order.
   const gates::Provenance provenance = CurrentProvenance(flags.seed);
   std::vector<std::string> verdicts(records->size());
@@ -187,6 +230,9 @@ int Run(const CommonFlags& flags) {
                        absl::StrJoin(r.gate.failed, "; "));
     }
   }
+  // The records hold everything the checkpoint did: keeping it would make a rerun append them
+  // again.
+  if (absl::Status s = RemoveCheckpoint(checkpoint); !s.ok()) return Fail(s);
   std::cout << "\n## KV formats and selectors over " << windows << " windows x " << positions
             << " positions (" << target.model << ", context " << flags.context << ", "
             << flags.dtype << ", " << flags.device << ")\n\n"
