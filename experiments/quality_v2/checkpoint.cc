@@ -55,8 +55,9 @@ absl::StatusOr<double> DecodeDouble(const Json& j) {
   return absl::InvalidArgumentError(absl::StrCat("not a number: ", j.dump()));
 }
 
-// The measures of ConfigPositions, [window][position] each, by their names in the file.
-std::vector<std::pair<const char*, gates::Windows ConfigPositions::*>> Measures() {
+}  // namespace
+
+std::vector<std::pair<const char*, gates::Windows ConfigPositions::*>> CheckpointMeasures() {
   return {{"kl_divergence", &ConfigPositions::kl_divergence},
           {"decode_logit_mse", &ConfigPositions::decode_logit_mse},
           {"top10_overlap", &ConfigPositions::top10_overlap},
@@ -68,6 +69,8 @@ std::vector<std::pair<const char*, gates::Windows ConfigPositions::*>> Measures(
           {"dense_nll", &ConfigPositions::dense_nll},
           {"active_history_fraction", &ConfigPositions::active_history_fraction}};
 }
+
+namespace {
 
 Json KeyJson(const RunKey& k) {
   return Json{{"model", k.model},      {"weights_sha256", k.weights_sha256},
@@ -140,7 +143,7 @@ absl::StatusOr<Checkpoint> DecodeJson(const Json& j) {
       return absl::InvalidArgumentError(
           absl::StrCat("configuration ", k, " is ", c.variant, ", the key's ", cp.key.variants[k]));
     }
-    for (const auto& [name, field] : Measures()) {
+    for (const auto& [name, field] : CheckpointMeasures()) {
       const Json& rows = cj.at(name);
       if (!rows.is_array()) {
         return absl::InvalidArgumentError(absl::StrCat(c.variant, ": ", name, " is not a list"));
@@ -203,7 +206,7 @@ std::string EncodeCheckpoint(const RunKey& key, const std::vector<ConfigPosition
                {"reference_finite", c.reference_finite},
                {"kv_ratio", EncodeDouble(c.kv_ratio)},
                {"seconds", EncodeDouble(c.seconds)}};
-    for (const auto& [name, field] : Measures()) {
+    for (const auto& [name, field] : CheckpointMeasures()) {
       Json rows = Json::array();
       for (const std::vector<double>& row : c.*field) {
         Json values = Json::array();

@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -54,6 +55,10 @@ struct RunKey {
   std::string window_ids_sha256;      // WindowIdsSha256 of the tokenized windows
   std::vector<std::string> variants;  // the configurations, in the run's order
 };
+
+// The per-window measures of ConfigPositions ([window][position] each) by their names in the file:
+// the one list the checkpoint writes, reads and its test compares.
+std::vector<std::pair<const char*, gates::Windows ConfigPositions::*>> CheckpointMeasures();
 
 // The sha256 of the windows' token ids (each window's length and ids, as decimal text), so a
 // change of tokenizer or text shows even where the prompt set's pins do not.

@@ -50,17 +50,9 @@ void ExpectSameValues(const ConfigPositions& a, const ConfigPositions& b) {
   EXPECT_EQ(a.selector, b.selector) << a.variant;
   EXPECT_EQ(a.reference_finite, b.reference_finite) << a.variant;
   EXPECT_EQ(Bits(a.kv_ratio), Bits(b.kv_ratio)) << a.variant;
-  const std::vector<std::pair<const char*, gates::Windows ConfigPositions::*>> measures = {
-      {"kl_divergence", &ConfigPositions::kl_divergence},
-      {"decode_logit_mse", &ConfigPositions::decode_logit_mse},
-      {"top10_overlap", &ConfigPositions::top10_overlap},
-      {"argmax_agreement", &ConfigPositions::argmax_agreement},
-      {"delta_p", &ConfigPositions::delta_p},
-      {"abs_delta_p", &ConfigPositions::abs_delta_p},
-      {"layer_median_o_proj_rel_l2", &ConfigPositions::layer_median_o_proj_rel_l2},
-      {"nll", &ConfigPositions::nll},
-      {"dense_nll", &ConfigPositions::dense_nll},
-      {"active_history_fraction", &ConfigPositions::active_history_fraction}};
+  const auto measures = CheckpointMeasures();
+  // The ten Windows members of ConfigPositions.
+  ASSERT_EQ(measures.size(), 10u);
   for (const auto& [name, field] : measures) {
     const gates::Windows& x = a.*field;
     const gates::Windows& y = b.*field;
