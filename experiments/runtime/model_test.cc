@@ -153,7 +153,8 @@ TEST_P(FixtureTest, LowPrecisionRunsAndIsCloseToFloat32) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTest, ::testing::Values("tiny_llama", "tiny_qwen2"),
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTest,
+                         ::testing::Values("tiny_llama", "tiny_qwen2", "tiny_qwen2_theta5e5"),
                          [](const auto& info) { return info.param; });
 
 ModelWeights LlamaWeights() {
