@@ -200,9 +200,9 @@ absl::StatusOr<std::vector<gates::Record>> AppendFinished(
 
 }  // namespace
 
-absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
-    const std::string& path, const std::string& gate_id, std::vector<gates::Record> rows,
-    const gates::Provenance& provenance, const gates::AtomicWriteOptions& write_options) {
+absl::StatusOr<std::vector<gates::Record>> JudgeRows(const std::string& gate_id,
+                                                     std::vector<gates::Record> rows,
+                                                     const gates::Provenance& provenance) {
   absl::StatusOr<gates::RegisteredSpec> spec = LatestGateSpec(gate_id);
   if (!spec.ok()) return spec.status();
   for (gates::Record& row : rows) {
@@ -212,7 +212,22 @@ absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
     row.gate.verdict = judgement.verdict;
     row.gate.failed = judgement.failed;
   }
+  return rows;
+}
+
+absl::StatusOr<std::vector<gates::Record>> AppendJudged(
+    const std::string& path, std::vector<gates::Record> rows,
+    const gates::AtomicWriteOptions& write_options) {
   return AppendFinished(path, std::move(rows), write_options);
+}
+
+absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
+    const std::string& path, const std::string& gate_id, std::vector<gates::Record> rows,
+    const gates::Provenance& provenance, const gates::AtomicWriteOptions& write_options) {
+  absl::StatusOr<std::vector<gates::Record>> judged =
+      JudgeRows(gate_id, std::move(rows), provenance);
+  if (!judged.ok()) return judged.status();
+  return AppendFinished(path, *std::move(judged), write_options);
 }
 
 absl::StatusOr<std::vector<gates::Record>> AppendWithoutGate(const std::string& path,

@@ -75,6 +75,16 @@ absl::StatusOr<std::vector<gates::Record>> JudgeAndAppend(
     const std::string& path, const std::string& gate_id, std::vector<gates::Record> rows,
     const gates::Provenance& provenance, const gates::AtomicWriteOptions& write_options = {});
 
+// JudgeAndAppend in two halves, for a run whose rows go to several gates but must land in one
+// append (quality_v2: formats and selectors; two appends could be cut between them): JudgeRows
+// judges and sets the provenance without writing; AppendJudged appends rows so judged, atomically.
+absl::StatusOr<std::vector<gates::Record>> JudgeRows(const std::string& gate_id,
+                                                     std::vector<gates::Record> rows,
+                                                     const gates::Provenance& provenance);
+absl::StatusOr<std::vector<gates::Record>> AppendJudged(
+    const std::string& path, std::vector<gates::Record> rows,
+    const gates::AtomicWriteOptions& write_options = {});
+
 // For measurements no gate judges (the synthetic K0-prep suite): sets each row's provenance and
 // no gate (`"gate": null`, never counted as a verdict, RECORDS.md), and appends the rows as
 // JudgeAndAppend does. Returns the rows as written.

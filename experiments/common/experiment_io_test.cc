@@ -88,6 +88,28 @@ TEST(JudgeAndAppendTest, TheSpecDecidesTheVerdict) {
   EXPECT_FALSE(JudgeAndAppend(path, "no_such_gate", {SpeedCeilingRow(0.3, 0.3)}, provenance).ok());
 }
 
+// JudgeRows judges without writing; AppendJudged writes rows of several gates in one append.
+TEST(JudgeAndAppendTest, JudgeRowsThenOneAppend) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/two_groups.jsonl";
+  std::filesystem::remove(path);
+  const gates::Provenance provenance = CurrentProvenance(3);
+  absl::StatusOr<std::vector<gates::Record>> judged =
+      JudgeRows("speed_ceiling", {SpeedCeilingRow(0.334, 0.350), SpeedCeilingRow(0.334, 0.376)},
+                provenance);
+  ASSERT_TRUE(judged.ok()) << judged.status();
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_EQ((*judged)[0].gate.verdict, gates::Verdict::kPass);
+  EXPECT_EQ((*judged)[1].gate.verdict, gates::Verdict::kFail);
+  EXPECT_EQ((*judged)[1].provenance.seed, 3);
+  EXPECT_FALSE(JudgeRows("no_such_gate", {SpeedCeilingRow(0.3, 0.3)}, provenance).ok());
+  absl::StatusOr<std::vector<gates::Record>> written = AppendJudged(path, *judged);
+  ASSERT_TRUE(written.ok()) << written.status();
+  absl::StatusOr<std::vector<gates::RecordAt>> rows = gates::ReadRecordsFile(path);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2);
+  EXPECT_EQ((*rows)[1].record.gate.verdict, gates::Verdict::kFail);
+}
+
 // A full disk while an experiment appends its rows (ENOSPC injected through the writer): the run
 // fails with the error, naming the file, and the previous records file is byte-identical.
 TEST(JudgeAndAppendTest, AFullDiskFailsTheRunAndKeepsThePreviousFile) {

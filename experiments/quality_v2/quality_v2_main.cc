@@ -190,6 +190,8 @@ int Run(const CommonFlags& flags) {
                      windows, " windows done"));
   }
 
+  // Provenance as the run starts (its start time), recorded with the rows at the end.
+  const gates::Provenance provenance = CurrentProvenance(flags.seed);
   absl::StatusOr<std::vector<ConfigPositions>> result =
       RunOverWindows(*model, ids, flags.context, positions, *formats, selectors->canonical, Say,
                      *std::move(done), [&](size_t, const std::vector<ConfigPositions>& configs) {
@@ -207,9 +209,9 @@ int Run(const CommonFlags& flags) {
   absl::StatusOr<std::vector<gates::Record>> records =
       QualityRecords(*result, target, static_cast<uint64_t>(flags.seed));
   if (!records.ok()) return Fail(records.status());
-  // Formats and selectors go to their own gates, in one file; the table keeps the run's order.
-  const gates::Provenance provenance = CurrentProvenance(flags.seed);
-  std::vector<std::string> verdicts(records->size());
+  // Formats and selectors go to their own gates, in one append (a run cut between two appends
+  // would keep its checkpoint and append the first group again); the table keeps the run's order.
+  std::vector<gates::Record> judged(records->size());
   for (const char* gate : {kFormatWindowsGate, kSelectorWindowsGate}) {
     std::vector<gates::Record> rows;
     std::vector<size_t> at;
@@ -220,15 +222,17 @@ int Run(const CommonFlags& flags) {
       }
     }
     if (rows.empty()) continue;
-    absl::StatusOr<std::vector<gates::Record>> judged =
-        JudgeAndAppend(path, gate, rows, provenance);
-    if (!judged.ok()) return Fail(judged.status());
-    for (size_t j = 0; j < judged->size(); ++j) {
-      const gates::Record& r = (*judged)[j];
-      verdicts[at[j]] =
-          absl::StrCat(gates::VerdictName(r.gate.verdict), r.gate.failed.empty() ? "" : ": ",
-                       absl::StrJoin(r.gate.failed, "; "));
-    }
+    absl::StatusOr<std::vector<gates::Record>> group = JudgeRows(gate, rows, provenance);
+    if (!group.ok()) return Fail(group.status());
+    for (size_t j = 0; j < group->size(); ++j) judged[at[j]] = (*group)[j];
+  }
+  absl::StatusOr<std::vector<gates::Record>> written = AppendJudged(path, judged);
+  if (!written.ok()) return Fail(written.status());
+  std::vector<std::string> verdicts;
+  for (const gates::Record& r : *written) {
+    verdicts.push_back(absl::StrCat(gates::VerdictName(r.gate.verdict),
+                                    r.gate.failed.empty() ? "" : ": ",
+                                    absl::StrJoin(r.gate.failed, "; ")));
   }
   // The records hold everything the checkpoint did: keeping it would make a rerun append them
   // again.
