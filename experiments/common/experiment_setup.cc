@@ -8,6 +8,7 @@
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/prompt_corpus.h"
 #include "experiments/runtime/tokenizer.h"
+#include "experiments/runtime/wall_clock.h"
 
 namespace kvgate::experiments {
 
@@ -52,7 +53,7 @@ absl::StatusOr<RunSetup> SetUpRun(const CommonFlags& command_line,
   setup.target.dtype = flags.dtype;
   setup.target.device = DeviceLabel(*options.device);
   setup.load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      SecondsSince(start);
   progress(absl::StrCat("loaded ", weights->model_name, " (", weights->config.num_hidden_layers,
                         " layers, ", weights->config.num_attention_heads, "/",
                         weights->config.num_key_value_heads, " heads, head_dim ",

@@ -19,6 +19,7 @@
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/prompt_corpus.h"
 #include "experiments/runtime/tokenizer.h"
+#include "experiments/runtime/wall_clock.h"
 #include "gates/record_io.h"
 
 namespace kvgate::experiments {
@@ -170,7 +171,7 @@ int ExperimentMain(int argc, char** argv, KvPath path, const char* experiment,
                 std::string(gates::VerdictName(r.gate.verdict)).c_str());
   }
   std::printf("\n%zu rows appended to %s in %.1f s\n", mine, records.c_str(),
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+              SecondsSince(start));
   if (!out->reference_nonfinite.empty()) {
     // The rows are written (invalid: the evidence of a broken reference); the run failed.
     std::fprintf(stderr, "%s: dense reference non-finite from %s; its quality rows in %s are "

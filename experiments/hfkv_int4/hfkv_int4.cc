@@ -13,23 +13,12 @@
 #include "experiments/runtime/attention_policy.h"
 #include "experiments/runtime/decode.h"
 #include "experiments/runtime/kv_cache.h"
+#include "experiments/runtime/wall_clock.h"
 #include "gates/metrics.h"
 #include "kernels/kv_format/kv_format_registry.h"
 
 namespace kvgate::experiments {
 namespace {
-
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-runtime::KvCache Clone(const runtime::KvCache& cache) {
-  runtime::KvCache copy;
-  for (const torch::Tensor& k : cache.k) copy.k.push_back(k.clone());
-  for (const torch::Tensor& v : cache.v) copy.v.push_back(v.clone());
-  copy.length = cache.length;
-  return copy;
-}
 
 gates::Values AsValues(const torch::Tensor& t) {
   return absl::MakeConstSpan(t.data_ptr<float>(), static_cast<size_t>(t.numel()));
@@ -80,13 +69,13 @@ absl::StatusOr<HfkvResult> RunHfkvQuality(
   absl::StatusOr<torch::Tensor> prefill_logits = runtime::Prefill(model, prefilled, prompt);
   if (!prefill_logits.ok()) return prefill_logits.status();
   const int64_t first = prefill_logits->argmax().item<int64_t>();
-  result.prefill_seconds = Seconds(start);
+  result.prefill_seconds = SecondsSince(start);
   if (progress) {
     progress(absl::StrFormat("prefill: %d tokens in %.2f s", prompt.size(),
                              result.prefill_seconds));
   }
 
-  runtime::KvCache dense_cache = Clone(prefilled);
+  runtime::KvCache dense_cache = prefilled.Clone();
   absl::StatusOr<runtime::DecodeResult> dense =
       runtime::DecodeN(model, dense_cache, first, decode_steps);
   if (!dense.ok()) return dense.status();
@@ -113,13 +102,13 @@ absl::StatusOr<HfkvResult> RunHfkvQuality(
     break;
   }
   for (const std::shared_ptr<const kernels::KvFormat>& format : formats) {
-    runtime::KvCache cache = Clone(prefilled);
+    runtime::KvCache cache = prefilled.Clone();
     runtime::DecodeOptions options;
     options.policy = runtime::KvRoundTripAttention(format);
     start = std::chrono::steady_clock::now();
     absl::StatusOr<runtime::DecodeResult> test =
         runtime::DecodeForced(model, cache, dense->TokensIn(), options);
-    const double seconds = Seconds(start);
+    const double seconds = SecondsSince(start);
     if (!test.ok()) {
       result.failures.push_back(absl::StrCat(format->name(), ": ", test.status().ToString()));
       if (progress) progress(absl::StrCat(format->name(), ": FAILED ", test.status().ToString()));

@@ -21,6 +21,7 @@
 #include "experiments/runtime/attention_policy.h"
 #include "experiments/runtime/decode.h"
 #include "experiments/runtime/kv_cache.h"
+#include "experiments/runtime/wall_clock.h"
 #include "gates/distribution.h"
 #include "gates/metrics.h"
 #include "kernels/selectors/selectors.h"
@@ -29,10 +30,6 @@ namespace kvgate::experiments {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // The policy with AttentionCall::step set to `step`: each step here is its own one-token
 // DecodeForced call (whose step is 0), while selectors key their state by the step.
@@ -103,19 +100,6 @@ double MeanFraction(const SelectorState& st) {
   return n > 0 ? sum / n : std::numeric_limits<double>::quiet_NaN();
 }
 
-// x through the format and back, as `like`'s dtype and device.
-absl::StatusOr<torch::Tensor> RoundTrip(const kernels::KvFormat& format, const torch::Tensor& x,
-                                        kernels::KvRole role, const torch::Tensor& like) {
-  absl::StatusOr<kernels::EncodedKv> encoded = format.Encode(x.to(torch::kCPU).contiguous(), role);
-  if (!encoded.ok()) return encoded.status();
-  absl::StatusOr<torch::Tensor> decoded = format.Decode(*encoded);
-  if (!decoded.ok()) return decoded.status();
-  if (decoded->sizes() != x.sizes()) {
-    return absl::InternalError(absl::StrCat(format.name(), " decoded a different shape"));
-  }
-  return decoded->to(like.options());
-}
-
 }  // namespace
 
 runtime::AttentionPolicy PromptRoundTripAttention(std::shared_ptr<const kernels::KvFormat> format,
@@ -134,20 +118,20 @@ runtime::AttentionPolicy PromptRoundTripAttention(std::shared_ptr<const kernels:
     }
     auto it = decoded->by_layer.find(call.layer);
     if (it == decoded->by_layer.end()) {
-      absl::StatusOr<torch::Tensor> k = RoundTrip(*format, call.k.narrow(0, 0, prompt_tokens),
-                                                  kernels::KvRole::kKey, call.q);
+      absl::StatusOr<torch::Tensor> k = runtime::KvRoundTrip(
+          *format, call.k.narrow(0, 0, prompt_tokens), kernels::KvRole::kKey, call.q);
       if (!k.ok()) return k.status();
-      absl::StatusOr<torch::Tensor> v = RoundTrip(*format, call.v.narrow(0, 0, prompt_tokens),
-                                                  kernels::KvRole::kValue, call.q);
+      absl::StatusOr<torch::Tensor> v = runtime::KvRoundTrip(
+          *format, call.v.narrow(0, 0, prompt_tokens), kernels::KvRole::kValue, call.q);
       if (!v.ok()) return v.status();
       it = decoded->by_layer.emplace(call.layer, std::make_pair(*k, *v)).first;
     }
     const int64_t rest = s - prompt_tokens;
-    absl::StatusOr<torch::Tensor> k = RoundTrip(*format, call.k.narrow(0, prompt_tokens, rest),
-                                                kernels::KvRole::kKey, call.q);
+    absl::StatusOr<torch::Tensor> k = runtime::KvRoundTrip(
+        *format, call.k.narrow(0, prompt_tokens, rest), kernels::KvRole::kKey, call.q);
     if (!k.ok()) return k.status();
-    absl::StatusOr<torch::Tensor> v = RoundTrip(*format, call.v.narrow(0, prompt_tokens, rest),
-                                                kernels::KvRole::kValue, call.q);
+    absl::StatusOr<torch::Tensor> v = runtime::KvRoundTrip(
+        *format, call.v.narrow(0, prompt_tokens, rest), kernels::KvRole::kValue, call.q);
     if (!v.ok()) return v.status();
     return runtime::Attend(call.q, torch::cat({it->second.first, *k}),
                            torch::cat({it->second.second, *v}), /*keep=*/{}, call.want_probs);

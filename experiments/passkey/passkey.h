@@ -95,9 +95,9 @@ struct PasskeyOptions {
 // layer's first call and kept decoded on the model's device; the positions after it (question and
 // answer tokens) are encoded as one block of their own at every call; attention then reads both
 // decoded blocks. The document is compressed once, when it has been read, as a deployment would.
-// For formats that work per token (the int4 formats, fp8/int8 with scale=token, TurboQuant) this
-// equals KvRoundTripAttention, which re-encodes the whole history each call; formats that group
-// tokens (KIVI's residual window, scale=head) see the document and the tail as separate blocks.
+// For formats whose tokens encode independently (KvFormat::EncodesTokensIndependently) this equals
+// KvRoundTripAttention; formats that share across tokens (KIVI's residual window, scale=head, the
+// outlier split) see the document and the tail as separate blocks.
 // Encoding runs on CPU tensors (the formats' reference code), so this works with a CUDA model too.
 runtime::AttentionPolicy PromptRoundTripAttention(std::shared_ptr<const kernels::KvFormat> format,
                                                   int64_t prompt_tokens);

@@ -44,6 +44,7 @@
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/prompt_set.h"
 #include "experiments/runtime/tokenizer.h"
+#include "experiments/runtime/wall_clock.h"
 #include "gates/record_io.h"
 #include "kernels/selectors/selectors.h"
 
@@ -303,7 +304,7 @@ int Run(const CommonFlags& flags) {
             << flags.device << ")\n\n"
             << PasskeyTable(all_rows, verdicts) << "\n";
   Say(absl::StrCat(all_rows.size(), " rows -> ", path, " (",
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                   SecondsSince(start),
                    " s); regenerate the reports with: tools/bazel run //tools/report"));
   return 0;
 }

@@ -16,6 +16,7 @@
 #include "experiments/runtime/attention_policy.h"
 #include "experiments/runtime/decode.h"
 #include "experiments/runtime/kv_cache.h"
+#include "experiments/runtime/wall_clock.h"
 #include "gates/metrics.h"
 #include "gates/position_quality.h"
 
@@ -23,10 +24,6 @@ namespace kvgate::experiments {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 torch::Tensor CpuFloat(const torch::Tensor& t) {
   return t.to(torch::kCPU, torch::kFloat32).contiguous();

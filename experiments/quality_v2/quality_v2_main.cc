@@ -41,6 +41,7 @@
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/prompt_set.h"
 #include "experiments/runtime/tokenizer.h"
+#include "experiments/runtime/wall_clock.h"
 #include "gates/record_io.h"
 
 ABSL_FLAG(std::string, prompt_set, kvgate::runtime::kDebianTextsManifest,
@@ -243,7 +244,7 @@ int Run(const CommonFlags& flags) {
             << QualityTable(*records, verdicts) << "\n";
   Say(absl::StrCat(records->size(), " rows judged by ", kFormatWindowsGate, " (formats) and ",
                    kSelectorWindowsGate, " (selectors) -> ", path, " (",
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                   SecondsSince(start),
                    " s)"));
   return 0;
 }

@@ -45,6 +45,27 @@ absl::StatusOr<gates::PositionQuality> MeasureLogits(const torch::Tensor& ref,
                                 gates::Values(got.data_ptr<float>(), got.numel()), token);
 }
 
+// One step's logits of window `w`, recomputed directly: a fresh prefill of its context, then its
+// positions teacher-forced, dense and under `policy`; {dense, policy} at `position`, float32.
+absl::StatusOr<std::pair<torch::Tensor, torch::Tensor>> StepLogits(
+    const runtime::Model& model, const std::vector<int64_t>& w, runtime::AttentionPolicy policy,
+    int64_t position) {
+  torch::NoGradGuard no_grad;
+  const std::vector<int64_t> prompt(w.begin(), w.begin() + kContext);
+  const std::vector<int64_t> forced(w.begin() + kContext, w.begin() + kContext + kPositions);
+  torch::Tensor logits[2];
+  for (int i = 0; i < 2; ++i) {
+    runtime::KvCache cache = model.NewCache(kContext + kPositions);
+    if (absl::Status s = runtime::Prefill(model, cache, prompt).status(); !s.ok()) return s;
+    runtime::DecodeOptions opts;
+    if (i == 1) opts.policy = policy;
+    absl::StatusOr<runtime::DecodeResult> run = runtime::DecodeForced(model, cache, forced, opts);
+    if (!run.ok()) return run.status();
+    logits[i] = run->steps[position].logits.contiguous();
+  }
+  return std::make_pair(logits[0], logits[1]);
+}
+
 TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
   absl::StatusOr<runtime::Model> model = runtime::LoadFixtureModel("tiny_llama");
   ASSERT_TRUE(model.ok()) << model.status();
@@ -72,21 +93,12 @@ TEST(QualityV2Test, LosslessIsExactAndInt4MatchesADirectRun) {
   EXPECT_TRUE(id.reference_finite);
 
   // Window 1, position 2 of int4, recomputed: prefill, teacher-force, compare with dense.
-  torch::NoGradGuard no_grad;
   const std::vector<int64_t>& w1 = windows[1];
-  const std::vector<int64_t> prompt(w1.begin(), w1.begin() + kContext);
-  const std::vector<int64_t> forced(w1.begin() + kContext, w1.begin() + kContext + kPositions);
-  runtime::KvCache dense_cache = model->NewCache(kContext + kPositions);
-  ASSERT_TRUE(runtime::Prefill(*model, dense_cache, prompt).ok());
-  absl::StatusOr<runtime::DecodeResult> dense = runtime::DecodeForced(*model, dense_cache, forced);
-  runtime::KvCache cache = model->NewCache(kContext + kPositions);
-  ASSERT_TRUE(runtime::Prefill(*model, cache, prompt).ok());
-  runtime::DecodeOptions opts;
-  opts.policy = runtime::KvRoundTripAttention((*int4)[0]);
-  absl::StatusOr<runtime::DecodeResult> test = runtime::DecodeForced(*model, cache, forced, opts);
-  ASSERT_TRUE(dense.ok() && test.ok());
-  const torch::Tensor ref = dense->steps[2].logits.contiguous();
-  const torch::Tensor got = test->steps[2].logits.contiguous();
+  absl::StatusOr<std::pair<torch::Tensor, torch::Tensor>> logits =
+      StepLogits(*model, w1, runtime::KvRoundTripAttention((*int4)[0]), 2);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  const torch::Tensor& ref = logits->first;
+  const torch::Tensor& got = logits->second;
   absl::StatusOr<gates::PositionQuality> q = MeasureLogits(ref, got, w1[kContext + 3]);
   ASSERT_TRUE(q.ok());
   const ConfigPositions& c = (*r)[1];
@@ -180,24 +192,15 @@ TEST(QualityV2Test, SelectorsOverWindows) {
 
   // Window 1, position 2 of the 8-token recent window, recomputed: prefill, teacher-force under
   // the same selector; the NLLs by a hand-written log-sum-exp.
-  torch::NoGradGuard no_grad;
   const std::vector<int64_t>& w1 = windows[1];
-  const std::vector<int64_t> prompt(w1.begin(), w1.begin() + kContext);
-  const std::vector<int64_t> forced(w1.begin() + kContext, w1.begin() + kContext + kPositions);
-  runtime::KvCache dense_cache = model->NewCache(kContext + kPositions);
-  ASSERT_TRUE(runtime::Prefill(*model, dense_cache, prompt).ok());
-  absl::StatusOr<runtime::DecodeResult> dense = runtime::DecodeForced(*model, dense_cache, forced);
-  runtime::KvCache cache = model->NewCache(kContext + kPositions);
-  ASSERT_TRUE(runtime::Prefill(*model, cache, prompt).ok());
   const std::vector<torch::Tensor> no_probs;
   const PromptCapture no_capture;
   std::shared_ptr<SelectorState> st = NewSelectorState((*r)[1].variant, no_probs, no_capture);
-  runtime::DecodeOptions opts;
-  opts.policy = SelectorPolicy(st);
-  absl::StatusOr<runtime::DecodeResult> test = runtime::DecodeForced(*model, cache, forced, opts);
-  ASSERT_TRUE(dense.ok() && test.ok());
-  const torch::Tensor ref = dense->steps[2].logits.contiguous();
-  const torch::Tensor got = test->steps[2].logits.contiguous();
+  absl::StatusOr<std::pair<torch::Tensor, torch::Tensor>> logits =
+      StepLogits(*model, w1, SelectorPolicy(st), 2);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  const torch::Tensor& ref = logits->first;
+  const torch::Tensor& got = logits->second;
   absl::StatusOr<gates::PositionQuality> q = MeasureLogits(ref, got, w1[kContext + 3]);
   ASSERT_TRUE(q.ok());
   const ConfigPositions& recent = (*r)[1];

@@ -16,16 +16,13 @@
 #include "experiments/runtime/attention_policy.h"
 #include "experiments/runtime/decode.h"
 #include "experiments/runtime/kv_cache.h"
+#include "experiments/runtime/wall_clock.h"
 #include "gates/metrics.h"
 
 namespace kvgate::experiments {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 bool Finite(const torch::Tensor& t) { return !t.defined() || torch::isfinite(t).all().item<bool>(); }
 

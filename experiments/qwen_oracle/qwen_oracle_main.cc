@@ -32,6 +32,7 @@
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/prompt_corpus.h"
 #include "experiments/runtime/tokenizer.h"
+#include "experiments/runtime/wall_clock.h"
 #include "gates/metrics.h"
 #include "gates/record.h"
 #include "gates/spec_registry.h"
@@ -215,7 +216,6 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   const int status = kvgate::experiments::Main(*flags);
   std::printf("qwen_oracle: total %.1f s (exit status %d)\n",
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-              status);
+              kvgate::SecondsSince(start), status);
   return status;
 }

@@ -88,14 +88,9 @@ AttentionPolicy DenseAttention() {
   };
 }
 
-namespace {
-
-// x ([tokens, kv_heads, D], any device) through the format on the CPU and back, as like's dtype
-// and device.
-absl::StatusOr<torch::Tensor> RoundTrip(const kernels::KvFormat& format, const torch::Tensor& x,
-                                        kernels::KvRole role, const torch::Tensor& like) {
-  absl::StatusOr<kernels::EncodedKv> encoded =
-      format.Encode(x.device().is_cpu() ? x : x.to(torch::kCPU), role);
+absl::StatusOr<torch::Tensor> KvRoundTrip(const kernels::KvFormat& format, const torch::Tensor& x,
+                                          kernels::KvRole role, const torch::Tensor& like) {
+  absl::StatusOr<kernels::EncodedKv> encoded = format.Encode(x.to(torch::kCPU).contiguous(), role);
   if (!encoded.ok()) return encoded.status();
   absl::StatusOr<torch::Tensor> decoded = format.Decode(*encoded);  // float32 [tokens, kv_heads, D]
   if (!decoded.ok()) return decoded.status();
@@ -104,6 +99,8 @@ absl::StatusOr<torch::Tensor> RoundTrip(const kernels::KvFormat& format, const t
   }
   return decoded->to(like.options());
 }
+
+namespace {
 
 // What a layer's history was at its last call, raw and round-tripped, for formats that encode
 // tokens independently.
@@ -122,46 +119,44 @@ AttentionPolicy KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat> fo
   };
   auto state = std::make_shared<State>();
   const bool incremental = format->EncodesTokensIndependently();
-  return [format, state, incremental](const AttentionCall& call) -> absl::StatusOr<AttentionResult> {
-    const torch::Tensor* inputs[2] = {&call.k, &call.v};
-    const kernels::KvRole roles[2] = {kernels::KvRole::kKey, kernels::KvRole::kValue};
-    torch::Tensor decoded[2];
-    if (!incremental) {
-      for (int i = 0; i < 2; ++i) {
-        absl::StatusOr<torch::Tensor> x = RoundTrip(*format, *inputs[i], roles[i], call.q);
-        if (!x.ok()) return x.status();
-        decoded[i] = *std::move(x);
-      }
-      return Attend(call.q, decoded[0], decoded[1], /*keep=*/{}, call.want_probs);
-    }
-    // Per-token formats: encode only the rows after the ones this layer has already encoded, as a
-    // cache that encodes each token when it is written would. That equals re-encoding the whole
-    // history (EncodesTokensIndependently's promise) as long as those rows are unchanged, which
-    // is checked: a different history (another window, a rewound cache) is encoded from scratch.
-    // The comparison runs on the CPU, where the rows go anyway, so a GPU model pays the two
-    // copies a layer the full round trip pays and no extra synchronization.
-    std::lock_guard<std::mutex> lock(state->mutex);
-    LayerHistory& seen = state->by_layer[call.layer];
-    const int64_t s = call.k.size(0);
-    const torch::Tensor history[2] = {call.k.to(torch::kCPU), call.v.to(torch::kCPU)};
-    int64_t len = seen.raw[0].defined() ? seen.raw[0].size(0) : 0;
-    for (int i = 0; i < 2 && len > 0; ++i) {
-      if (len > s || !torch::equal(history[i].narrow(0, 0, len), seen.raw[i])) len = 0;
-    }
-    for (int i = 0; i < 2; ++i) {
-      const torch::Tensor fresh = history[i].narrow(0, len, s - len);
-      absl::StatusOr<torch::Tensor> x = RoundTrip(*format, fresh.contiguous(), roles[i], call.q);
-      if (!x.ok()) return x.status();
-      if (len == 0) {
-        seen.raw[i] = fresh.clone();
-        seen.decoded[i] = *std::move(x);
-      } else {
-        seen.raw[i] = torch::cat({seen.raw[i], fresh});
-        seen.decoded[i] = torch::cat({seen.decoded[i], *x});
-      }
-    }
-    return Attend(call.q, seen.decoded[0], seen.decoded[1], /*keep=*/{}, call.want_probs);
-  };
+  return
+      [format, state, incremental](const AttentionCall& call) -> absl::StatusOr<AttentionResult> {
+        const kernels::KvRole roles[2] = {kernels::KvRole::kKey, kernels::KvRole::kValue};
+        if (!incremental) {
+          absl::StatusOr<torch::Tensor> k = KvRoundTrip(*format, call.k, roles[0], call.q);
+          if (!k.ok()) return k.status();
+          absl::StatusOr<torch::Tensor> v = KvRoundTrip(*format, call.v, roles[1], call.q);
+          if (!v.ok()) return v.status();
+          return Attend(call.q, *k, *v, /*keep=*/{}, call.want_probs);
+        }
+        // Per-token formats: encode only the rows after the ones this layer has already encoded, as
+        // a cache that encodes each token when it is written would. That equals re-encoding the
+        // whole history (EncodesTokensIndependently's promise) as long as those rows are unchanged,
+        // which is checked: a different history (another window, a rewound cache) is encoded from
+        // scratch. The comparison runs on the CPU, where the rows go anyway, so a GPU model pays
+        // the two copies a layer the full round trip pays and no extra synchronization.
+        std::lock_guard<std::mutex> lock(state->mutex);
+        LayerHistory& seen = state->by_layer[call.layer];
+        const int64_t s = call.k.size(0);
+        const torch::Tensor history[2] = {call.k.to(torch::kCPU), call.v.to(torch::kCPU)};
+        int64_t len = seen.raw[0].defined() ? seen.raw[0].size(0) : 0;
+        for (int i = 0; i < 2 && len > 0; ++i) {
+          if (len > s || !torch::equal(history[i].narrow(0, 0, len), seen.raw[i])) len = 0;
+        }
+        for (int i = 0; i < 2; ++i) {
+          const torch::Tensor fresh = history[i].narrow(0, len, s - len);
+          absl::StatusOr<torch::Tensor> x = KvRoundTrip(*format, fresh, roles[i], call.q);
+          if (!x.ok()) return x.status();
+          if (len == 0) {
+            seen.raw[i] = fresh.clone();
+            seen.decoded[i] = *std::move(x);
+          } else {
+            seen.raw[i] = torch::cat({seen.raw[i], fresh});
+            seen.decoded[i] = torch::cat({seen.decoded[i], *x});
+          }
+        }
+        return Attend(call.q, seen.decoded[0], seen.decoded[1], /*keep=*/{}, call.want_probs);
+      };
 }
 
 AttentionPolicy SelectedHistoryAttention(HistorySelector selector) {

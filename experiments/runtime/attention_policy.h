@@ -82,6 +82,11 @@ AttentionPolicy DenseAttention();
 // still the cache's and starts over when not. Calls are serialized by a mutex.
 AttentionPolicy KvRoundTripAttention(std::shared_ptr<const kernels::KvFormat> format);
 
+// x [tokens, kv_heads, D], on any device, encoded with `format` on the CPU and decoded, as like's
+// dtype and device. Errors of the format come back as they are; Internal on a changed shape.
+absl::StatusOr<torch::Tensor> KvRoundTrip(const kernels::KvFormat& format, const torch::Tensor& x,
+                                          kernels::KvRole role, const torch::Tensor& like);
+
 // A selector returns the keep mask for a call: bool [R, S] as Attend takes it (see KeepTokens,
 // KeepBlocks), or an undefined tensor to keep everything.
 using HistorySelector = std::function<absl::StatusOr<torch::Tensor>(const AttentionCall&)>;

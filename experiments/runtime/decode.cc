@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "experiments/runtime/wall_clock.h"
 
 namespace kvgate::runtime {
 namespace {
@@ -45,7 +46,7 @@ absl::StatusOr<DecodeResult> DecodeLoop(const Model& model, KvCache& cache, int6
     }
     step.token_out = logits->argmax().item<int64_t>();
     step.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+        SecondsSince(step_start);
     if (options.capture_logits) step.logits = ToCpuFloat(*logits);
     // [1, ...] per layer -> [...]
     for (auto [from, to] : {std::make_pair(&probs, &step.attention_probs),
@@ -60,7 +61,7 @@ absl::StatusOr<DecodeResult> DecodeLoop(const Model& model, KvCache& cache, int6
       break;
     }
   }
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = SecondsSince(start);
   return result;
 }
 

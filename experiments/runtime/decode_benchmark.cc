@@ -43,6 +43,7 @@
 #include "experiments/runtime/host_info.h"
 #include "experiments/runtime/model.h"
 #include "experiments/runtime/model_configs.h"
+#include "experiments/runtime/wall_clock.h"
 
 ABSL_FLAG(int64_t, prefill_tokens, 2048, "Prompt length of the timed prefill.");
 ABSL_FLAG(int64_t, decode_tokens, 64, "Greedy decode steps timed after the prefill.");
@@ -133,10 +134,6 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
 int Run() {
   const int threads = absl::GetFlag(FLAGS_threads) > 0
                           ? absl::GetFlag(FLAGS_threads)
@@ -194,7 +191,7 @@ int Run() {
       return 1;
     }
     const int64_t first = logits->argmax().item<int64_t>();
-    const double prefill_s = Seconds(start);
+    const double prefill_s = SecondsSince(start);
     DecodeOptions decode_options;
     decode_options.capture_logits = false;
     absl::StatusOr<DecodeResult> decode = DecodeN(*model, cache, first, decode_n, decode_options);

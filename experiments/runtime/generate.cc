@@ -40,6 +40,7 @@
 #include "experiments/runtime/model_configs.h"
 #include "experiments/runtime/model_loader.h"
 #include "experiments/runtime/tokenizer.h"
+#include "experiments/runtime/wall_clock.h"
 
 ABSL_FLAG(std::string, model, "",
           "Model to load: a Hugging Face snapshot folder (config.json, *.safetensors, "
@@ -197,7 +198,7 @@ absl::Status Run() {
   if (!logits.ok()) return logits.status();
   const int64_t first = logits->argmax().item<int64_t>();
   const double prefill_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      SecondsSince(start);
 
   DecodeOptions decode_options;
   decode_options.capture_logits = false;

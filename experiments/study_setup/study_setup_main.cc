@@ -44,6 +44,7 @@
 #include "experiments/runtime/prompt_corpus.h"
 #include "experiments/runtime/prompt_set.h"
 #include "experiments/runtime/tokenizer.h"
+#include "experiments/runtime/wall_clock.h"
 #include "experiments/study_setup/study_setup.h"
 #include "gates/record_io.h"
 
@@ -183,7 +184,7 @@ int Run(const CommonFlags& flags) {
             << "1.360282 in bfloat16, one prompt, one step)\n\n"
             << StudyTable(*rows, verdicts) << "\n";
   Say(absl::StrCat(judged->size(), " rows judged by ", kStudySetupGate, " -> ", path, " (",
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                   SecondsSince(start),
                    " s)"));
   return 0;
 }
