@@ -1,7 +1,7 @@
 // Internal to //tools/report: the generator behind GenerateReports (report.h), one object over
 // the judged inputs, its methods split by job: report.cc the summaries, ledger.cc the ledger and
 // its appendix, answers.cc the first page's answers, refined.cc gates judged over windows beside
-// the gates they refine, plots.cc the SVG plots.
+// the gates they refine, reproduced.cc one configuration on two devices, plots.cc the SVG plots.
 #ifndef KVGATE_TOOLS_REPORT_GENERATOR_H_
 #define KVGATE_TOOLS_REPORT_GENERATOR_H_
 
@@ -143,6 +143,11 @@ class Generator {
   // Gates judged over windows against the gates they refine (refined.cc).
   std::string RefinedBlock() const;
   std::string RefinedSection(const PublishedSection& s, const std::string& refiner) const;
+  // The condition that decides a configuration's verdict: its first failing one, else the first.
+  const Condition* DecidingCondition(const GateSpec& spec, const ConfigurationJudgement& c) const;
+  // Configurations of a gate judged over windows measured on more than one device
+  // (reproduced.cc).
+  std::string ReproducedBlock() const;
   // A configuration's figure over windows for `metric` (a study column or a gate metric):
   // "2.2850 [1.8306, 2.8158] over 32 windows" from <metric>_mean and its interval; "" when the
   // records lack it.

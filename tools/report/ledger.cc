@@ -412,6 +412,7 @@ std::map<std::string, std::string> Generator::LedgerBlocks() const {
   return {{"verdict", VerdictBlock()},
           {"questions", QuestionsBlock()},
           {"refined", RefinedBlock()},
+          {"reproduced", ReproducedBlock()},
           {"beside", BesideBlock()}};
 }
 

@@ -38,7 +38,23 @@ std::string Extent(const ConfigurationJudgement& c, const std::vector<const Reco
                       steps > 1 ? " decode steps" : " decode step");
 }
 
+// "`kivi:bits=2`, SmolLM2-135M-Instruct, cpu": the device tells two runs of one configuration
+// apart.
+std::string Label(const ConfigurationJudgement& c) {
+  return absl::StrCat(Code(c.variant), ", ", c.target.model, ", ", DeviceText(c.target.device));
+}
+
 }  // namespace
+
+const Condition* Generator::DecidingCondition(const GateSpec& spec,
+                                              const ConfigurationJudgement& c) const {
+  const std::vector<Decision> decisions = Decide(spec, RowsOf(c));
+  if (decisions.empty()) return nullptr;
+  for (const Decision& d : decisions) {
+    if (c.judgement.verdict == Verdict::kFail && d.failing > 0) return d.condition;
+  }
+  return decisions.front().condition;
+}
 
 std::string Generator::WindowsFigure(const ConfigurationJudgement& c,
                                      const std::string& metric) const {
@@ -71,15 +87,7 @@ std::string Generator::RefinedBlock() const {
         continue;
       }
       const std::vector<const RecordAt*> rows = RowsOf(c);
-      // The condition that decides the new verdict: the first failing one, else the first.
-      const std::vector<Decision> decisions = Decide(spec->spec, rows);
-      const Condition* deciding = decisions.empty() ? nullptr : decisions.front().condition;
-      for (const Decision& d : decisions) {
-        if (c.judgement.verdict == Verdict::kFail && d.failing > 0) {
-          deciding = d.condition;
-          break;
-        }
-      }
+      const Condition* deciding = DecidingCondition(spec->spec, c);
       const std::string base = deciding == nullptr ? "" : BaseMetric(deciding->metric);
       const std::string now =
           absl::StrCat(Code(absl::StrCat(id, " v", c.gate_version)), ": **",
@@ -113,7 +121,7 @@ std::string Generator::RefinedBlock() const {
           }
         }
         (flipped ? table : unchanged) += MdRow(
-            {absl::StrCat(Code(c.variant), ", ", c.target.model),
+            {Label(c),
              absl::StrCat(Code(absl::StrCat(old.gate_id, " v", old.gate_version)), ": **",
                           VerdictText(old.judgement.verdict), "** (", Extent(old, old_rows), ")"),
              now,
@@ -124,15 +132,16 @@ std::string Generator::RefinedBlock() const {
       }
       if (!any) {
         unchanged +=
-            MdRow({absl::StrCat(Code(c.variant), ", ", c.target.model),
-                   absl::StrCat("no record of ", Code(entry.refines)), now, "new", figure});
+            MdRow({Label(c), absl::StrCat("no record of ", Code(entry.refines)), now, "new",
+                   figure});
       }
     }
   }
   table += unchanged;
   if (table.empty()) return "No records of a gate judged over windows yet.\n";
   return absl::StrCat(changed, " of ", pairs,
-                      " one-prompt verdicts changed under the gate judged over windows.\n\n",
+                      " one-prompt verdicts changed under the gate judged over windows (one pair "
+                      "for each device the windows ran on).\n\n",
                       MdHeader({"configuration", "one-prompt gate (v1)", "over-windows gate (v2)",
                                 "changed", "the figure"}),
                       table);

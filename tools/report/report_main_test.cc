@@ -43,7 +43,7 @@ TEST(ReportMainTest, WritesThenChecksThenCatchesAHandEditedNumber) {
   const std::string out = NewTestFolder();
   CommandResult r = RunCommand(Report(kRecords, out, ""));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("10 reports in " + out + "/ from 41 records (10 changed)"));
+  EXPECT_THAT(r.output, HasSubstr("10 reports in " + out + "/ from 43 records (10 changed)"));
   r = RunCommand(Report(kRecords, out, ""));
   EXPECT_THAT(r.output, HasSubstr("(0 changed)"));
   r = RunCommand(Report(kRecords, out, "--check"));
@@ -119,7 +119,7 @@ TEST(ReportMainTest, ImportsTestOutputsOnceThenRegenerates) {
                               HasSubstr("appended 1 rows to " + records + "/speed_ceiling.jsonl"),
                               HasSubstr("2 records files in tools/report/testdata/testlogs, 2 "
                                         "new rows, 1 already committed"),
-                              HasSubstr("from 43 records")));
+                              HasSubstr("from 45 records")));
   r = RunCommand(Report(records, out, import));
   EXPECT_THAT(r.output, HasSubstr("0 new rows, 3 already committed"));
   EXPECT_THAT(gates::ReadFile(out + "/summaries/hfkv-quality-k0-prep-summary.md").value(),

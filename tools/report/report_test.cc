@@ -149,7 +149,7 @@ TEST(ReportTest, TheLedgerLinksEveryRecord) {
   const std::set<std::string> appendix = LinkedRecords(files.at("ledger-appendix.md"));
   const std::set<std::string> hfkv =
       LinkedRecords(files.at("summaries/hfkv-quality-k0-prep-summary.md"));
-  ASSERT_EQ(in.rows.size(), 41u);
+  ASSERT_EQ(in.rows.size(), 43u);
   int ungated = 0;
   for (const gates::RecordAt& row : in.rows) {
     const std::string name = row.file.substr(row.file.rfind('/') + 1);
@@ -180,17 +180,27 @@ TEST(ReportTest, TablesOfTheFixtureRecords) {
                                 "SmolLM2-135M-Instruct, 512, float32, cpu | 0.8100 [0.7900, "
                                 "0.8300] | 0.8200 [0.8000, 0.8300] | 2.1000 [1.8000, 2.6000] | "
                                 "512 tokens, 32 windows x 64 positions | fail |"));
-  // The verdicts that changed come first: affine int4 fails on one prompt, passes over windows.
-  EXPECT_THAT(ledger, HasSubstr("1 of 2 one-prompt verdicts changed under the gate judged over "
-                                "windows.\n\n| configuration |"));
+  // The verdicts that changed come first: affine int4 fails on one prompt, passes over windows
+  // on the CPU (and fails on the GPU host: a pair a device).
+  EXPECT_THAT(ledger, HasSubstr("1 of 3 one-prompt verdicts changed under the gate judged over "
+                                "windows (one pair for each device the windows ran on).\n\n| "
+                                "configuration |"));
   EXPECT_THAT(ledger, HasSubstr("|---|---|---|---|---|\n| `affine_int4:block=32`, "
-                                "SmolLM2-135M-Instruct | `hfkv_real_kv_quality v1`: **fail** (1024 "
+                                "SmolLM2-135M-Instruct, cpu | `hfkv_real_kv_quality v1`: **fail** (1024 "
                                 "tokens, 1 decode step) | `kv_format_quality_over_windows v1`: "
                                 "**pass** (512 tokens, 32 windows x 64 positions) | **yes**: fail "
                                 "to pass | decode_logit_mse: over windows 0.1200 [0.0900, 0.1600], "
                                 "bar <= 0.25 on the upper 95% bound; one prompt 1.360000 (worst "
                                 "step, bar <= 0.25) |"));
   EXPECT_THAT(ledger, HasSubstr("| no record of `hfkv_real_kv_quality` |"));
+  // One configuration on two devices: kivi agrees (1% apart), affine int4 does not.
+  EXPECT_THAT(ledger, HasSubstr("2 configurations are measured on more than one device; the "
+                                "verdicts agree on 1."));
+  EXPECT_THAT(ledger, HasSubstr("| `affine_int4:block=32`, SmolLM2-135M-Instruct, 512, float32 | "
+                                "`kv_format_quality_over_windows v1` | decode_logit_mse mean: H100 "
+                                "80GB HBM3: 0.1300 [0.0900, 0.2700]; cpu: 0.1200 [0.0900, 0.1600] | "
+                                "0.077 (decode_logit_mse_mean) | **no**: fail, pass |"));
+  EXPECT_THAT(ledger, HasSubstr("| 0.0099 (decode_logit_mse_mean) | yes: fail |"));
   // Three study rows match the same three global_block_mass configurations: counted once each.
   EXPECT_THAT(ledger, HasSubstr("| fails: no oracle selector passes every decode step | pass on 2 "
                                 "of 4 matching configurations (Qwen2.5-7B-Instruct) |"));

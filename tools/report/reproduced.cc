@@ -1,0 +1,109 @@
+// One configuration of a gate judged over windows, measured on more than one device: the same
+// variant, weights, context, dtype, windows and positions, so the figures may differ only by the
+// devices' arithmetic. The ledger shows each device's deciding figure, the largest relative
+// difference over the recorded means, and whether the verdicts agree.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "tools/report/generator.h"
+#include "tools/report/ledger_text.h"
+
+namespace kvgate::report::internal {
+namespace {
+
+struct LargestDifference {
+  double relative = 0;
+  std::string metric;
+};
+
+// Over the "<metric>_mean" values every configuration's rows carry: (max - min) / max |value|.
+LargestDifference LargestRelativeDifference(
+    const std::vector<std::vector<const RecordAt*>>& rows_per_config) {
+  std::map<std::string, std::vector<double>> values;
+  for (const auto& rows : rows_per_config) {
+    for (const RecordAt* r : rows) {
+      for (const auto& [name, value] : r->record.metrics) {
+        if (absl::EndsWith(name, "_mean") && std::isfinite(value)) values[name].push_back(value);
+      }
+    }
+  }
+  LargestDifference out;
+  for (const auto& [name, v] : values) {
+    if (v.size() != rows_per_config.size()) continue;  // not on every device, or not one row each
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    const double scale = std::max(std::fabs(*lo), std::fabs(*hi));
+    const double relative = scale == 0 ? 0 : (*hi - *lo) / scale;
+    if (relative > out.relative || out.metric.empty()) out = {relative, name};
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Generator::ReproducedBlock() const {
+  using Key = std::tuple<std::string, int, std::string, std::string, std::string, int64_t,
+                         std::string>;
+  std::map<Key, std::vector<const ConfigurationJudgement*>> groups;
+  for (const ConfigurationJudgement& c : configs_) {
+    const auto entry = in_.paths.gates.find(c.gate_id);
+    if (entry == in_.paths.gates.end() || entry->second.refines.empty()) continue;
+    groups[{c.gate_id, c.gate_version, c.variant, c.target.model, c.target.weights_sha256,
+            c.target.context, c.target.dtype}]
+        .push_back(&c);
+  }
+  std::string table;
+  int measured_twice = 0, agreeing = 0;
+  for (const auto& [key, configs] : groups) {
+    if (configs.size() < 2) continue;
+    const ConfigurationJudgement& first = *configs.front();
+    const GateSpec* spec = SpecOf(first.gate_id, first.gate_version);
+    if (spec == nullptr) continue;
+    const Condition* deciding = DecidingCondition(*spec, first);
+    const std::string base = deciding == nullptr ? "" : BaseMetric(deciding->metric);
+    std::vector<std::string> figures, verdicts;
+    std::vector<std::vector<const RecordAt*>> rows;
+    std::set<Verdict> distinct;
+    for (const ConfigurationJudgement* c : configs) {
+      std::string figure = base.empty() ? "" : WindowsFigure(*c, base);
+      if (const size_t over = figure.find(" over "); over != std::string::npos) figure.resize(over);
+      figures.push_back(absl::StrCat(DeviceText(c->target.device), ": ",
+                                     figure.empty() ? "not recorded" : figure));
+      verdicts.push_back(VerdictText(c->judgement.verdict));
+      distinct.insert(c->judgement.verdict);
+      rows.push_back(RowsOf(*c));
+    }
+    ++measured_twice;
+    const bool agree = distinct.size() == 1;
+    agreeing += agree;
+    const LargestDifference diff = LargestRelativeDifference(rows);
+    table += MdRow({absl::StrCat(Code(first.variant), ", ", first.target.model, ", ",
+                                 first.target.context, ", ", first.target.dtype),
+                    Code(absl::StrCat(first.gate_id, " v", first.gate_version)),
+                    absl::StrCat(base.empty() ? "" : absl::StrCat(base, " mean: "),
+                                 absl::StrJoin(figures, "; ")),
+                    diff.metric.empty() ? "—"
+                                        : absl::StrCat(absl::StrFormat("%.2g", diff.relative),
+                                                       " (", diff.metric, ")"),
+                    agree ? absl::StrCat("yes: ", verdicts.front())
+                          : absl::StrCat("**no**: ", absl::StrJoin(verdicts, ", "))});
+  }
+  if (table.empty()) return "No configuration of a gate judged over windows is measured twice.\n";
+  return absl::StrCat(measured_twice,
+                      measured_twice == 1 ? " configuration is" : " configurations are",
+                      " measured on more than one device; the verdicts agree on ", agreeing,
+                      ".\n\n",
+                      MdHeader({"configuration", "gate", "deciding figure per device",
+                                "largest relative difference of a mean", "verdicts agree"}),
+                      table);
+}
+
+}  // namespace kvgate::report::internal
