@@ -73,12 +73,12 @@ std::vector<std::pair<const char*, gates::Windows ConfigPositions::*>> Checkpoin
 namespace {
 
 Json KeyJson(const RunKey& k) {
-  return Json{{"model", k.model},      {"weights_sha256", k.weights_sha256},
-              {"context", k.context},  {"positions", k.positions},
-              {"dtype", k.dtype},      {"device", k.device},
-              {"seed", k.seed},        {"prompt_set_sha256", k.prompt_set_sha256},
-              {"windows", k.windows},  {"window_ids_sha256", k.window_ids_sha256},
-              {"variants", k.variants}};
+  return Json{{"model", k.model},       {"weights_sha256", k.weights_sha256},
+              {"context", k.context},   {"positions", k.positions},
+              {"dtype", k.dtype},       {"device", k.device},
+              {"seed", k.seed},         {"prompt_set_sha256", k.prompt_set_sha256},
+              {"windows", k.windows},   {"window_ids_sha256", k.window_ids_sha256},
+              {"variants", k.variants}, {"code", k.code}};
 }
 
 // Throws nlohmann's type_error or out_of_range for a missing or mistyped field.
@@ -95,6 +95,7 @@ RunKey KeyFromJson(const Json& j) {
   k.windows = j.at("windows").get<int64_t>();
   k.window_ids_sha256 = j.at("window_ids_sha256").get<std::string>();
   k.variants = j.at("variants").get<std::vector<std::string>>();
+  k.code = j.at("code").get<std::string>();
   return k;
 }
 

@@ -5,9 +5,9 @@
 //
 // The key is everything that must be equal for a resumed run to be the same run (model, weights,
 // context, positions, dtype, device, seed, the prompt set and the tokenized windows, the
-// configurations in order). A checkpoint whose key differs is refused, never overwritten: one
-// line naming the file and the first field that differs (the user deletes the file). A file that
-// is not a checkpoint of this version is refused too, naming it.
+// configurations in order, the code's commit). A checkpoint whose key differs is refused, never
+// overwritten: one line naming the file and the first field that differs (the user deletes the
+// file). A file that is not a checkpoint of this version is refused too, naming it.
 //
 // Doubles round-trip exactly: finite values as JSON numbers (shortest round-trip digits, -0.0
 // kept), the rest as strings: "inf", "-inf", "nan" (the default quiet NaN) or "nan:0x<bits>"
@@ -39,7 +39,7 @@
 namespace kvgate::experiments {
 
 // "kvgate quality_v2 checkpoint <n>": what a checkpoint file says it is; another value is refused.
-inline constexpr int kCheckpointVersion = 1;
+inline constexpr int kCheckpointVersion = 2;  // 2: the key has "code"
 
 // What identifies a run; compared field by field in this order.
 struct RunKey {
@@ -54,6 +54,10 @@ struct RunKey {
   int64_t windows = 0;
   std::string window_ids_sha256;      // WindowIdsSha256 of the tokenized windows
   std::vector<std::string> variants;  // the configurations, in the run's order
+  // The code that measures: the provenance's git commit, "+dirty" for a modified tree ("unknown"
+  // where neither the workspace nor $KVGATE_GIT_COMMIT says), so a resume never mixes two
+  // versions of the code in one record. A dirty tree's edits are not told apart.
+  std::string code;
 };
 
 // The per-window measures of ConfigPositions ([window][position] each) by their names in the file:

@@ -129,6 +129,7 @@ RunKey Key(const std::vector<std::string>& variants, int64_t positions) {
   k.windows = 32;
   k.window_ids_sha256 = WindowIdsSha256({{1, 2, 3}, {4, 5, 6}});
   k.variants = variants;
+  k.code = "0123abcd";
   return k;
 }
 
@@ -211,6 +212,11 @@ TEST(CheckpointTest, AnotherRunsCheckpointIsRefusedAndKept) {
   other = key;
   other.seed = 6;
   EXPECT_THAT(std::string(LoadCheckpoint(path, other).status().message()), HasSubstr("seed"));
+  // Another version of the code (or the same commit with edits) never continues a run.
+  other = key;
+  other.code = "0123abcd+dirty";
+  EXPECT_THAT(std::string(LoadCheckpoint(path, other).status().message()),
+              HasSubstr("code is \"0123abcd\" there, \"0123abcd+dirty\" in this run"));
 
   absl::StatusOr<std::string> after = gates::ReadFile(path);
   ASSERT_TRUE(after.ok());
@@ -233,7 +239,8 @@ TEST(CheckpointTest, CorruptCheckpointIsRefused) {
   refused(good.substr(0, good.size() / 2), "torn");
   refused("", "empty");
   refused("[1, 2]", "not an object");
-  refused(absl::StrReplaceAll(good, {{"\"version\":1", "\"version\":2"}}), "another version");
+  refused(absl::StrReplaceAll(good, {{"\"version\":2", "\"version\":1"}}), "the version before");
+  refused(absl::StrReplaceAll(good, {{"\"code\"", "\"cod\""}}), "a key without code");
   refused(absl::StrReplaceAll(good, {{"\"kind\"", "\"kin\""}}), "no kind");
   refused(absl::StrReplaceAll(good, {{"\"dense_nll\"", "\"dense_nl\""}}), "a missing measure");
   refused(absl::StrReplaceAll(good, {{"\"selector\":true", "\"selector\":1"}}), "a mistyped field");

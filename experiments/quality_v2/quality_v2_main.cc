@@ -61,11 +61,11 @@ ABSL_FLAG(std::string, selectors, "none",
 ABSL_FLAG(std::string, checkpoint, "",
           "Where the run keeps its progress: after every window, all configurations' values so "
           "far and the run's key (model, weights, context, positions, dtype, device, seed, prompt "
-          "set, windows, configurations), written atomically. Empty (the default): "
-          "'<records file>.checkpoint.json' beside the records file (--out). A run that finds a "
-          "checkpoint of the same run continues at its first window not done; one of another run "
-          "or a corrupt one is refused, naming the file (delete it to start over). Deleted once "
-          "the run's records are written.");
+          "set, windows, configurations, the code's git commit), written atomically. Empty (the "
+          "default): '<records file>.checkpoint.json' beside the records file (--out). A run that "
+          "finds a checkpoint of the same run continues at its first window not done; one of "
+          "another run or a corrupt one is refused, naming the file (delete it to start over). "
+          "Deleted once the run's records are written.");
 
 namespace kvgate::experiments {
 namespace {
@@ -165,8 +165,11 @@ int Run(const CommonFlags& flags) {
   target.device = DeviceLabel(*options.device);
   const std::string path = RecordsPath(flags.out, kQualityV2Experiment);
 
+  // Provenance as the run starts (its start time), recorded with the rows at the end.
+  const gates::Provenance provenance = CurrentProvenance(flags.seed);
+
   // A run killed by a time limit loses nothing: each window's values go to the checkpoint, and
-  // the same run started again continues after the last window written there.
+  // the same run (the same code too) started again continues after the last window written there.
   RunKey key;
   key.model = target.model;
   key.weights_sha256 = target.weights_sha256;
@@ -180,6 +183,7 @@ int Run(const CommonFlags& flags) {
   key.window_ids_sha256 = WindowIdsSha256(ids);
   for (const auto& f : *formats) key.variants.push_back(f->name());
   for (const std::string& s : selectors->canonical) key.variants.push_back(s);
+  key.code = absl::StrCat(provenance.git_commit, provenance.dirty ? "+dirty" : "");
   const std::string checkpoint = CheckpointPath(absl::GetFlag(FLAGS_checkpoint), path);
   absl::StatusOr<std::vector<ConfigPositions>> done = LoadCheckpoint(checkpoint, key);
   if (!done.ok()) return Fail(done.status());
@@ -191,8 +195,6 @@ int Run(const CommonFlags& flags) {
                      windows, " windows done"));
   }
 
-  // Provenance as the run starts (its start time), recorded with the rows at the end.
-  const gates::Provenance provenance = CurrentProvenance(flags.seed);
   absl::StatusOr<std::vector<ConfigPositions>> result =
       RunOverWindows(*model, ids, flags.context, positions, *formats, selectors->canonical, Say,
                      *std::move(done), [&](size_t, const std::vector<ConfigPositions>& configs) {
@@ -243,8 +245,7 @@ int Run(const CommonFlags& flags) {
             << flags.dtype << ", " << flags.device << ")\n\n"
             << QualityTable(*records, verdicts) << "\n";
   Say(absl::StrCat(records->size(), " rows judged by ", kFormatWindowsGate, " (formats) and ",
-                   kSelectorWindowsGate, " (selectors) -> ", path, " (",
-                   SecondsSince(start),
+                   kSelectorWindowsGate, " (selectors) -> ", path, " (", SecondsSince(start),
                    " s)"));
   return 0;
 }

@@ -216,8 +216,8 @@ absl::StatusOr<std::map<std::string, std::vector<Record>>> FixtureRecords(
   const auto k0_row = [&](const std::string& format, int64_t head_dim, double k_mse, double v_mse,
                           double ip, double bytes, const std::string& start_time) {
     const gates::Target synthetic = {
-        absl::StrCat("synthetic_gaussian_kv:kv_heads=4:head_dim=", head_dim), "random:seed=20261127",
-        4096, "float32", "cpu"};
+        absl::StrCat("synthetic_gaussian_kv:kv_heads=4:head_dim=", head_dim),
+        "random:seed=20261127", 4096, "float32", "cpu"};
     m.AddWithoutGate(k0, "k0_prep", format, synthetic,
                      {{"k_rel_mse", k_mse},
                       {"v_rel_mse", v_mse},

@@ -131,9 +131,8 @@ std::string Generator::RefinedBlock() const {
              absl::StrCat(figure, old_figure)});
       }
       if (!any) {
-        unchanged +=
-            MdRow({Label(c), absl::StrCat("no record of ", Code(entry.refines)), now, "new",
-                   figure});
+        unchanged += MdRow(
+            {Label(c), absl::StrCat("no record of ", Code(entry.refines)), now, "new", figure});
       }
     }
   }
@@ -180,7 +179,7 @@ std::string Generator::RefinedSection(const PublishedSection& s, const std::stri
     }
     for (const ConfigurationJudgement* c : matches[i]) {
       std::vector<std::string> cells = {absl::StrJoin(labels, ", "), Code(c->variant),
-          ShortTarget(c->target)};
+                                        ShortTarget(c->target)};
       for (const PublishedColumn* col : columns) {
         std::string figure = WindowsFigure(*c, col->key);
         const size_t over = figure.find(" over ");

@@ -112,9 +112,10 @@ TEST(ReportTest, EveryReportFromNoRecordsSaysSoAndShowsThePublishedFigures) {
   EXPECT_THAT(sc, HasSubstr("| 0.334 | 0.376 | 1.26x | 1.19x | 1.12x | fail (1.188x) |"));
   EXPECT_THAT(files.at("summaries/hfkv-quality-k0-prep-summary.md"),
               HasSubstr("| symmetric int4 | 0.800 | yes | 1.739284 | 3.56x | fail |"));
-  EXPECT_THAT(files.at("summaries/work-reduction-oracle-summary.md"),
-              HasSubstr("| recent_sink | — | 0.163465 | 0.1394 | fails only on layer-local L2 (<= 0.10) "
-                        "| fail |"));
+  EXPECT_THAT(
+      files.at("summaries/work-reduction-oracle-summary.md"),
+      HasSubstr("| recent_sink | — | 0.163465 | 0.1394 | fails only on layer-local L2 (<= 0.10) "
+                "| fail |"));
   EXPECT_THAT(files.at("summaries/eager-value-path-summary.md"),
               HasSubstr("has no section for `eager_value_path_latency`"));
   EXPECT_THAT(files.at("plots/work-reduction-oracle.svg"), HasSubstr(">no records yet</text>"));
@@ -185,21 +186,23 @@ TEST(ReportTest, TablesOfTheFixtureRecords) {
   EXPECT_THAT(ledger, HasSubstr("1 of 3 one-prompt verdicts changed under the gate judged over "
                                 "windows (one pair for each device the windows ran on).\n\n| "
                                 "configuration |"));
-  EXPECT_THAT(ledger, HasSubstr("|---|---|---|---|---|\n| `affine_int4:block=32`, "
-                                "SmolLM2-135M-Instruct, cpu | `hfkv_real_kv_quality v1`: **fail** (1024 "
-                                "tokens, 1 decode step) | `kv_format_quality_over_windows v1`: "
-                                "**pass** (512 tokens, 32 windows x 64 positions) | **yes**: fail "
-                                "to pass | decode_logit_mse: over windows 0.1200 [0.0900, 0.1600], "
-                                "bar <= 0.25 on the upper 95% bound; one prompt 1.360000 (worst "
-                                "step, bar <= 0.25) |"));
+  EXPECT_THAT(ledger,
+              HasSubstr("|---|---|---|---|---|\n| `affine_int4:block=32`, "
+                        "SmolLM2-135M-Instruct, cpu | `hfkv_real_kv_quality v1`: **fail** (1024 "
+                        "tokens, 1 decode step) | `kv_format_quality_over_windows v1`: "
+                        "**pass** (512 tokens, 32 windows x 64 positions) | **yes**: fail "
+                        "to pass | decode_logit_mse: over windows 0.1200 [0.0900, 0.1600], "
+                        "bar <= 0.25 on the upper 95% bound; one prompt 1.360000 (worst "
+                        "step, bar <= 0.25) |"));
   EXPECT_THAT(ledger, HasSubstr("| no record of `hfkv_real_kv_quality` |"));
   // One configuration on two devices: kivi agrees (1% apart), affine int4 does not.
   EXPECT_THAT(ledger, HasSubstr("2 configurations are measured on more than one device; the "
                                 "verdicts agree on 1."));
-  EXPECT_THAT(ledger, HasSubstr("| `affine_int4:block=32`, SmolLM2-135M-Instruct, 512, float32 | "
-                                "`kv_format_quality_over_windows v1` | decode_logit_mse mean: H100 "
-                                "80GB HBM3: 0.1300 [0.0900, 0.2700]; cpu: 0.1200 [0.0900, 0.1600] | "
-                                "0.077 (decode_logit_mse_mean) | **no**: fail, pass |"));
+  EXPECT_THAT(ledger,
+              HasSubstr("| `affine_int4:block=32`, SmolLM2-135M-Instruct, 512, float32 | "
+                        "`kv_format_quality_over_windows v1` | decode_logit_mse mean: H100 "
+                        "80GB HBM3: 0.1300 [0.0900, 0.2700]; cpu: 0.1200 [0.0900, 0.1600] | "
+                        "0.077 (decode_logit_mse_mean) | **no**: fail, pass |"));
   EXPECT_THAT(ledger, HasSubstr("| 0.0099 (decode_logit_mse_mean) | yes: fail |"));
   // Three study rows match the same three global_block_mass configurations: counted once each.
   EXPECT_THAT(ledger, HasSubstr("| fails: no oracle selector passes every decode step | pass on 2 "

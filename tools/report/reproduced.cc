@@ -50,8 +50,8 @@ LargestDifference LargestRelativeDifference(
 }  // namespace
 
 std::string Generator::ReproducedBlock() const {
-  using Key = std::tuple<std::string, int, std::string, std::string, std::string, int64_t,
-                         std::string>;
+  using Key =
+      std::tuple<std::string, int, std::string, std::string, std::string, int64_t, std::string>;
   std::map<Key, std::vector<const ConfigurationJudgement*>> groups;
   for (const ConfigurationJudgement& c : configs_) {
     const auto entry = in_.paths.gates.find(c.gate_id);
@@ -91,19 +91,18 @@ std::string Generator::ReproducedBlock() const {
                     absl::StrCat(base.empty() ? "" : absl::StrCat(base, " mean: "),
                                  absl::StrJoin(figures, "; ")),
                     diff.metric.empty() ? "—"
-                                        : absl::StrCat(absl::StrFormat("%.2g", diff.relative),
-                                                       " (", diff.metric, ")"),
+                                        : absl::StrCat(absl::StrFormat("%.2g", diff.relative), " (",
+                                                       diff.metric, ")"),
                     agree ? absl::StrCat("yes: ", verdicts.front())
                           : absl::StrCat("**no**: ", absl::StrJoin(verdicts, ", "))});
   }
   if (table.empty()) return "No configuration of a gate judged over windows is measured twice.\n";
-  return absl::StrCat(measured_twice,
-                      measured_twice == 1 ? " configuration is" : " configurations are",
-                      " measured on more than one device; the verdicts agree on ", agreeing,
-                      ".\n\n",
-                      MdHeader({"configuration", "gate", "deciding figure per device",
-                                "largest relative difference of a mean", "verdicts agree"}),
-                      table);
+  return absl::StrCat(
+      measured_twice, measured_twice == 1 ? " configuration is" : " configurations are",
+      " measured on more than one device; the verdicts agree on ", agreeing, ".\n\n",
+      MdHeader({"configuration", "gate", "deciding figure per device",
+                "largest relative difference of a mean", "verdicts agree"}),
+      table);
 }
 
 }  // namespace kvgate::report::internal
