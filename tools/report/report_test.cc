@@ -202,8 +202,8 @@ TEST(ReportTest, TablesOfTheFixtureRecords) {
               HasSubstr("| `affine_int4:block=32`, SmolLM2-135M-Instruct, 512, float32 | "
                         "`kv_format_quality_over_windows v1` | decode_logit_mse mean: H100 "
                         "80GB HBM3: 0.1300 [0.0900, 0.2700]; cpu: 0.1200 [0.0900, 0.1600] | "
-                        "0.077 (decode_logit_mse_mean) | **no**: fail, pass |"));
-  EXPECT_THAT(ledger, HasSubstr("| 0.0099 (decode_logit_mse_mean) | yes: fail |"));
+                        "0.077; largest 0.077 (decode_logit_mse_mean) | **no**: fail, pass |"));
+  EXPECT_THAT(ledger, HasSubstr("| 0.0099; largest 0.0099 (decode_logit_mse_mean) | yes: fail |"));
   // Three study rows match the same three global_block_mass configurations: counted once each.
   EXPECT_THAT(ledger, HasSubstr("| fails: no oracle selector passes every decode step | pass on 2 "
                                 "of 4 matching configurations (Qwen2.5-7B-Instruct) |"));

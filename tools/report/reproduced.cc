@@ -20,13 +20,10 @@
 namespace kvgate::report::internal {
 namespace {
 
-struct LargestDifference {
-  double relative = 0;
-  std::string metric;
-};
-
-// Over the "<metric>_mean" values every configuration's rows carry: (max - min) / max |value|.
-LargestDifference LargestRelativeDifference(
+// (max - min) / max |value| of each "<metric>_mean" that every configuration's rows carry once.
+// A mean near zero (a signed delta) can show a large relative difference from a tiny absolute
+// one, so the ledger shows the deciding metric's difference beside the largest.
+std::map<std::string, double> RelativeDifferences(
     const std::vector<std::vector<const RecordAt*>>& rows_per_config) {
   std::map<std::string, std::vector<double>> values;
   for (const auto& rows : rows_per_config) {
@@ -36,16 +33,17 @@ LargestDifference LargestRelativeDifference(
       }
     }
   }
-  LargestDifference out;
+  std::map<std::string, double> out;
   for (const auto& [name, v] : values) {
     if (v.size() != rows_per_config.size()) continue;  // not on every device, or not one row each
     const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
     const double scale = std::max(std::fabs(*lo), std::fabs(*hi));
-    const double relative = scale == 0 ? 0 : (*hi - *lo) / scale;
-    if (relative > out.relative || out.metric.empty()) out = {relative, name};
+    out[name] = scale == 0 ? 0 : (*hi - *lo) / scale;
   }
   return out;
 }
+
+std::string Relative(double v) { return absl::StrFormat("%.2g", v); }
 
 }  // namespace
 
@@ -84,15 +82,23 @@ std::string Generator::ReproducedBlock() const {
     ++measured_twice;
     const bool agree = distinct.size() == 1;
     agreeing += agree;
-    const LargestDifference diff = LargestRelativeDifference(rows);
+    const std::map<std::string, double> diffs = RelativeDifferences(rows);
+    std::string difference = "—";
+    if (!diffs.empty()) {
+      const auto largest =
+          std::max_element(diffs.begin(), diffs.end(),
+                           [](const auto& a, const auto& b) { return a.second < b.second; });
+      const auto decided = diffs.find(absl::StrCat(base, "_mean"));
+      difference =
+          absl::StrCat(decided == diffs.end() ? "" : absl::StrCat(Relative(decided->second), "; "),
+                       "largest ", Relative(largest->second), " (", largest->first, ")");
+    }
     table += MdRow({absl::StrCat(Code(first.variant), ", ", first.target.model, ", ",
                                  first.target.context, ", ", first.target.dtype),
                     Code(absl::StrCat(first.gate_id, " v", first.gate_version)),
                     absl::StrCat(base.empty() ? "" : absl::StrCat(base, " mean: "),
                                  absl::StrJoin(figures, "; ")),
-                    diff.metric.empty() ? "—"
-                                        : absl::StrCat(absl::StrFormat("%.2g", diff.relative), " (",
-                                                       diff.metric, ")"),
+                    difference,
                     agree ? absl::StrCat("yes: ", verdicts.front())
                           : absl::StrCat("**no**: ", absl::StrJoin(verdicts, ", "))});
   }
@@ -101,7 +107,7 @@ std::string Generator::ReproducedBlock() const {
       measured_twice, measured_twice == 1 ? " configuration is" : " configurations are",
       " measured on more than one device; the verdicts agree on ", agreeing, ".\n\n",
       MdHeader({"configuration", "gate", "deciding figure per device",
-                "largest relative difference of a mean", "verdicts agree"}),
+                "relative difference: deciding mean; largest mean", "verdicts agree"}),
       table);
 }
 
