@@ -24,6 +24,10 @@
 namespace kvgate::experiments {
 namespace {
 
+// When this process started (static initialization, before main): the provenance's start time,
+// whenever a run builds its provenance (most build it as they write, after hours of measuring).
+const std::time_t kProcessStart = std::time(nullptr);
+
 std::string Env(const char* name) {
   const char* value = name == nullptr ? nullptr : std::getenv(name);
   return value == nullptr ? "" : value;
@@ -121,9 +125,8 @@ gates::Provenance CurrentProvenance(int64_t seed) {
   p.cuda_version = "";
   std::array<char, 256> host{};
   p.host = gethostname(host.data(), host.size() - 1) == 0 ? host.data() : "unknown";
-  const std::time_t now = std::time(nullptr);
   std::array<char, 32> stamp{};
-  std::strftime(stamp.data(), stamp.size(), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  std::strftime(stamp.data(), stamp.size(), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&kProcessStart));
   p.start_time = stamp.data();
   p.seed = seed;
   return p;
@@ -148,9 +151,10 @@ void SayReportsLagAtExit(const std::string& path) {
   records = new std::string(path);
   std::atexit([] {
     std::fflush(stdout);
-    std::printf("\nrecords: appended to %s; regenerate reports/ with: tools/bazel run //tools/report "
-                "(until then tools/bazel test //... fails its reports check)\n",
-                records->c_str());
+    std::printf(
+        "\nrecords: appended to %s; regenerate reports/ with: tools/bazel run //tools/report "
+        "(until then tools/bazel test //... fails its reports check)\n",
+        records->c_str());
     std::fflush(stdout);
   });
 }

@@ -48,7 +48,8 @@ std::string RecordsPath(const std::string& flag, const std::string& experiment);
 
 // This process's provenance: git commit and dirty flag of the workspace (under `bazel run`;
 // $KVGATE_GIT_COMMIT elsewhere, e.g. a GPU bundle, else "unknown"), the build configuration,
-// LibTorch's and CUDA's versions, the host, the start time (UTC) and the seed.
+// LibTorch's and CUDA's versions, the host, the process's start time (UTC, the same however late
+// it is called) and the seed.
 gates::Provenance CurrentProvenance(int64_t seed);
 
 // The folder of the registered gate specs in the runfiles (gates/specs), or $KVGATE_SPECS_DIR.

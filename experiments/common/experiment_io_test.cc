@@ -2,8 +2,10 @@
 
 #include <errno.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gates/file_io.h"
@@ -64,9 +66,13 @@ TEST(JudgeAndAppendTest, TheSpecDecidesTheVerdict) {
   const gates::Provenance provenance = CurrentProvenance(7);
   EXPECT_EQ(provenance.seed, 7);
   EXPECT_FALSE(provenance.start_time.empty());
-  absl::StatusOr<std::vector<gates::Record>> judged = JudgeAndAppend(
-      path, "speed_ceiling", {SpeedCeilingRow(0.334, 0.350), SpeedCeilingRow(0.334, 0.376)},
-      provenance);
+  // The process's start, not the time of the call: a run that writes after hours says when it
+  // began.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(CurrentProvenance(7).start_time, provenance.start_time);
+  absl::StatusOr<std::vector<gates::Record>> judged =
+      JudgeAndAppend(path, "speed_ceiling",
+                     {SpeedCeilingRow(0.334, 0.350), SpeedCeilingRow(0.334, 0.376)}, provenance);
   ASSERT_TRUE(judged.ok()) << judged.status();
   absl::StatusOr<std::vector<gates::RecordAt>> rows = gates::ReadRecordsFile(path);
   ASSERT_TRUE(rows.ok()) << rows.status();
@@ -93,9 +99,8 @@ TEST(JudgeAndAppendTest, JudgeRowsThenOneAppend) {
   const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/two_groups.jsonl";
   std::filesystem::remove(path);
   const gates::Provenance provenance = CurrentProvenance(3);
-  absl::StatusOr<std::vector<gates::Record>> judged =
-      JudgeRows("speed_ceiling", {SpeedCeilingRow(0.334, 0.350), SpeedCeilingRow(0.334, 0.376)},
-                provenance);
+  absl::StatusOr<std::vector<gates::Record>> judged = JudgeRows(
+      "speed_ceiling", {SpeedCeilingRow(0.334, 0.350), SpeedCeilingRow(0.334, 0.376)}, provenance);
   ASSERT_TRUE(judged.ok()) << judged.status();
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_EQ((*judged)[0].gate.verdict, gates::Verdict::kPass);
