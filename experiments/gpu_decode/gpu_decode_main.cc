@@ -1,10 +1,11 @@
 // //experiments/gpu_decode:gpu_decode — dense decode on CUDA against its bandwidth floor, the
-// speed ceiling of work reduction on that step, and the compressed attention paths inside it
+// speed ceiling of work reduction on that step, and the compressed attention paths inside it.
 // Qwen2.5-7B-Instruct's exact config with seeded random bf16 weights generated on the
 // GPU, batch 1, a static preallocated KV cache whose history is seeded random values.
 //
-//   dist/<bundle>/run gpu_decode --contexts=8192,32768,131072 --out_dir=$OUT \
+//   dist/<bundle>/run gpu_decode --contexts=8192,32768,131072 --out_dir=$OUT
 //       --hf_json=$OUT/hf.json --driver=580.x --torch_version=2.11.0+cu130 --cuda_version=13.0
+//   (one command line)
 //   (tools/gpu/run_suite does all of it.)
 //
 // Every timed step runs at one fixed position (context - 1; history [0, context - 1) filled, the
