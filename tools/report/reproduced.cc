@@ -54,6 +54,8 @@ std::string Generator::ReproducedBlock() const {
   for (const ConfigurationJudgement& c : configs_) {
     const auto entry = in_.paths.gates.find(c.gate_id);
     if (entry == in_.paths.gates.end() || entry->second.refines.empty()) continue;
+    // An invalid configuration (too few windows or positions) is not a second run of a valid one.
+    if (c.judgement.verdict == Verdict::kInvalid) continue;
     groups[{c.gate_id, c.gate_version, c.variant, c.target.model, c.target.weights_sha256,
             c.target.context, c.target.dtype}]
         .push_back(&c);
