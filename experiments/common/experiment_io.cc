@@ -244,4 +244,9 @@ absl::StatusOr<std::vector<gates::Record>> AppendWithoutGate(const std::string& 
   return AppendFinished(path, std::move(rows), {});
 }
 
+std::string VerdictInWords(const gates::Record& row) {
+  return absl::StrCat(gates::VerdictName(row.gate.verdict), row.gate.failed.empty() ? "" : ": ",
+                      absl::StrJoin(row.gate.failed, "; "));
+}
+
 }  // namespace kvgate::experiments

@@ -86,6 +86,10 @@ absl::StatusOr<std::vector<gates::Record>> AppendJudged(
     const std::string& path, std::vector<gates::Record> rows,
     const gates::AtomicWriteOptions& write_options = {});
 
+// A judged row's verdict in words, as the experiments' tables print it: "pass", or
+// "fail: <failed condition>; <failed condition>".
+std::string VerdictInWords(const gates::Record& row);
+
 // For measurements no gate judges (the synthetic K0-prep suite): sets each row's provenance and
 // no gate (`"gate": null`, never counted as a verdict, RECORDS.md), and appends the rows as
 // JudgeAndAppend does. Returns the rows as written.

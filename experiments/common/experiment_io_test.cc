@@ -95,6 +95,15 @@ TEST(JudgeAndAppendTest, TheSpecDecidesTheVerdict) {
 }
 
 // JudgeRows judges without writing; AppendJudged writes rows of several gates in one append.
+TEST(VerdictInWordsTest, TheVerdictThenWhatFailed) {
+  gates::Record row;
+  row.gate.verdict = gates::Verdict::kPass;
+  EXPECT_EQ(VerdictInWords(row), "pass");
+  row.gate.verdict = gates::Verdict::kFail;
+  row.gate.failed = {"p_attn = 0.2 fails >= 0.3", "repeats = 1 fails >= 5"};
+  EXPECT_EQ(VerdictInWords(row), "fail: p_attn = 0.2 fails >= 0.3; repeats = 1 fails >= 5");
+}
+
 TEST(JudgeAndAppendTest, JudgeRowsThenOneAppend) {
   const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/two_groups.jsonl";
   std::filesystem::remove(path);

@@ -292,9 +292,7 @@ int Run(const CommonFlags& flags) {
         JudgeAndAppend(path, kPasskeyGate, *records, CurrentProvenance(flags.seed));
     if (!judged.ok()) return Fail(judged.status());
     for (const gates::Record& r : *judged) {
-      verdicts.push_back(absl::StrCat(gates::VerdictName(r.gate.verdict),
-                                      r.gate.failed.empty() ? "" : ": ",
-                                      absl::StrJoin(r.gate.failed, "; ")));
+      verdicts.push_back(VerdictInWords(r));
       all_rows.push_back(r);
     }
     Say(absl::StrCat("context ", context, ": ", judged->size(), " rows judged by ", kPasskeyGate,

@@ -233,9 +233,7 @@ int Run(const CommonFlags& flags) {
   if (!written.ok()) return Fail(written.status());
   std::vector<std::string> verdicts;
   for (const gates::Record& r : *written) {
-    verdicts.push_back(absl::StrCat(gates::VerdictName(r.gate.verdict),
-                                    r.gate.failed.empty() ? "" : ": ",
-                                    absl::StrJoin(r.gate.failed, "; ")));
+    verdicts.push_back(VerdictInWords(r));
   }
   // The records hold everything the checkpoint did: keeping it would make a rerun append them
   // again.

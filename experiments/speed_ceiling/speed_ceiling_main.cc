@@ -164,10 +164,9 @@ int Run(const CommonFlags& flags) {
                    validity.empty() ? "" : "; valid only if " + absl::StrJoin(validity, ", "),
                    ")\n\n| active fraction f | p_attn | speedup at 5% | verdict |\n|---|---|---|---|"));
   for (const gates::Record& r : *judged) {
-    Say(absl::StrFormat("| %.3f | %.4f | %.4fx | %s%s |", r.metrics.at("active_history_fraction"),
+    Say(absl::StrFormat("| %.3f | %.4f | %.4fx | %s |", r.metrics.at("active_history_fraction"),
                         r.metrics.at("p_attn"), r.metrics.at("projected_speedup_h5"),
-                        gates::VerdictName(r.gate.verdict),
-                        r.gate.failed.empty() ? "" : ": " + absl::StrJoin(r.gate.failed, "; ")));
+                        VerdictInWords(r)));
   }
   Say(absl::StrCat("\nspeed_ceiling: ", records->size(), " rows judged by speed_ceiling -> ", path));
   return 0;

@@ -175,9 +175,7 @@ int Run(const CommonFlags& flags) {
   if (!judged.ok()) return Fail(judged.status());
   std::vector<std::string> verdicts;
   for (const gates::Record& r : *judged) {
-    verdicts.push_back(absl::StrCat(gates::VerdictName(r.gate.verdict),
-                                    r.gate.failed.empty() ? "" : ": ",
-                                    absl::StrJoin(r.gate.failed, "; ")));
+    verdicts.push_back(VerdictInWords(r));
   }
   std::cout << "\n## int4 K/V in the study's setup, one factor at a time (" << target.model
             << ", Q4_1 weights, " << flags.device << "; the study: symmetric 1.739284, affine "
