@@ -57,19 +57,6 @@ absl::StatusOr<double> DecodeDouble(const Json& j) {
 
 }  // namespace
 
-std::vector<std::pair<const char*, gates::Windows ConfigPositions::*>> CheckpointMeasures() {
-  return {{"kl_divergence", &ConfigPositions::kl_divergence},
-          {"decode_logit_mse", &ConfigPositions::decode_logit_mse},
-          {"top10_overlap", &ConfigPositions::top10_overlap},
-          {"argmax_agreement", &ConfigPositions::argmax_agreement},
-          {"delta_p", &ConfigPositions::delta_p},
-          {"abs_delta_p", &ConfigPositions::abs_delta_p},
-          {"layer_median_o_proj_rel_l2", &ConfigPositions::layer_median_o_proj_rel_l2},
-          {"nll", &ConfigPositions::nll},
-          {"dense_nll", &ConfigPositions::dense_nll},
-          {"active_history_fraction", &ConfigPositions::active_history_fraction}};
-}
-
 namespace {
 
 Json KeyJson(const RunKey& k) {
@@ -144,13 +131,12 @@ absl::StatusOr<Checkpoint> DecodeJson(const Json& j) {
       return absl::InvalidArgumentError(
           absl::StrCat("configuration ", k, " is ", c.variant, ", the key's ", cp.key.variants[k]));
     }
-    for (const auto& [name, field] : CheckpointMeasures()) {
+    for (const auto& [name, field, selectors_only] : WindowMeasures()) {
       const Json& rows = cj.at(name);
       if (!rows.is_array()) {
         return absl::InvalidArgumentError(absl::StrCat(c.variant, ": ", name, " is not a list"));
       }
-      const size_t expect =
-          std::string(name) == "active_history_fraction" && !c.selector ? 0 : cp.windows_done;
+      const size_t expect = selectors_only && !c.selector ? 0 : cp.windows_done;
       if (rows.size() != expect) {
         return absl::InvalidArgumentError(
             absl::StrCat(c.variant, ": ", name, " has ", rows.size(), " windows, not ", expect));
@@ -207,7 +193,7 @@ std::string EncodeCheckpoint(const RunKey& key, const std::vector<ConfigPosition
                {"reference_finite", c.reference_finite},
                {"kv_ratio", EncodeDouble(c.kv_ratio)},
                {"seconds", EncodeDouble(c.seconds)}};
-    for (const auto& [name, field] : CheckpointMeasures()) {
+    for (const auto& [name, field, selectors_only] : WindowMeasures()) {
       Json rows = Json::array();
       for (const std::vector<double>& row : c.*field) {
         Json values = Json::array();

@@ -28,7 +28,6 @@
 
 #include <cstdint>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -59,10 +58,6 @@ struct RunKey {
   // versions of the code in one record. A dirty tree's edits are not told apart.
   std::string code;
 };
-
-// The per-window measures of ConfigPositions ([window][position] each) by their names in the file:
-// the one list the checkpoint writes, reads and its test compares.
-std::vector<std::pair<const char*, gates::Windows ConfigPositions::*>> CheckpointMeasures();
 
 // The sha256 of the windows' token ids (each window's length and ids, as decimal text), so a
 // change of tokenizer or text shows even where the prompt set's pins do not.

@@ -50,10 +50,10 @@ void ExpectSameValues(const ConfigPositions& a, const ConfigPositions& b) {
   EXPECT_EQ(a.selector, b.selector) << a.variant;
   EXPECT_EQ(a.reference_finite, b.reference_finite) << a.variant;
   EXPECT_EQ(Bits(a.kv_ratio), Bits(b.kv_ratio)) << a.variant;
-  const auto measures = CheckpointMeasures();
+  const auto& measures = WindowMeasures();
   // The ten Windows members of ConfigPositions.
   ASSERT_EQ(measures.size(), 10u);
-  for (const auto& [name, field] : measures) {
+  for (const auto& [name, field, selectors_only] : measures) {
     const gates::Windows& x = a.*field;
     const gates::Windows& y = b.*field;
     ASSERT_EQ(x.size(), y.size()) << a.variant << " " << name;

@@ -120,18 +120,16 @@ absl::Status CheckDone(const std::vector<ConfigPositions>& done,
       return refuse(absl::StrCat("configuration ", k, " is ", d.variant, ", this run's ",
                                  configs[k].variant));
     }
-    for (const gates::Windows* m :
-         {&d.kl_divergence, &d.decode_logit_mse, &d.top10_overlap, &d.argmax_agreement, &d.delta_p,
-          &d.abs_delta_p, &d.layer_median_o_proj_rel_l2, &d.nll, &d.dense_nll,
-          &d.active_history_fraction}) {
-      if (m == &d.active_history_fraction && !d.selector) {
-        if (!m->empty()) return refuse(absl::StrCat(d.variant, ": a kept fraction for a format"));
+    for (const WindowMeasure& measure : WindowMeasures()) {
+      const gates::Windows& m = d.*measure.field;
+      if (measure.selectors_only && !d.selector) {
+        if (!m.empty()) return refuse(absl::StrCat(d.variant, ": a kept fraction for a format"));
         continue;
       }
-      if (m->size() != w) {
-        return refuse(absl::StrCat(d.variant, ": measures of ", m->size(), " and ", w, " windows"));
+      if (m.size() != w) {
+        return refuse(absl::StrCat(d.variant, ": measures of ", m.size(), " and ", w, " windows"));
       }
-      for (const std::vector<double>& row : *m) {
+      for (const std::vector<double>& row : m) {
         if (static_cast<int64_t>(row.size()) != positions) {
           return refuse(
               absl::StrCat(d.variant, ": a row of ", row.size(), " values, not ", positions));
@@ -143,6 +141,21 @@ absl::Status CheckDone(const std::vector<ConfigPositions>& done,
 }
 
 }  // namespace
+
+const std::vector<WindowMeasure>& WindowMeasures() {
+  static const auto* measures = new std::vector<WindowMeasure>{
+      {"kl_divergence", &ConfigPositions::kl_divergence, false},
+      {"decode_logit_mse", &ConfigPositions::decode_logit_mse, false},
+      {"top10_overlap", &ConfigPositions::top10_overlap, false},
+      {"argmax_agreement", &ConfigPositions::argmax_agreement, false},
+      {"delta_p", &ConfigPositions::delta_p, false},
+      {"abs_delta_p", &ConfigPositions::abs_delta_p, false},
+      {"layer_median_o_proj_rel_l2", &ConfigPositions::layer_median_o_proj_rel_l2, false},
+      {"nll", &ConfigPositions::nll, false},
+      {"dense_nll", &ConfigPositions::dense_nll, false},
+      {"active_history_fraction", &ConfigPositions::active_history_fraction, true}};
+  return *measures;
+}
 
 double NegativeLogLikelihood(const torch::Tensor& logits, int64_t token) {
   return -torch::log_softmax(logits.to(torch::kFloat64), 0)[token].item<double>();

@@ -89,6 +89,15 @@ struct ConfigPositions {
   double seconds = 0;            // wall time of this configuration, all windows
 };
 
+// ConfigPositions's per-window measures ([window][position] each) by name: the one list that
+// code checking or storing a run's values walks (RunOverWindows's resume check, checkpoint.h).
+struct WindowMeasure {
+  const char* name;
+  gates::Windows ConfigPositions::*field;
+  bool selectors_only;  // empty for a format
+};
+const std::vector<WindowMeasure>& WindowMeasures();
+
 // -log softmax(logits)[token], in float64; logits float32 on the CPU, contiguous.
 double NegativeLogLikelihood(const torch::Tensor& logits, int64_t token);
 
