@@ -165,7 +165,7 @@ int Run(const CommonFlags& flags) {
   target.device = DeviceLabel(*options.device);
   const std::string path = RecordsPath(flags.out, kQualityV2Experiment);
 
-  // Provenance as the run starts (its start time), recorded with the rows at the end.
+  // Provenance: its commit keys the checkpoint; it is recorded with the rows at the end.
   const gates::Provenance provenance = CurrentProvenance(flags.seed);
 
   // A run killed by a time limit loses nothing: each window's values go to the checkpoint, and

@@ -152,6 +152,8 @@ class Generator {
   // "2.2850 [1.8306, 2.8158] over 32 windows" from <metric>_mean and its interval; "" when the
   // records lack it.
   std::string WindowsFigure(const ConfigurationJudgement& c, const std::string& metric) const;
+  // The same without " over N windows": "2.2850 [1.8306, 2.8158]".
+  std::string WindowsValue(const ConfigurationJudgement& c, const std::string& metric) const;
   std::vector<const RecordAt*> RowsOf(const ConfigurationJudgement& c) const;
   std::string PathLinks(const std::string& path_id, const std::string& from_dir) const;
   std::string SummaryLink(const std::string& gate_id, const std::string& from_dir) const;

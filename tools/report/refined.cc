@@ -56,20 +56,28 @@ const Condition* Generator::DecidingCondition(const GateSpec& spec,
   return decisions.front().condition;
 }
 
-std::string Generator::WindowsFigure(const ConfigurationJudgement& c,
-                                     const std::string& metric) const {
+std::string Generator::WindowsValue(const ConfigurationJudgement& c,
+                                    const std::string& metric) const {
   const std::string base = BaseMetric(metric);
   const std::vector<const RecordAt*> rows = RowsOf(c);
   const std::optional<double> mean = Extreme(rows, absl::StrCat(base, "_mean"), true);
   if (!mean.has_value()) return "";
   const std::optional<double> low = Extreme(rows, absl::StrCat(base, "_mean_ci_low"), false);
   const std::optional<double> high = Extreme(rows, absl::StrCat(base, "_mean_ci_high"), true);
-  const std::optional<double> windows = Extreme(rows, "windows", false);
   std::string out = Fixed(*mean, 4);
   if (low.has_value() && high.has_value()) {
     absl::StrAppend(&out, " [", Fixed(*low, 4), ", ", Fixed(*high, 4), "]");
   }
-  if (windows.has_value()) absl::StrAppend(&out, " over ", Short(*windows), " windows");
+  return out;
+}
+
+std::string Generator::WindowsFigure(const ConfigurationJudgement& c,
+                                     const std::string& metric) const {
+  std::string out = WindowsValue(c, metric);
+  const std::optional<double> windows = Extreme(RowsOf(c), "windows", false);
+  if (!out.empty() && windows.has_value()) {
+    absl::StrAppend(&out, " over ", Short(*windows), " windows");
+  }
   return out;
 }
 
@@ -94,8 +102,7 @@ std::string Generator::RefinedBlock() const {
                        VerdictText(c.judgement.verdict), "** (", Extent(c, rows), ")");
       std::string figure = "—";
       if (deciding != nullptr) {
-        std::string value = WindowsFigure(c, base);
-        if (const size_t over = value.find(" over "); over != std::string::npos) value.resize(over);
+        const std::string value = WindowsValue(c, base);
         figure =
             absl::StrCat(base, ": over windows ", value, ", bar ", gates::OpSymbol(deciding->op),
                          " ", Short(deciding->value), " on the ", AggregateWords(deciding->metric));
@@ -154,8 +161,7 @@ std::string Generator::RefinedSection(const PublishedSection& s, const std::stri
   for (const PublishedColumn& col : s.columns) {
     bool found = false;
     for (const auto& m : matches) {
-      for (const ConfigurationJudgement* c : m)
-        found = found || !WindowsFigure(*c, col.key).empty();
+      for (const ConfigurationJudgement* c : m) found = found || !WindowsValue(*c, col.key).empty();
     }
     if (found) columns.push_back(&col);
   }
@@ -181,9 +187,7 @@ std::string Generator::RefinedSection(const PublishedSection& s, const std::stri
       std::vector<std::string> cells = {absl::StrJoin(labels, ", "), Code(c->variant),
                                         ShortTarget(c->target)};
       for (const PublishedColumn* col : columns) {
-        std::string figure = WindowsFigure(*c, col->key);
-        const size_t over = figure.find(" over ");
-        if (over != std::string::npos) figure.resize(over);
+        const std::string figure = WindowsValue(*c, col->key);
         cells.push_back(figure.empty() ? "not recorded" : figure);
       }
       cells.push_back(Extent(*c, RowsOf(*c)));

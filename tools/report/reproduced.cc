@@ -73,8 +73,7 @@ std::string Generator::ReproducedBlock() const {
     std::vector<std::vector<const RecordAt*>> rows;
     std::set<Verdict> distinct;
     for (const ConfigurationJudgement* c : configs) {
-      std::string figure = base.empty() ? "" : WindowsFigure(*c, base);
-      if (const size_t over = figure.find(" over "); over != std::string::npos) figure.resize(over);
+      const std::string figure = base.empty() ? "" : WindowsValue(*c, base);
       figures.push_back(absl::StrCat(DeviceText(c->target.device), ": ",
                                      figure.empty() ? "not recorded" : figure));
       verdicts.push_back(VerdictText(c->judgement.verdict));
